@@ -1,0 +1,73 @@
+import { defineTopic } from './topics.js'
+import type { Upcaster, Versioning } from './upcasting.js'
+
+/** The fields every domain event has, whatever its type. */
+export interface DomainEventInit {
+  /** The id of the aggregate the event belongs to. */
+  readonly originatorId: string
+  /** The aggregate's version after this event; the first event has version 1. */
+  readonly originatorVersion: number
+  /** When the event was triggered. */
+  readonly timestamp: Date
+}
+
+/** Field names an event payload cannot use, because every event has them. */
+export type ReservedField = keyof DomainEventInit | 'classVersion'
+
+/**
+ * An immutable fact about one aggregate. Concrete event types are declared with
+ * `Aggregate.event(...)` or `Aggregate.created(...)`, which give each a topic.
+ */
+export class DomainEvent implements DomainEventInit {
+  readonly originatorId!: string
+  readonly originatorVersion!: number
+  readonly timestamp!: Date
+
+  constructor(init: DomainEventInit) {
+    Object.assign(this, init)
+    Object.freeze(this)
+  }
+}
+
+/** A domain event of one declared type: the common fields and the payload `P`. */
+export type Event<P extends object = object> = DomainEvent & Readonly<P>
+
+/**
+ * A declared type of domain event: constructible, with a topic and a versioning
+ * for its stored form. `P` is the payload type and `A` the aggregate type it applies to.
+ */
+export interface EventType<A = unknown, P extends object = object> extends Versioning {
+  new (init: DomainEventInit & P): Event<P>
+  /** The stable name the event is stored under. */
+  readonly topic: string
+  /** Changes an aggregate as this event says. */
+  readonly mutate: (aggregate: A, event: Event<P>) => void
+}
+
+/** Options for declaring an event type. */
+export interface EventOptions {
+  /**
+   * Upcasters for stored events written by older versions of this type:
+   * `upcast[0]` turns version 1 into 2, and so on. The type's class version is
+   * `upcast.length + 1`.
+   */
+  readonly upcast?: readonly Upcaster[]
+}
+
+/** Declares an event type with a topic; called by the aggregate factories. */
+export function defineEvent<A, P extends object>(
+  topic: string,
+  apply: (aggregate: A, event: Event<P>) => void,
+  options: EventOptions = {},
+): EventType<A, P> {
+  const upcasters = options.upcast ?? []
+  const type = class extends DomainEvent {
+    static readonly topic = topic
+    static readonly mutate = apply
+    static readonly upcasters = upcasters
+    static readonly classVersion = upcasters.length + 1
+  }
+  Object.defineProperty(type, 'name', { value: topic })
+  defineTopic(topic, type)
+  return type as unknown as EventType<A, P>
+}

@@ -1,0 +1,94 @@
+import type { SelectNotificationsOptions, SubscribeOptions } from './recorder.js'
+import type { Notification } from './stored-event.js'
+
+/**
+ * Tells in-process waiters that a recorder committed something. Each commit
+ * bumps `generation`, so a waiter that read the generation before querying
+ * cannot miss a commit that lands between its query and its wait.
+ */
+export class CommitSignal {
+  #generation = 0
+  readonly #waiters = new Set<() => void>()
+
+  /** The number of commits signalled so far. */
+  get generation(): number {
+    return this.#generation
+  }
+
+  /** Signals a commit, waking every waiter. */
+  notify(): void {
+    this.#generation++
+    for (const wake of this.#waiters) wake()
+    this.#waiters.clear()
+  }
+
+  /**
+   * Resolves when a commit after `generation` is signalled, after `pollMs`
+   * (changes made by other processes are seen only by polling), or on abort.
+   */
+  wait(generation: number, pollMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.#generation !== generation || signal?.aborted) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', done)
+        this.#waiters.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, pollMs)
+      signal?.addEventListener('abort', done, { once: true })
+      this.#waiters.add(done)
+    })
+  }
+}
+
+/** What {@link followLog} needs from a recorder. */
+export interface LogSource {
+  selectNotifications(options: SelectNotificationsOptions): Promise<Notification[]>
+}
+
+/**
+ * Yields the notifications of a log after `options.gt`, then new ones as they
+ * are committed, until the signal aborts. Each notification is yielded once,
+ * in increasing id order, because every query starts after the last id yielded.
+ */
+export async function* followLog(
+  source: LogSource,
+  commits: CommitSignal,
+  options: SubscribeOptions & { pollMs: number; batchSize?: number },
+): AsyncGenerator<Notification> {
+  const { signal, topics, pollMs, batchSize = 500 } = options
+  let last = options.gt ?? 0
+  while (!signal?.aborted) {
+    const generation = commits.generation
+    const batch = await source.selectNotifications({ start: last, inclusiveOfStart: false, limit: batchSize, topics })
+    for (const notification of batch) {
+      if (signal?.aborted) return
+      last = notification.id
+      yield notification
+    }
+    if (batch.length < batchSize) await commits.wait(generation, pollMs, signal)
+  }
+}
+
+/**
+ * Resolves once `isDone()` is true, checking after each commit and every `pollMs`.
+ *
+ * @returns false if `timeoutMs` passed first.
+ * @throws the signal's reason if it aborts.
+ */
+export async function waitUntil(
+  isDone: () => Promise<boolean>,
+  commits: CommitSignal,
+  options: { pollMs: number; timeoutMs: number; signal?: AbortSignal },
+): Promise<boolean> {
+  const deadline = Date.now() + options.timeoutMs
+  for (;;) {
+    options.signal?.throwIfAborted()
+    const generation = commits.generation
+    if (await isDone()) return true
+    const remaining = deadline - Date.now()
+    if (remaining <= 0) return false
+    await commits.wait(generation, Math.min(options.pollMs, remaining), options.signal)
+  }
+}

@@ -1,0 +1,26 @@
+import { EventSourcingError } from '../domain/errors.js'
+
+/** The base class of errors raised by recorders and the mapper. It carries the driver's error as `cause`. */
+export class PersistenceError extends EventSourcingError {}
+
+/**
+ * A write broke a uniqueness rule: an event version that is already recorded
+ * (the optimistic concurrency check), or a tracking record that is not newer
+ * than the last one. Nothing of the batch was written.
+ */
+export class IntegrityError extends PersistenceError {}
+
+/** The database could not be reached or failed while working (after any retries). */
+export class OperationalError extends PersistenceError {}
+
+/** The library was used or configured wrongly: an invalid table name, a missing table, an unknown backend. */
+export class ProgrammingError extends PersistenceError {}
+
+/** Stored data cannot be read: corrupted bytes, a wrong cipher key, tampered ciphertext, unparseable state. */
+export class DataError extends PersistenceError {}
+
+/** A requested record does not exist. */
+export class NotFoundError extends PersistenceError {}
+
+/** A wait (for example for a tracking record) ran out of time. */
+export class WaitTimeoutError extends OperationalError {}

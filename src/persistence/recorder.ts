@@ -1,0 +1,150 @@
+import type { Notification, StoredEvent, Tracking } from './stored-event.js'
+
+/** Options for selecting the events of one originator. */
+export interface SelectEventsOptions {
+  /** Only versions greater than this. */
+  readonly gt?: number
+  /** Only versions less than or equal to this. */
+  readonly lte?: number
+  /** Newest first. */
+  readonly desc?: boolean
+  /** At most this many events. */
+  readonly limit?: number
+}
+
+/** Options for selecting notifications from an application's log. */
+export interface SelectNotificationsOptions {
+  /** The id to start from; the start of the log when not given. */
+  readonly start?: number
+  /** Whether the notification with id `start` is included (default true). */
+  readonly inclusiveOfStart?: boolean
+  /** At most this many notifications. */
+  readonly limit: number
+  /** Only ids less than or equal to this. */
+  readonly stop?: number
+  /** Only notifications with one of these topics (all topics when empty or not given). */
+  readonly topics?: readonly string[]
+}
+
+/** Options for subscribing to an application's log. */
+export interface SubscribeOptions {
+  /** Only notifications with ids greater than this (default 0: the whole log). */
+  readonly gt?: number
+  /** Only notifications with one of these topics. */
+  readonly topics?: readonly string[]
+  /** Ends the subscription: the iterator then finishes without error. */
+  readonly signal?: AbortSignal
+}
+
+/** Options for waiting until a tracking record exists. */
+export interface WaitForTrackingOptions {
+  /** Give up after this many milliseconds (default 10,000) with a `WaitTimeoutError`. */
+  readonly timeoutMs?: number
+  /** Stops waiting, rejecting with the signal's reason. */
+  readonly signal?: AbortSignal
+}
+
+/** Records and selects the events of aggregates (also used for snapshots). */
+export interface AggregateRecorder {
+  /**
+   * Records a batch of events atomically: all of them, or none.
+   *
+   * @throws IntegrityError if any `(originatorId, originatorVersion)` is already
+   * recorded or repeated in the batch; nothing is written then.
+   */
+  insertEvents(events: readonly StoredEvent[]): Promise<unknown>
+
+  /** Returns the events of one originator in version order (or reversed with `desc`); empty when none. */
+  selectEvents(originatorId: string, options?: SelectEventsOptions): Promise<StoredEvent[]>
+
+  /**
+   * Deletes all events of one originator, for "forget me" requests; readers of a
+   * notification log see a gap where they were.
+   *
+   * @returns the number of events deleted.
+   */
+  deleteEvents(originatorId: string): Promise<number>
+}
+
+/** An aggregate recorder that also keeps the application's ordered notification log. */
+export interface ApplicationRecorder extends AggregateRecorder {
+  /**
+   * Records a batch atomically and returns the notification ids given to the
+   * events, in input order. Ids increase within a batch, and a reader that has
+   * seen id N never later finds an unseen committed event with an id <= N.
+   */
+  insertEvents(events: readonly StoredEvent[]): Promise<number[]>
+
+  /** Returns notifications in increasing id order, filtered as the options say; empty when none. */
+  selectNotifications(options: SelectNotificationsOptions): Promise<Notification[]>
+
+  /** Returns the highest notification id recorded, or 0 when the log is empty. */
+  maxNotificationId(): Promise<number>
+
+  /**
+   * Yields the notifications already recorded after `gt`, then new ones as they
+   * are recorded, in increasing id order, each once, until the signal aborts.
+   */
+  subscribe(options?: SubscribeOptions): AsyncIterable<Notification>
+}
+
+/** Records how far downstream applications have processed upstream logs. */
+export interface TrackingRecorder {
+  /**
+   * Records that a notification of an upstream application was processed.
+   *
+   * @throws IntegrityError if the id is not greater than the last one recorded for that application.
+   */
+  insertTracking(tracking: Tracking): Promise<void>
+
+  /** Returns the highest notification id tracked for an upstream application, or 0 when none. */
+  maxTrackingId(applicationName: string): Promise<number>
+
+  /**
+   * Returns true if the notification was processed: its id is at most the highest
+   * tracked id. Returns true for an undefined id (nothing to wait for).
+   */
+  hasTrackingId(applicationName: string, notificationId: number | undefined): Promise<boolean>
+
+  /**
+   * Resolves once the notification was processed.
+   *
+   * @throws WaitTimeoutError when `timeoutMs` passes first.
+   */
+  waitForTracking(applicationName: string, notificationId: number, options?: WaitForTrackingOptions): Promise<void>
+}
+
+/** An application recorder that records events together with a tracking record, atomically. */
+export interface ProcessRecorder extends ApplicationRecorder, TrackingRecorder {
+  /**
+   * Records a batch of events and, when given, a tracking record in one
+   * transaction: all of it, or none. The batch may be empty (tracking alone).
+   *
+   * @throws IntegrityError on a duplicate event version or a tracking id that is not newer.
+   */
+  insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]>
+}
+
+/** The recorders of one application, opened on one backend. */
+export interface Recorders {
+  /** The application's events, notification log and tracking records. */
+  readonly events: ProcessRecorder
+  /** The application's snapshots. */
+  readonly snapshots: AggregateRecorder
+  /** Releases connections; the recorders cannot be used afterwards. */
+  close(): Promise<void>
+}
+
+/**
+ * A storage backend: opens the recorders of applications. Obtain one from
+ * `memory()`, `sqlite(...)` (from `eventsourcing/sqlite`) or `postgres(...)`.
+ */
+export interface Persistence {
+  /** The backend's name, as used in the `PERSISTENCE` variable. */
+  readonly name: string
+  /**
+   * Opens the recorders of one application. Its tables (named after the
+   * application) are created if missing, unless the backend was told not to.
+   */
+  open(applicationName: string): Promise<Recorders>
+}
