@@ -27,7 +27,6 @@ export class Snapshot extends DomainEvent implements SnapshotFields {
   readonly aggregateClassVersion!: number
   readonly state!: Readonly<Record<string, unknown>>
 
-  // biome-ignore lint/complexity/noUselessConstructor: narrows the constructor's parameter type
   constructor(init: DomainEventInit & SnapshotFields) {
     super(init)
   }
