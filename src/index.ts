@@ -1,1 +1,71 @@
-export {}
+// The core public API of `eventsourcing`. Backends with drivers have their own
+// entry points: `eventsourcing/sqlite`, and `eventsourcing/testing` for the
+// recorder conformance suite.
+
+export {
+  Aggregate,
+  type AggregateClass,
+  type CreatedEventType,
+  type NoFields,
+} from './domain/aggregate.js'
+export {
+  DomainEvent,
+  type DomainEventInit,
+  type Event,
+  type EventOptions,
+  type EventType,
+  type ReservedField,
+} from './domain/domain-event.js'
+export {
+  AggregateNotFoundError,
+  EventSourcingError,
+  OriginatorVersionError,
+  TopicError,
+  UpcastError,
+} from './domain/errors.js'
+export { NAMESPACE_EVENTSOURCING, uuid4, uuid5, uuid7 } from './domain/ids.js'
+export { Snapshot, type SnapshotFields } from './domain/snapshot.js'
+export { getTopic, registerTopic, resolveTopic } from './domain/topics.js'
+export type { UpcastState, Upcaster } from './domain/upcasting.js'
+
+export { type Cipher, AesGcmCipher } from './persistence/cipher.js'
+export { type Compressor, ZlibCompressor } from './persistence/compressor.js'
+export {
+  DataError,
+  IntegrityError,
+  NotFoundError,
+  OperationalError,
+  PersistenceError,
+  ProgrammingError,
+  WaitTimeoutError,
+} from './persistence/errors.js'
+export { EventStore, type Recording } from './persistence/event-store.js'
+export { Mapper } from './persistence/mapper.js'
+export type {
+  AggregateRecorder,
+  ApplicationRecorder,
+  Persistence,
+  ProcessRecorder,
+  Recorders,
+  SelectEventsOptions,
+  SelectNotificationsOptions,
+  SubscribeOptions,
+  TrackingRecorder,
+  WaitForTrackingOptions,
+} from './persistence/recorder.js'
+export type { Notification, StoredEvent, Tracking } from './persistence/stored-event.js'
+export { JsonTranscoder, type Transcoding } from './persistence/transcoder.js'
+
+export { MemoryRecorder, memory } from './memory/memory-recorder.js'
+
+export {
+  Application,
+  type ApplicationOptions,
+  type EventSubscriber,
+  SubscriberError,
+} from './application/application.js'
+export { Config, type Environment, type MapperOptions } from './application/config.js'
+export { NotificationLog, type Section, SectionIdError } from './application/notification-log.js'
+export { EventPublisher, PersistenceSubscriber, type PublishedEventHandler } from './application/publisher.js'
+export { type GetOptions, Repository } from './application/repository.js'
+export { SnapshotStore } from './application/snapshotting.js'

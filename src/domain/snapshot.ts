@@ -23,9 +23,10 @@ export class Snapshot extends DomainEvent implements SnapshotFields {
   static readonly upcasters = []
   static readonly classVersion = 1
 
-  readonly aggregateTopic!: string
-  readonly aggregateClassVersion!: number
-  readonly state!: Readonly<Record<string, unknown>>
+  // Declared, not defined: a defined field would be redefined after DomainEvent's constructor froze the instance.
+  declare readonly aggregateTopic: string
+  declare readonly aggregateClassVersion: number
+  declare readonly state: Readonly<Record<string, unknown>>
 
   constructor(init: DomainEventInit & SnapshotFields) {
     super(init)

@@ -1,0 +1,226 @@
+import type { Aggregate, AggregateClass } from '../domain/aggregate.js'
+import { Aggregate as AggregateBase } from '../domain/aggregate.js'
+import type { DomainEvent } from '../domain/domain-event.js'
+import { EventSourcingError } from '../domain/errors.js'
+import { ProgrammingError } from '../persistence/errors.js'
+import { EventStore, type Recording } from '../persistence/event-store.js'
+import type { Persistence, Recorders } from '../persistence/recorder.js'
+import type { Tracking } from '../persistence/stored-event.js'
+import { Config, type Environment, type MapperOptions, mapperFromConfig, persistenceFromConfig } from './config.js'
+import { NotificationLog } from './notification-log.js'
+import { Repository } from './repository.js'
+import { SnapshotStore, SnapshottingPolicy } from './snapshotting.js'
+
+/** How an application is set up; each setting can also come from an environment variable (in brackets). */
+export interface ApplicationOptions extends MapperOptions {
+  /** The application's name: its tables' prefix and its variables' prefix (default: the class's `applicationName` or name). */
+  readonly name?: string
+  /** The variables to read settings from (default `process.env`). */
+  readonly env?: Environment
+  /** Where events are stored (`PERSISTENCE`: memory, sqlite; default memory). */
+  readonly persistence?: Persistence
+  /** Read and write snapshots (`IS_SNAPSHOTTING_ENABLED`); implied by an interval. */
+  readonly snapshotting?: boolean
+  /** Take a snapshot of every aggregate each time its version passes a multiple of this (`SNAPSHOTTING_INTERVAL`). */
+  readonly snapshottingInterval?: number
+  /** Keep this many recently used aggregates in memory (`AGGREGATE_CACHE_SIZE`; default 0, no cache). */
+  readonly aggregateCacheSize?: number
+  /** The number of notifications in a notification log section (default 10). */
+  readonly sectionSize?: number
+}
+
+/** Receives an application's domain events after they are recorded. */
+export type EventSubscriber = (recordings: readonly Recording[]) => void | Promise<void>
+
+/** A subscriber failed after the events it was given had been recorded; `recordings` says which. */
+export class SubscriberError extends EventSourcingError {
+  constructor(
+    readonly recordings: readonly Recording[],
+    cause: unknown,
+  ) {
+    super('Events were recorded, but a subscriber failed on them', { cause })
+  }
+}
+
+interface Stores {
+  readonly recorders: Recorders
+  readonly events: EventStore
+  readonly snapshots?: SnapshotStore
+}
+
+/**
+ * An event-sourced application: saves aggregates' new events atomically, gets
+ * aggregates back through its {@link Repository}, and exposes its events in
+ * order through its {@link NotificationLog}. Subclass it with methods for your
+ * use cases.
+ *
+ * Storage is opened on first use (or by {@link Application.open}); release it with
+ * {@link Application.close}, or declare the application with `await using`.
+ */
+export class Application implements AsyncDisposable {
+  /** The application's name when none is given in code; the class name otherwise (which minifiers may change). */
+  static readonly applicationName?: string
+  /** Snapshot intervals per aggregate class, e.g. `new Map([[Dog, 50]])`. */
+  static readonly snapshottingIntervals: ReadonlyMap<AggregateClass, number> = new Map()
+
+  /** The application's name. */
+  readonly name: string
+  /** The settings read from the environment. */
+  readonly config: Config
+  /** Gets aggregates by replaying their events. */
+  readonly repository: Repository
+  /** The application's events in recording order. */
+  readonly notificationLog: NotificationLog
+
+  readonly #options: ApplicationOptions
+  readonly #snapshotting: SnapshottingPolicy
+  readonly #subscribers = new Set<EventSubscriber>()
+  #stores: Promise<Stores> | undefined
+  #publishing: Promise<void> = Promise.resolve()
+  #closed = false
+
+  constructor(options: ApplicationOptions = {}) {
+    const cls = new.target as typeof Application
+    this.name = options.name ?? cls.applicationName ?? cls.name
+    this.config = new Config(this.name, options.env ?? process.env)
+    this.#options = options
+    const interval = options.snapshottingInterval ?? this.config.integer('SNAPSHOTTING_INTERVAL')
+    this.#snapshotting = new SnapshottingPolicy(
+      options.snapshotting ?? this.config.boolean('IS_SNAPSHOTTING_ENABLED') ?? false,
+      interval || undefined,
+      cls.snapshottingIntervals,
+    )
+    this.repository = new Repository(
+      () => this.stores(),
+      options.aggregateCacheSize ?? this.config.integer('AGGREGATE_CACHE_SIZE') ?? 0,
+    )
+    this.notificationLog = new NotificationLog(async () => (await this.stores()).events, options.sectionSize)
+  }
+
+  /**
+   * Opens the application's storage now rather than on first use, so that bad
+   * settings or an unreachable database fail early. Calling it again does nothing.
+   */
+  async open(): Promise<void> {
+    await this.stores()
+  }
+
+  /**
+   * Records the new events of the given aggregates in one atomic write, then
+   * passes them to subscribers, updates the cache and takes due snapshots.
+   *
+   * @returns a recording per event, in order.
+   * @throws IntegrityError if another writer recorded one of these versions
+   * first (get the aggregate again and retry); nothing is written then.
+   */
+  async save(...aggregates: Aggregate[]): Promise<Recording[]> {
+    const batches = aggregates.map((aggregate) => aggregate.collectEvents())
+    const recordings = await this.record(batches.flat())
+    for (const [index, aggregate] of aggregates.entries()) {
+      this.repository.remember(aggregate)
+      const previousVersion = aggregate.version - batches[index]!.length
+      if (this.#snapshotting.isDue(aggregate, previousVersion)) await this.#putSnapshot(aggregate)
+    }
+    return recordings
+  }
+
+  /**
+   * Records domain events (with a tracking record, when given) in one atomic
+   * write and passes them to subscribers. {@link Application.save} is the usual way in.
+   */
+  async record(events: readonly DomainEvent[], options?: { tracking?: Tracking }): Promise<Recording[]> {
+    const stores = await this.stores()
+    const recordings = await stores.events.put(events, options)
+    await this.#publish(recordings)
+    return recordings
+  }
+
+  /**
+   * Takes a snapshot of an aggregate at its latest version, or at `version`.
+   *
+   * @throws ProgrammingError if snapshotting is off; TopicError if the
+   * aggregate's class has no static `topic`.
+   */
+  async takeSnapshot(id: string, version?: number): Promise<void> {
+    const aggregate = await this.repository.get(AggregateBase, id, { version })
+    await this.#putSnapshot(aggregate)
+  }
+
+  /**
+   * Deletes all events and snapshots of an aggregate, for "forget me" requests.
+   * The notification log keeps a gap where the events were.
+   *
+   * @returns the number of events deleted.
+   */
+  async deleteAggregate(id: string): Promise<number> {
+    const stores = await this.stores()
+    this.repository.forget(id)
+    await stores.snapshots?.delete(id)
+    return stores.events.delete(id)
+  }
+
+  /**
+   * Calls `subscriber` with each batch of this application's events after it is
+   * recorded, in the order the batches were recorded here.
+   *
+   * @returns a function that unsubscribes.
+   */
+  subscribe(subscriber: EventSubscriber): () => void {
+    this.#subscribers.add(subscriber)
+    return () => this.#subscribers.delete(subscriber)
+  }
+
+  /** Closes the application's storage. The application cannot be used afterwards. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const stores = this.#stores
+    if (stores !== undefined) await (await stores).recorders.close()
+  }
+
+  /** Closes the application (for `await using`). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  /** Opens the storage on first call; later calls share it. */
+  protected stores(): Promise<Stores> {
+    if (this.#closed) return Promise.reject(new ProgrammingError(`Application ${this.name} is closed`))
+    this.#stores ??= this.#openStores()
+    return this.#stores
+  }
+
+  async #openStores(): Promise<Stores> {
+    const persistence = this.#options.persistence ?? (await persistenceFromConfig(this.config))
+    const recorders = await persistence.open(this.name)
+    const mapper = mapperFromConfig(this.config, this.#options)
+    return {
+      recorders,
+      events: new EventStore(mapper, recorders.events),
+      snapshots: this.#snapshotting.enabled ? new SnapshotStore(mapper, recorders.snapshots) : undefined,
+    }
+  }
+
+  async #putSnapshot(aggregate: Aggregate): Promise<void> {
+    const { snapshots } = await this.stores()
+    if (snapshots === undefined) {
+      throw new ProgrammingError(
+        `Snapshotting is off for ${this.name}: pass { snapshotting: true } or a snapshottingInterval, or set IS_SNAPSHOTTING_ENABLED=true`,
+      )
+    }
+    await snapshots.put(aggregate)
+  }
+
+  #publish(recordings: readonly Recording[]): Promise<void> {
+    if (this.#subscribers.size === 0 || recordings.length === 0) return Promise.resolve()
+    const subscribers = [...this.#subscribers]
+    const published = this.#publishing.then(async () => {
+      for (const subscriber of subscribers) await subscriber(recordings)
+    })
+    // The chain only keeps batches in order; the failure itself reaches the saver below.
+    this.#publishing = published.catch(() => {})
+    return published.catch((error: unknown) => {
+      throw new SubscriberError(recordings, error)
+    })
+  }
+}

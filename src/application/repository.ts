@@ -1,0 +1,125 @@
+import { klona } from 'klona/full'
+import { LRUCache } from 'lru-cache'
+import { type Aggregate, type AggregateClass, replayEvents } from '../domain/aggregate.js'
+import type { DomainEvent } from '../domain/domain-event.js'
+import { AggregateNotFoundError, TopicError, UpcastError } from '../domain/errors.js'
+import { DataError } from '../persistence/errors.js'
+import type { EventStore } from '../persistence/event-store.js'
+import type { SelectEventsOptions } from '../persistence/recorder.js'
+import type { SnapshotStore } from './snapshotting.js'
+
+/** What a repository reads from; opened lazily by the application. */
+export interface RepositoryStores {
+  readonly events: EventStore
+  /** Present when snapshotting is enabled. */
+  readonly snapshots?: SnapshotStore
+}
+
+/** Options for {@link Repository.get}. */
+export interface GetOptions {
+  /** Rebuild the aggregate as it was at this version, instead of the latest. */
+  readonly version?: number
+}
+
+/**
+ * The event player: rebuilds aggregates from their events, starting from the
+ * latest usable snapshot, and keeps an optional cache of recent aggregates.
+ *
+ * The cache stays correct when other processes or application instances write
+ * the same aggregates: a cached aggregate is brought up to date with any newer
+ * stored events on every `get`, and callers always receive their own copy.
+ */
+export class Repository {
+  readonly #stores: () => Promise<RepositoryStores>
+  readonly #cache: LRUCache<string, Aggregate> | undefined
+
+  constructor(stores: () => Promise<RepositoryStores>, cacheSize = 0) {
+    this.#stores = stores
+    this.#cache = cacheSize > 0 ? new LRUCache({ max: cacheSize }) : undefined
+  }
+
+  /**
+   * Returns the aggregate of class `cls` with the given id, at its latest version
+   * or at `options.version`.
+   *
+   * @throws AggregateNotFoundError if there is no such aggregate, it was
+   * discarded or deleted, or its events create an aggregate of another class.
+   */
+  async get<A extends Aggregate>(cls: AggregateClass<A>, id: string, options: GetOptions = {}): Promise<A> {
+    const aggregate =
+      options.version === undefined
+        ? await this.#latest(cls, id)
+        : await this.#rebuild(cls, id, (await this.#stores()).events, options.version)
+    if (aggregate === undefined || aggregate.discarded) throw new AggregateNotFoundError(id)
+    return aggregate
+  }
+
+  /** Returns true if an aggregate with this id has events (whether or not it was discarded). */
+  async contains(id: string): Promise<boolean> {
+    const { events } = await this.#stores()
+    return (await events.get(id, { limit: 1 })).length > 0
+  }
+
+  /** Returns the stored events of one aggregate, filtered by the options (e.g. `{ gt: 5 }`: after version 5). */
+  async events(id: string, options?: SelectEventsOptions): Promise<DomainEvent[]> {
+    return (await this.#stores()).events.get(id, options)
+  }
+
+  /** Returns one event of an aggregate by version, or undefined. */
+  async event(id: string, version: number): Promise<DomainEvent | undefined> {
+    const [event] = await this.events(id, { gt: version - 1, lte: version })
+    return event
+  }
+
+  /** Replaces the cached copy of an aggregate after a save, if it is newer. */
+  remember(aggregate: Aggregate): void {
+    const cached = this.#cache?.get(aggregate.id)
+    if (cached === undefined || cached.version < aggregate.version) this.#cache?.set(aggregate.id, klona(aggregate))
+  }
+
+  /** Drops an aggregate from the cache. */
+  forget(id: string): void {
+    this.#cache?.delete(id)
+  }
+
+  async #latest<A extends Aggregate>(cls: AggregateClass<A>, id: string): Promise<A | undefined> {
+    const { events } = await this.#stores()
+    const cached = this.#cache?.get(id)
+    if (cached === undefined) {
+      const aggregate = await this.#rebuild(cls, id, events)
+      if (aggregate !== undefined) this.remember(aggregate)
+      return aggregate
+    }
+    if (!(cached instanceof cls)) {
+      throw new AggregateNotFoundError(id, `Aggregate '${id}' is not a ${cls.name}`)
+    }
+    const copy = klona(cached)
+    replayEvents(cls, await events.get(id, { gt: copy.version }), copy)
+    this.remember(copy)
+    return copy
+  }
+
+  async #rebuild<A extends Aggregate>(
+    cls: AggregateClass<A>,
+    id: string,
+    events: EventStore,
+    version?: number,
+  ): Promise<A | undefined> {
+    const initial = await this.#fromSnapshot(cls, id, version)
+    return replayEvents(cls, await events.get(id, { gt: initial?.version, lte: version }), initial)
+  }
+
+  async #fromSnapshot<A extends Aggregate>(cls: AggregateClass<A>, id: string, version?: number) {
+    const { snapshots } = await this.#stores()
+    if (snapshots === undefined) return undefined
+    try {
+      const snapshot = await snapshots.latest(id, version)
+      return snapshot?.isFor(cls) ? snapshot.restore(cls) : undefined
+    } catch (error) {
+      // A snapshot is a cache: one that no longer loads (renamed class, state
+      // that cannot be upcast, unreadable bytes) is passed over for the events.
+      if (error instanceof TopicError || error instanceof UpcastError || error instanceof DataError) return undefined
+      throw error
+    }
+  }
+}

@@ -1,0 +1,58 @@
+import type { Aggregate, AggregateClass } from '../domain/aggregate.js'
+import { Snapshot } from '../domain/snapshot.js'
+import type { Mapper } from '../persistence/mapper.js'
+import type { AggregateRecorder } from '../persistence/recorder.js'
+
+/** Stores and retrieves the snapshots of an application's aggregates. */
+export class SnapshotStore {
+  constructor(
+    readonly mapper: Mapper,
+    readonly recorder: AggregateRecorder,
+  ) {}
+
+  /**
+   * Records a snapshot of an aggregate at its current version.
+   *
+   * @throws IntegrityError if a snapshot at that version exists already.
+   */
+  async put(aggregate: Aggregate): Promise<void> {
+    await this.recorder.insertEvents([this.mapper.toStoredEvent(Snapshot.take(aggregate))])
+  }
+
+  /** Returns the newest snapshot at or below `version` (any version when not given), or undefined. */
+  async latest(originatorId: string, version?: number): Promise<Snapshot | undefined> {
+    const [stored] = await this.recorder.selectEvents(originatorId, { lte: version, desc: true, limit: 1 })
+    if (stored === undefined) return undefined
+    const snapshot = this.mapper.toDomainEvent(stored)
+    return snapshot instanceof Snapshot ? snapshot : undefined
+  }
+
+  /** Deletes every snapshot of an aggregate. */
+  delete(originatorId: string): Promise<number> {
+    return this.recorder.deleteEvents(originatorId)
+  }
+}
+
+/**
+ * Decides when to take snapshots automatically: for an aggregate class with an
+ * interval N, whenever a save takes its version past a multiple of N.
+ */
+export class SnapshottingPolicy {
+  constructor(
+    readonly enabledExplicitly: boolean,
+    readonly defaultInterval: number | undefined,
+    readonly intervals: ReadonlyMap<AggregateClass, number>,
+  ) {}
+
+  /** True when snapshots are read and written at all: asked for, or implied by an interval. */
+  get enabled(): boolean {
+    return this.enabledExplicitly || this.defaultInterval !== undefined || this.intervals.size > 0
+  }
+
+  /** True when saving `aggregate`, which was at `previousVersion`, calls for a snapshot. */
+  isDue(aggregate: Aggregate, previousVersion: number): boolean {
+    const interval = this.intervals.get(aggregate.constructor as AggregateClass) ?? this.defaultInterval
+    if (!interval) return false
+    return Math.floor(aggregate.version / interval) > Math.floor(previousVersion / interval)
+  }
+}
