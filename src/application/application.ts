@@ -54,7 +54,7 @@ interface Stores {
  * order through its {@link NotificationLog}. Subclass it with methods for your
  * use cases.
  *
- * Storage is opened on first use (or by {@link Application.open}); release it with
+ * Storage is opened on first use (or by {@link Application.connect}); release it with
  * {@link Application.close}, or declare the application with `await using`.
  */
 export class Application implements AsyncDisposable {
@@ -98,10 +98,10 @@ export class Application implements AsyncDisposable {
   }
 
   /**
-   * Opens the application's storage now rather than on first use, so that bad
-   * settings or an unreachable database fail early. Calling it again does nothing.
+   * Connects to the application's storage now rather than on first use, so that
+   * bad settings or an unreachable database fail early. Calling it again does nothing.
    */
-  async open(): Promise<void> {
+  async connect(): Promise<void> {
     await this.stores()
   }
 

@@ -12,10 +12,16 @@ export interface CreatedEventType<A = unknown, P extends object = object> extend
   readonly aggregateClass: new () => A
 }
 
-/** An aggregate class: constructible with no arguments, with the statics of {@link Aggregate}. */
+/**
+ * An aggregate class: constructible with no arguments. Two optional statics
+ * matter for snapshots: `topic`, the stable name of the class (required to take
+ * snapshots), and `upcast`, the upcasters for snapshots written by older versions
+ * of the class (`upcast[0]` turns version 1 state into 2; the class version is
+ * `upcast.length + 1`).
+ */
 export type AggregateClass<A extends Aggregate = Aggregate> = (new () => A) & {
   readonly topic?: string
-  readonly upcast: readonly Upcaster[]
+  readonly upcast?: readonly Upcaster[]
 }
 
 const pendingEvents = new WeakMap<Aggregate, DomainEvent[]>()
@@ -43,18 +49,6 @@ const pendingEvents = new WeakMap<Aggregate, DomainEvent[]>()
  * ```
  */
 export class Aggregate {
-  /**
-   * The stable name of the aggregate class, needed only to take snapshots of it.
-   * Declare it in subclasses as `static readonly topic = 'app:Name'`.
-   */
-  declare static readonly topic?: string
-
-  /**
-   * Upcasters for snapshots written by older versions of the class: `upcast[0]`
-   * turns version 1 state into 2, and so on. The class version is `upcast.length + 1`.
-   */
-  static readonly upcast: readonly Upcaster[] = []
-
   /** Triggered by {@link Aggregate.discard}; inherited by every aggregate. */
   static readonly Discarded: EventType<Aggregate, NoFields> = defineEvent(
     'eventsourcing:Aggregate.Discarded',

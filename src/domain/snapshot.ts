@@ -40,7 +40,7 @@ export class Snapshot extends DomainEvent implements SnapshotFields {
       originatorVersion: aggregate.version,
       timestamp: aggregate.modifiedOn,
       aggregateTopic: getTopic(cls),
-      aggregateClassVersion: cls.upcast.length + 1,
+      aggregateClassVersion: (cls.upcast?.length ?? 0) + 1,
       state: { ...aggregate },
     })
   }
@@ -56,8 +56,8 @@ export class Snapshot extends DomainEvent implements SnapshotFields {
   /** Rebuilds the aggregate, upcasting its state to the current class version. */
   restore<A extends Aggregate>(cls: AggregateClass<A>): A {
     const state = upcast(cls.name, { ...this.state }, this.aggregateClassVersion, {
-      classVersion: cls.upcast.length + 1,
-      upcasters: cls.upcast,
+      classVersion: (cls.upcast?.length ?? 0) + 1,
+      upcasters: cls.upcast ?? [],
     })
     return Object.assign(new cls(), state)
   }

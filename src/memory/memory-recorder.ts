@@ -1,0 +1,228 @@
+import { CommitSignal, followLog, waitUntil } from '../persistence/commit-signal.js'
+import { IntegrityError, WaitTimeoutError } from '../persistence/errors.js'
+import type {
+  Persistence,
+  ProcessRecorder,
+  Recorders,
+  SelectEventsOptions,
+  SelectNotificationsOptions,
+  SubscribeOptions,
+  WaitForTrackingOptions,
+} from '../persistence/recorder.js'
+import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
+
+// Every write to a memory recorder signals its commit, so polling is only a safety net.
+const POLL_MS = 1_000
+const DEFAULT_TIMEOUT_MS = 10_000
+
+/**
+ * A process recorder that keeps events, the notification log and tracking
+ * records in memory, for tests and quick starts; it also serves as the
+ * snapshot recorder. It keeps every rule of the recorder contracts: a batch is
+ * checked whole before anything is written, so it is recorded atomically, and
+ * its writes are synchronous, so concurrent batches never interleave.
+ */
+export class MemoryRecorder implements ProcessRecorder {
+  readonly #commits = new CommitSignal()
+  /** Each originator's events, in version order. */
+  readonly #aggregates = new Map<string, Notification[]>()
+  /** The log, in id order; deleted events leave gaps. */
+  #log: Notification[] = []
+  /** The last id given, which deletes never lower, so ids are never reused. */
+  #lastId = 0
+  readonly #tracking = new Map<string, number>()
+
+  async insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]> {
+    const tracking = options?.tracking
+    this.#check(events, tracking)
+    const ids = new Array<number>(events.length)
+    let originatorId: string | undefined
+    let aggregate: Notification[] = []
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!
+      // A copy, so that the caller changing its objects later cannot change what was recorded.
+      const notification: Notification = {
+        id: ++this.#lastId,
+        originatorId: event.originatorId,
+        originatorVersion: event.originatorVersion,
+        topic: event.topic,
+        state: event.state,
+      }
+      if (notification.originatorId !== originatorId) {
+        originatorId = notification.originatorId
+        let found = this.#aggregates.get(originatorId)
+        if (found === undefined) {
+          found = []
+          this.#aggregates.set(originatorId, found)
+        }
+        aggregate = found
+      }
+      const last = aggregate[aggregate.length - 1]
+      if (last === undefined || last.originatorVersion < notification.originatorVersion) aggregate.push(notification)
+      else aggregate.splice(bisect(aggregate, 'originatorVersion', notification.originatorVersion), 0, notification)
+      this.#log.push(notification)
+      ids[i] = notification.id
+    }
+    if (tracking) this.#tracking.set(tracking.applicationName, tracking.notificationId)
+    if (events.length > 0 || tracking) this.#commits.notify()
+    return ids
+  }
+
+  async selectEvents(originatorId: string, options: SelectEventsOptions = {}): Promise<StoredEvent[]> {
+    const aggregate = this.#aggregates.get(originatorId)
+    if (aggregate === undefined) return []
+    const { gt, lte, desc = false, limit = Number.POSITIVE_INFINITY } = options
+    const from = gt === undefined ? 0 : bisect(aggregate, 'originatorVersion', gt)
+    const to = lte === undefined ? aggregate.length : bisect(aggregate, 'originatorVersion', lte)
+    const count = Math.max(0, Math.min(to - from, limit))
+    const selected = desc ? aggregate.slice(to - count, to).reverse() : aggregate.slice(from, from + count)
+    return selected.map(({ originatorId, originatorVersion, topic, state }) => ({
+      originatorId,
+      originatorVersion,
+      topic,
+      state,
+    }))
+  }
+
+  async deleteEvents(originatorId: string): Promise<number> {
+    const aggregate = this.#aggregates.get(originatorId)
+    if (aggregate === undefined) return 0
+    this.#aggregates.delete(originatorId)
+    this.#log = this.#log.filter((notification) => notification.originatorId !== originatorId)
+    return aggregate.length
+  }
+
+  async selectNotifications(options: SelectNotificationsOptions): Promise<Notification[]> {
+    const { start, inclusiveOfStart = true, limit, stop = Number.POSITIVE_INFINITY, topics } = options
+    const log = this.#log
+    const wanted = topics !== undefined && topics.length > 0 ? new Set(topics) : undefined
+    const selected: Notification[] = []
+    let i = start === undefined ? 0 : bisect(log, 'id', start, inclusiveOfStart)
+    for (; i < log.length && selected.length < limit; i++) {
+      const notification = log[i]!
+      if (notification.id > stop) break
+      if (wanted === undefined || wanted.has(notification.topic)) selected.push({ ...notification })
+    }
+    return selected
+  }
+
+  async maxNotificationId(): Promise<number> {
+    return this.#log[this.#log.length - 1]?.id ?? 0
+  }
+
+  subscribe(options: SubscribeOptions = {}): AsyncIterable<Notification> {
+    return followLog(this, this.#commits, { ...options, pollMs: POLL_MS })
+  }
+
+  async insertTracking(tracking: Tracking): Promise<void> {
+    await this.insertEvents([], { tracking })
+  }
+
+  async maxTrackingId(applicationName: string): Promise<number> {
+    return this.#tracking.get(applicationName) ?? 0
+  }
+
+  async hasTrackingId(applicationName: string, notificationId: number | undefined): Promise<boolean> {
+    return notificationId === undefined || notificationId <= (this.#tracking.get(applicationName) ?? 0)
+  }
+
+  async waitForTracking(
+    applicationName: string,
+    notificationId: number,
+    options: WaitForTrackingOptions = {},
+  ): Promise<void> {
+    const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options
+    const isDone = () => this.hasTrackingId(applicationName, notificationId)
+    if (!(await waitUntil(isDone, this.#commits, { pollMs: POLL_MS, timeoutMs, signal }))) {
+      throw new WaitTimeoutError(
+        `Notification ${notificationId} of application '${applicationName}' was not tracked within ${timeoutMs} ms`,
+      )
+    }
+  }
+
+  /** Throws if the batch cannot be recorded whole; it must not write anything. */
+  #check(events: readonly StoredEvent[], tracking: Tracking | undefined): void {
+    if (tracking !== undefined) {
+      const last = this.#tracking.get(tracking.applicationName) ?? 0
+      if (!(tracking.notificationId > last)) {
+        throw new IntegrityError(
+          `Notification ${tracking.notificationId} of application '${tracking.applicationName}' is already tracked (last tracked: ${last})`,
+        )
+      }
+    }
+    // Batches usually append versions in order, so a version above the highest
+    // seen for its originator is new without a search.
+    const highest = new Map<string, number>()
+    let originatorId: string | undefined
+    let aggregate: Notification[] | undefined
+    let high = 0
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!
+      const originatorVersion = event.originatorVersion
+      if (event.originatorId !== originatorId) {
+        if (originatorId !== undefined) highest.set(originatorId, high)
+        originatorId = event.originatorId
+        aggregate = this.#aggregates.get(originatorId)
+        high = highest.get(originatorId) ?? aggregate?.[aggregate.length - 1]?.originatorVersion ?? 0
+      }
+      if (originatorVersion > high) {
+        high = originatorVersion
+        continue
+      }
+      const recorded =
+        aggregate !== undefined &&
+        aggregate[bisect(aggregate, 'originatorVersion', originatorVersion) - 1]?.originatorVersion ===
+          originatorVersion
+      const repeated = events.some(
+        (other, j) => j < i && other.originatorId === originatorId && other.originatorVersion === originatorVersion,
+      )
+      if (recorded || repeated) {
+        throw new IntegrityError(
+          `Version ${originatorVersion} of originator '${originatorId}' is ${recorded ? 'already recorded' : 'repeated in the batch'}`,
+        )
+      }
+    }
+  }
+}
+
+/**
+ * Returns the index of the first item whose `key` is greater than `value`
+ * (or greater than or equal, when `orEqual`), in a list sorted by `key`.
+ */
+function bisect(list: readonly Notification[], key: 'id' | 'originatorVersion', value: number, orEqual = false) {
+  let low = 0
+  let high = list.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    const found = list[middle]![key]
+    if (found > value || (orEqual && found === value)) high = middle
+    else low = middle + 1
+  }
+  return low
+}
+
+/**
+ * Returns the in-memory backend: the default for tests and quick starts.
+ * Opening the same application name again on the same backend gives recorders
+ * on the same storage, as a second connection to a database would; storage
+ * lives as long as the backend object and is never written anywhere.
+ *
+ * @example
+ * ```ts
+ * const app = new DogSchool({ persistence: memory() })
+ * ```
+ */
+export function memory(): Persistence {
+  const applications = new Map<string, { events: MemoryRecorder; snapshots: MemoryRecorder }>()
+  return {
+    name: 'memory',
+    async open(applicationName: string): Promise<Recorders> {
+      let stored = applications.get(applicationName)
+      if (stored === undefined) {
+        stored = { events: new MemoryRecorder(), snapshots: new MemoryRecorder() }
+        applications.set(applicationName, stored)
+      }
+      return { ...stored, close: async () => {} }
+    },
+  }
+}

@@ -1,0 +1,113 @@
+import { DomainEvent, type DomainEventInit } from '../domain/domain-event.js'
+import { TopicError } from '../domain/errors.js'
+import { getTopic, resolveTopic } from '../domain/topics.js'
+import { type UpcastState, upcast, type Versioning } from '../domain/upcasting.js'
+import type { Cipher } from './cipher.js'
+import type { Compressor } from './compressor.js'
+import { DataError } from './errors.js'
+import type { StoredEvent } from './stored-event.js'
+import { JsonTranscoder, type Transcoder } from './transcoder.js'
+
+/** Options for a {@link Mapper}: the stages of its pipeline. */
+export interface MapperOptions {
+  /** Turns event fields into bytes; a new {@link JsonTranscoder} when not given. */
+  readonly transcoder?: Transcoder
+  /** Compresses the transcoded bytes; no compression when not given. */
+  readonly compressor?: Compressor
+  /** Encrypts the (compressed) bytes; no encryption when not given. */
+  readonly cipher?: Cipher
+}
+
+type EventClass = (new (init: DomainEventInit & UpcastState) => DomainEvent) & Partial<Versioning>
+
+/**
+ * A Mapper converts domain events (snapshots included) to stored events and
+ * back. On write the event's fields are transcoded, then compressed, then
+ * encrypted, as configured; on read the steps run in reverse, and the state is
+ * upcast from the class version it was stored at to the type's current one.
+ *
+ * The stored state holds the event's own fields except `originatorId` and
+ * `originatorVersion` (kept beside it in the stored event), plus `classVersion`
+ * when the type's class version is above 1.
+ */
+export class Mapper {
+  /** The transcoder, to register transcodings for the user types that events hold. */
+  readonly transcoder: Transcoder
+  readonly #compressor: Compressor | undefined
+  readonly #cipher: Cipher | undefined
+
+  constructor(options: MapperOptions = {}) {
+    this.transcoder = options.transcoder ?? new JsonTranscoder()
+    this.#compressor = options.compressor
+    this.#cipher = options.cipher
+  }
+
+  /**
+   * Returns the stored form of a domain event.
+   *
+   * @throws TopicError if the event's class has no topic.
+   * @throws ProgrammingError if a field holds a value the transcoder cannot store.
+   */
+  toStoredEvent(event: DomainEvent): StoredEvent {
+    const type = event.constructor as EventClass
+    const topic = getTopic(type)
+    const { originatorId, originatorVersion, ...fields } = event as DomainEvent & Record<string, unknown>
+    const classVersion = type.classVersion ?? 1
+    if (classVersion > 1) fields.classVersion = classVersion
+    let state = this.transcoder.encode(fields)
+    if (this.#compressor !== undefined) state = this.#compressor.compress(state)
+    if (this.#cipher !== undefined) state = this.#cipher.encrypt(state)
+    return { originatorId, originatorVersion, topic, state }
+  }
+
+  /**
+   * Returns the domain event of a stored event, upcast to its type's current class version.
+   *
+   * @throws TopicError if no event class is declared with the stored topic.
+   * @throws DataError (with the underlying error as `cause`) if the state cannot
+   * be decrypted, decompressed or decoded.
+   * @throws UpcastError if the state was stored by a newer class version, or an upcaster fails.
+   */
+  toDomainEvent(stored: StoredEvent): DomainEvent {
+    const { originatorId, originatorVersion, topic } = stored
+    const type = eventClass(topic)
+    let bytes = stored.state
+    let step = 'decrypt'
+    let decoded: unknown
+    try {
+      if (this.#cipher !== undefined) bytes = this.#cipher.decrypt(bytes)
+      step = 'decompress'
+      if (this.#compressor !== undefined) bytes = this.#compressor.decompress(bytes)
+      step = 'decode'
+      decoded = this.transcoder.decode(bytes)
+    } catch (cause) {
+      throw unreadable(stored, `could not ${step} its state: ${cause instanceof Error ? cause.message : cause}`, cause)
+    }
+    if (!isRecord(decoded)) throw unreadable(stored, 'its state is not an object of fields')
+    const { classVersion = 1, ...state } = decoded
+    const versioning = { classVersion: type.classVersion ?? 1, upcasters: type.upcasters ?? [] }
+    const current = upcast(topic, state, classVersion as number, versioning)
+    return new type({ ...current, originatorId, originatorVersion } as DomainEventInit & UpcastState)
+  }
+}
+
+function eventClass(topic: string): EventClass {
+  const type = resolveTopic(topic)
+  if (type !== DomainEvent && !(type.prototype instanceof DomainEvent)) {
+    throw new TopicError(`Topic '${topic}' names ${type.name}, which is not a domain event class`)
+  }
+  return type as unknown as EventClass
+}
+
+function unreadable(stored: StoredEvent, reason: string, cause?: unknown): DataError {
+  return new DataError(
+    `Cannot read event ${stored.originatorVersion} of '${stored.originatorId}' (topic '${stored.topic}'): ${reason}`,
+    { cause },
+  )
+}
+
+function isRecord(value: unknown): value is UpcastState {
+  if (typeof value !== 'object' || value === null) return false
+  const prototype: unknown = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
+}

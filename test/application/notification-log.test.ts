@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest'
+import { EventPublisher, memory, PersistenceSubscriber, SectionIdError } from '../../src/index.js'
+import { Account, Bank } from './fixtures.js'
+
+async function bankWith(accounts: number, sectionSize = 5) {
+  const bank = new Bank({ persistence: memory(), sectionSize })
+  for (let i = 0; i < accounts; i++) await bank.open(`owner${i}`)
+  return bank
+}
+
+describe('NotificationLog sections', () => {
+  it('pages through the log by section ids', async () => {
+    await using bank = await bankWith(12)
+    const first = await bank.notificationLog.section('1,5')
+    expect(first.id).toBe('1,5')
+    expect(first.items.map((n) => n.id)).toEqual([1, 2, 3, 4, 5])
+    expect(first.nextId).toBe('6,10')
+    const second = await bank.notificationLog.section(first.nextId!)
+    expect(second.nextId).toBe('11,15')
+    const last = await bank.notificationLog.section(second.nextId!)
+    expect(last.id).toBe('11,12')
+    expect(last.nextId).toBeUndefined()
+  })
+
+  it('caps a section at the section size and starts at 1 at the earliest', async () => {
+    await using bank = await bankWith(12)
+    const wide = await bank.notificationLog.section('0,100')
+    expect(wide.items.map((n) => n.id)).toEqual([1, 2, 3, 4, 5])
+    expect((await bank.notificationLog.section('3,2')).items).toEqual([])
+  })
+
+  it('returns an empty section past the end, and for an empty log', async () => {
+    await using bank = await bankWith(0)
+    expect(await bank.notificationLog.section('1,5')).toEqual({ id: undefined, items: [], nextId: undefined })
+  })
+
+  it('rejects a malformed section id with a typed error', async () => {
+    await using bank = await bankWith(1)
+    await expect(bank.notificationLog.section('one,two')).rejects.toBeInstanceOf(SectionIdError)
+    await expect(bank.notificationLog.section('5')).rejects.toThrow(/expected "start,stop"/)
+  })
+})
+
+describe('first README style: publish and persist', () => {
+  it('stores events published as they are triggered', async () => {
+    await using bank = new Bank({ persistence: memory() })
+    const publisher = new EventPublisher()
+    using _subscriber = new PersistenceSubscriber(publisher, bank)
+    const account = Account.open('published')
+    account.credit(9n)
+    await publisher.publish(...account.collectEvents())
+    expect((await bank.repository.get(Account, account.id)).balance).toBe(9n)
+  })
+
+  it('stops storing after close, and surfaces storage errors to the publisher', async () => {
+    await using bank = new Bank({ persistence: memory() })
+    const publisher = new EventPublisher()
+    const subscriber = new PersistenceSubscriber(publisher, bank)
+    const account = Account.open('dup')
+    const events = account.collectEvents()
+    await publisher.publish(...events)
+    await expect(publisher.publish(...events)).rejects.toThrow(/IntegrityError|already/)
+    subscriber.close()
+    const other = Account.open('unstored')
+    await publisher.publish(...other.collectEvents())
+    expect(await bank.repository.contains(other.id)).toBe(false)
+  })
+})
