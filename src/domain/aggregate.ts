@@ -1,6 +1,14 @@
-import { type DomainEvent, defineEvent, type Event, type EventOptions, type EventType } from './domain-event.js'
+import {
+  checkPayload,
+  type DomainEvent,
+  defineEvent,
+  type Event,
+  type EventOptions,
+  type EventType,
+} from './domain-event.js'
 import { AggregateNotFoundError, OriginatorVersionError } from './errors.js'
 import { uuid4 } from './ids.js'
+import { topicOf } from './topics.js'
 import type { Upcaster } from './upcasting.js'
 
 /** An event payload with no fields. */
@@ -92,6 +100,9 @@ export class Aggregate {
   ): CreatedEventType<A, P> {
     const type = defineEvent(topic, apply, options)
     Object.defineProperty(type, 'aggregateClass', { value: this })
+    // Registers the class's own topic, when declared above its events, so that
+    // resolveTopic finds aggregate classes as it finds event types.
+    topicOf(this)
     return type as CreatedEventType<A, P>
   }
 
@@ -106,6 +117,7 @@ export class Aggregate {
     payload: NoInfer<P>,
     options: { id?: string } = {},
   ): A {
+    checkPayload(type.topic, payload)
     const event = new type({
       ...payload,
       originatorId: options.id ?? uuid4(),
@@ -122,10 +134,12 @@ export class Aggregate {
    * Triggers an event of the given type: applies it to this aggregate and keeps
    * it pending until the aggregate is saved.
    *
-   * @throws AggregateNotFoundError if the aggregate was discarded.
+   * @throws AggregateNotFoundError if the aggregate was discarded; TypeError if
+   * the payload uses a reserved field name.
    */
   protected trigger<P extends object>(type: EventType<this, P>, payload: NoInfer<P>): void {
     if (this.discarded) throw new AggregateNotFoundError(this.id, `Aggregate '${this.id}' was discarded`)
+    checkPayload(type.topic, payload)
     const event = new type({
       ...payload,
       originatorId: this.id,

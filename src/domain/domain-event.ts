@@ -14,18 +14,45 @@ export interface DomainEventInit {
 /** Field names an event payload cannot use, because every event has them. */
 export type ReservedField = keyof DomainEventInit | 'classVersion'
 
+const RESERVED_FIELDS: readonly ReservedField[] = ['originatorId', 'originatorVersion', 'timestamp', 'classVersion']
+
+/**
+ * Throws if a payload uses a field name that every event has.
+ *
+ * @throws TypeError naming the field.
+ */
+export function checkPayload(topic: string, payload: object): void {
+  for (const field of RESERVED_FIELDS) {
+    if (field in payload)
+      throw new TypeError(`The payload of ${topic} uses the reserved field name '${field}': rename it`)
+  }
+}
+
 /**
  * An immutable fact about one aggregate. Concrete event types are declared with
  * `Aggregate.event(...)` or `Aggregate.created(...)`, which give each a topic.
+ *
+ * An event is frozen deeply: arrays and plain objects in its payload are frozen
+ * too, so an aggregate that keeps a reference to one cannot rewrite history by
+ * changing it later (copy it in `apply` when the aggregate must change it).
  */
 export class DomainEvent implements DomainEventInit {
-  readonly originatorId!: string
-  readonly originatorVersion!: number
-  readonly timestamp!: Date
+  declare readonly originatorId: string
+  declare readonly originatorVersion: number
+  declare readonly timestamp: Date
 
   constructor(init: DomainEventInit) {
     Object.assign(this, init)
-    Object.freeze(this)
+    deepFreeze(this)
+  }
+}
+
+function deepFreeze(value: object): void {
+  Object.freeze(value)
+  for (const field of Object.values(value)) {
+    if (typeof field !== 'object' || field === null || Object.isFrozen(field)) continue
+    const prototype = Object.getPrototypeOf(field)
+    if (Array.isArray(field) || prototype === Object.prototype || prototype === null) deepFreeze(field)
   }
 }
 

@@ -1,3 +1,4 @@
+import { klona } from 'klona/full'
 import type { Aggregate, AggregateClass } from './aggregate.js'
 import { DomainEvent, type DomainEventInit } from './domain-event.js'
 import { classOf, defineTopic, getTopic, topicOf } from './topics.js'
@@ -41,7 +42,7 @@ export class Snapshot extends DomainEvent implements SnapshotFields {
       timestamp: aggregate.modifiedOn,
       aggregateTopic: getTopic(cls),
       aggregateClassVersion: (cls.upcast?.length ?? 0) + 1,
-      state: { ...aggregate },
+      state: klona({ ...aggregate }),
     })
   }
 
@@ -55,7 +56,7 @@ export class Snapshot extends DomainEvent implements SnapshotFields {
 
   /** Rebuilds the aggregate, upcasting its state to the current class version. */
   restore<A extends Aggregate>(cls: AggregateClass<A>): A {
-    const state = upcast(cls.name, { ...this.state }, this.aggregateClassVersion, {
+    const state = upcast(cls.name, klona({ ...this.state }), this.aggregateClassVersion, {
       classVersion: (cls.upcast?.length ?? 0) + 1,
       upcasters: cls.upcast ?? [],
     })

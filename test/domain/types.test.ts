@@ -7,7 +7,7 @@ import { Snapshot } from '../../src/domain/snapshot.js'
 // line to compile, the directive would be unused and `tsc` would fail.
 
 class Dog extends Aggregate {
-  static override readonly topic = 'types-test:Dog'
+  static readonly topic = 'types-test:Dog'
   name = ''
   tricks: string[] = []
 
