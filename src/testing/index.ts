@@ -1,0 +1,4 @@
+// The `eventsourcing/testing` entry point: the recorder conformance suite, for
+// the built-in backends' tests and for users who write their own backend.
+
+export { type RecorderHarness, type RecorderStore, type TestApi, testRecorders } from './recorder-suite.js'
