@@ -1,0 +1,401 @@
+import { CommitSignal, followLog, waitUntil } from '../persistence/commit-signal.js'
+import { IntegrityError, ProgrammingError, WaitTimeoutError } from '../persistence/errors.js'
+import { applicationTables } from '../persistence/identifiers.js'
+import type {
+  AggregateRecorder,
+  Persistence,
+  ProcessRecorder,
+  Recorders,
+  SelectEventsOptions,
+  SelectNotificationsOptions,
+  SubscribeOptions,
+  WaitForTrackingOptions,
+} from '../persistence/recorder.js'
+import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
+import {
+  type ConnectionSettings,
+  SqliteConnection,
+  type SqliteDatabase,
+  type SqliteSession,
+} from './sqlite-database.js'
+import {
+  createTablesSql,
+  type EventTableSql,
+  eventTableSql,
+  type NotificationSql,
+  notificationSql,
+  type TrackingSql,
+  trackingSql,
+} from './sqlite-schema.js'
+
+const DEFAULT_POLL_MS = 100
+const DEFAULT_WAIT_TIMEOUT_MS = 10_000
+
+/** The part shared by both recorders: one table of stored events, keyed by originator and version. */
+export class SqliteEventTable {
+  readonly #sql: EventTableSql
+
+  constructor(
+    protected readonly session: SqliteSession,
+    protected readonly table: string,
+  ) {
+    this.#sql = eventTableSql(table)
+  }
+
+  /** Returns the events of one originator in version order (or reversed with `desc`); empty when none. */
+  async selectEvents(originatorId: string, options: SelectEventsOptions = {}): Promise<StoredEvent[]> {
+    const sql = options.desc ? this.#sql.selectEventsDesc : this.#sql.selectEvents
+    const gt = options.gt ?? Number.MIN_SAFE_INTEGER
+    const lte = options.lte ?? Number.MAX_SAFE_INTEGER
+    const limit = options.limit ?? -1
+    return this.session.run(
+      (connection) => connection.statement(sql).all(originatorId, gt, lte, limit) as StoredEvent[],
+    )
+  }
+
+  /** Deletes all events of one originator and returns how many there were. */
+  async deleteEvents(originatorId: string): Promise<number> {
+    return this.session.run((connection) => connection.statement(this.#sql.deleteEvents).run(originatorId).changes)
+  }
+
+  /**
+   * Inserts events in the current transaction and returns their rowids.
+   *
+   * @throws IntegrityError naming the first event whose version is already recorded.
+   */
+  protected insertRows(events: readonly StoredEvent[]): number[] {
+    const insert = this.session.connection.statement(this.#sql.insertEvent)
+    const ids: number[] = []
+    for (const event of events) {
+      try {
+        ids.push(
+          Number(insert.run(event.originatorId, event.originatorVersion, event.topic, event.state).lastInsertRowid),
+        )
+      } catch (error) {
+        if (isUniqueViolation(error)) {
+          throw new IntegrityError(
+            `Version ${event.originatorVersion} of '${event.originatorId}' is already recorded in ${this.table}`,
+            { cause: error },
+          )
+        }
+        throw error
+      }
+    }
+    return ids
+  }
+}
+
+/** Records and selects the snapshots of aggregates in an SQLite table. */
+export class SqliteAggregateRecorder extends SqliteEventTable implements AggregateRecorder {
+  readonly #insert = this.session.transaction((events: readonly StoredEvent[]) => {
+    this.insertRows(events)
+  })
+
+  /**
+   * Records a batch of snapshots atomically: all of them, or none.
+   *
+   * @throws IntegrityError if any `(originatorId, originatorVersion)` is already recorded.
+   */
+  async insertEvents(events: readonly StoredEvent[]): Promise<void> {
+    if (events.length > 0) this.#insert(events)
+  }
+}
+
+/**
+ * Records an application's events, notification log and tracking records in
+ * SQLite tables.
+ *
+ * SQLite needs no fence against lost events: every write runs in a
+ * `BEGIN IMMEDIATE` transaction, which takes the database's single write lock
+ * before the first id is assigned, so ids are assigned in commit order and a
+ * reader that has seen id N can never later find a new committed id <= N.
+ */
+export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRecorder {
+  readonly #notifications: NotificationSql
+  readonly #tracking: TrackingSql
+  readonly #commits: CommitSignal
+  readonly #pollMs: number
+  readonly #insert = this.session.transaction((events: readonly StoredEvent[], tracking: Tracking | undefined) => {
+    const ids = this.insertRows(events)
+    if (tracking) this.#insertTracking(tracking)
+    return ids
+  })
+  readonly #track = this.session.transaction((tracking: Tracking) => this.#insertTracking(tracking))
+
+  constructor(
+    session: SqliteSession,
+    tables: { readonly events: string; readonly tracking: string },
+    options: { readonly commits: CommitSignal; readonly pollMs: number },
+  ) {
+    super(session, tables.events)
+    this.#notifications = notificationSql(tables.events)
+    this.#tracking = trackingSql(tables.tracking)
+    this.#commits = options.commits
+    this.#pollMs = options.pollMs
+  }
+
+  /**
+   * Records a batch of events and, when given, a tracking record in one
+   * transaction, and returns the events' notification ids in input order.
+   *
+   * @throws IntegrityError on a duplicate event version or a tracking id that
+   * is not newer; nothing is written then.
+   */
+  async insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]> {
+    const tracking = options?.tracking
+    if (events.length === 0 && tracking === undefined) return []
+    const ids = this.#insert(events, tracking)
+    this.#commits.notify()
+    return ids
+  }
+
+  /** Returns notifications in increasing id order, filtered as the options say, in one query; empty when none. */
+  async selectNotifications(options: SelectNotificationsOptions): Promise<Notification[]> {
+    const { start, inclusiveOfStart = true, stop, topics, limit } = options
+    // Ids are integers, so an exclusive start is the inclusive start one above.
+    const from = start === undefined ? 1 : inclusiveOfStart ? Math.ceil(start) : Math.floor(start) + 1
+    const to = stop ?? Number.MAX_SAFE_INTEGER
+    return this.session.run((connection) => {
+      const rows =
+        topics && topics.length > 0
+          ? connection
+              .statement(this.#notifications.selectNotificationsByTopic)
+              .all(from, to, JSON.stringify(topics), limit)
+          : connection.statement(this.#notifications.selectNotifications).all(from, to, limit)
+      return rows as Notification[]
+    })
+  }
+
+  /** Returns the highest notification id recorded, or 0 when the log is empty. */
+  async maxNotificationId(): Promise<number> {
+    return this.session.run((connection) => maxOf(connection.statement(this.#notifications.maxNotificationId).get()))
+  }
+
+  /**
+   * Yields the notifications recorded after `gt`, then new ones as they are
+   * recorded, until the signal aborts. Commits through this backend in this
+   * process are seen at once; commits by other processes within `pollMs`.
+   */
+  subscribe(options: SubscribeOptions = {}): AsyncIterable<Notification> {
+    // A poll is one primary-key seek past the last id seen, about as cheap as
+    // reading PRAGMA data_version, so polls are not gated on it.
+    return followLog(this, this.#commits, { ...options, pollMs: this.#pollMs })
+  }
+
+  /**
+   * Records that a notification of an upstream application was processed.
+   *
+   * @throws IntegrityError if the id is not greater than the last one recorded for that application.
+   */
+  async insertTracking(tracking: Tracking): Promise<void> {
+    this.#track(tracking)
+    this.#commits.notify()
+  }
+
+  /** Returns the highest notification id tracked for an upstream application, or 0 when none. */
+  async maxTrackingId(applicationName: string): Promise<number> {
+    return this.session.run((connection) =>
+      maxOf(connection.statement(this.#tracking.maxTrackingId).get(applicationName)),
+    )
+  }
+
+  /** Returns true if the id is at most the highest tracked id of the application, or is undefined. */
+  async hasTrackingId(applicationName: string, notificationId: number | undefined): Promise<boolean> {
+    return notificationId === undefined || notificationId <= (await this.maxTrackingId(applicationName))
+  }
+
+  /**
+   * Resolves once the notification was processed.
+   *
+   * @throws WaitTimeoutError naming the application and id when `timeoutMs` (default 10 s) passes first.
+   */
+  async waitForTracking(
+    applicationName: string,
+    notificationId: number,
+    options?: WaitForTrackingOptions,
+  ): Promise<void> {
+    const timeoutMs = options?.timeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS
+    const done = await waitUntil(() => this.hasTrackingId(applicationName, notificationId), this.#commits, {
+      pollMs: this.#pollMs,
+      timeoutMs,
+      signal: options?.signal,
+    })
+    if (!done) {
+      throw new WaitTimeoutError(
+        `Timed out after ${timeoutMs} ms waiting for notification ${notificationId} of ${applicationName} to be tracked`,
+      )
+    }
+  }
+
+  #insertTracking(tracking: Tracking): void {
+    const { applicationName, notificationId } = tracking
+    const statement = this.session.connection.statement(this.#tracking.insertTracking)
+    if (statement.run({ applicationName, notificationId }).changes === 0) {
+      throw new IntegrityError(
+        `Tracking id ${notificationId} of ${applicationName} is not greater than the last one recorded, or not positive`,
+      )
+    }
+  }
+}
+
+/** Options of the {@link sqlite} backend. */
+export interface SqliteOptions {
+  /** A database file, created if missing, or `:memory:` for a database that lives as long as its recorders. */
+  readonly path?: string
+  /**
+   * A connection opened by the caller, used instead of `path` by every
+   * application and never closed by the backend; it is configured like ours.
+   */
+  readonly database?: SqliteDatabase
+  /** Create missing tables when an application opens its recorders (default true). */
+  readonly createTables?: boolean
+  /** How long a write waits for another connection's lock before failing with OperationalError (default 5,000). */
+  readonly busyTimeoutMs?: number
+  /** How often subscriptions and waits look for commits made by other connections (default 100 ms). */
+  readonly pollMs?: number
+  /**
+   * `PRAGMA synchronous` (default `normal`): in WAL mode, `normal` never
+   * corrupts the database but may lose the last commits on power loss (not on
+   * a process crash); `full` syncs at every commit, and is slower.
+   */
+  readonly synchronous?: 'full' | 'normal'
+}
+
+/**
+ * Returns the SQLite backend: WAL, writes in `BEGIN IMMEDIATE` transactions
+ * and a busy timeout. Each `open()` of a file database opens its own
+ * connection; a `:memory:` database (or a given `database`) is one connection
+ * shared by every `open()` of this backend, closed when the last recorders close.
+ *
+ * @throws ProgrammingError for missing or invalid options.
+ * @example
+ * ```ts
+ * const app = new DogSchool({ persistence: sqlite({ path: 'dogs.db' }) })
+ * ```
+ */
+export function sqlite(options: SqliteOptions): Persistence {
+  return new SqlitePersistence(options)
+}
+
+class SqlitePersistence implements Persistence {
+  readonly name = 'sqlite'
+  readonly #options: SqliteOptions
+  readonly #settings: ConnectionSettings
+  readonly #pollMs: number
+  readonly #commits = new Map<string, CommitSignal>()
+  #shared: Promise<SqliteConnection> | undefined
+
+  constructor(options: SqliteOptions) {
+    const { path, database, busyTimeoutMs = 5000, pollMs = DEFAULT_POLL_MS, synchronous = 'normal' } = options
+    if ((path === undefined) === (database === undefined)) {
+      throw new ProgrammingError('The SQLite backend needs either a path (a file or :memory:) or a database')
+    }
+    if (path !== undefined && (typeof path !== 'string' || path === '')) {
+      throw new ProgrammingError(`Invalid SQLite path ${JSON.stringify(path)}: give a file path or :memory:`)
+    }
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new ProgrammingError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`)
+    }
+    if (!(pollMs > 0)) throw new ProgrammingError(`pollMs must be positive, got ${pollMs}`)
+    if (synchronous !== 'full' && synchronous !== 'normal') {
+      throw new ProgrammingError(`synchronous must be 'full' or 'normal', got ${JSON.stringify(synchronous)}`)
+    }
+    this.#options = options
+    this.#settings = { busyTimeoutMs, synchronous }
+    this.#pollMs = pollMs
+  }
+
+  async open(applicationName: string): Promise<Recorders> {
+    const tables = applicationTables(applicationName)
+    const session = await this.#session()
+    try {
+      if (this.#options.createTables ?? true) {
+        session.transaction(() => session.connection.database.exec(createTablesSql(tables)))()
+      }
+    } catch (error) {
+      session.close()
+      throw error
+    }
+    // Shared by every open() of the application here, so a commit through one
+    // connection wakes subscribers on the others without waiting for a poll.
+    let commits = this.#commits.get(tables.events)
+    if (commits === undefined) {
+      commits = new CommitSignal()
+      this.#commits.set(tables.events, commits)
+    }
+    return new SqliteRecorders(
+      new SqliteProcessRecorder(session, tables, { commits, pollMs: this.#pollMs }),
+      new SqliteAggregateRecorder(session, tables.snapshots),
+      session,
+    )
+  }
+
+  async #session(): Promise<SqliteSession> {
+    const { path, database } = this.#options
+    // A file gets a connection per open(); an in-memory database exists only
+    // within its one connection, so that connection is shared.
+    if (database === undefined && path !== ':memory:') {
+      return (await SqliteConnection.open(path!, this.#settings)).session()!
+    }
+    for (;;) {
+      this.#shared ??= database
+        ? Promise.resolve().then(() => SqliteConnection.adopt(database, this.#settings))
+        : SqliteConnection.open(':memory:', this.#settings)
+      const shared = this.#shared
+      const connection = await shared.catch((error: unknown) => {
+        if (this.#shared === shared) this.#shared = undefined
+        throw error
+      })
+      const session = connection.session()
+      if (session) return session
+      if (this.#shared === shared) this.#shared = undefined
+    }
+  }
+}
+
+class SqliteRecorders implements Recorders {
+  constructor(
+    readonly events: SqliteProcessRecorder,
+    readonly snapshots: SqliteAggregateRecorder,
+    private readonly session: SqliteSession,
+  ) {}
+
+  async close(): Promise<void> {
+    this.session.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}
+
+/**
+ * Returns the SQLite backend configured from variables: `SQLITE_PATH` (a file,
+ * or `:memory:`) and `CREATE_TABLES` (true/false, yes/no, 1/0; default true).
+ *
+ * @throws ProgrammingError when `SQLITE_PATH` is not set or `CREATE_TABLES` is not a boolean.
+ */
+export function fromEnvironment(get: (name: string) => string | undefined): Persistence {
+  const path = get('SQLITE_PATH')
+  if (path === undefined || path === '') {
+    throw new ProgrammingError('SQLITE_PATH is not set: set it to a database file path, or to :memory:')
+  }
+  const createTables = get('CREATE_TABLES')
+  return sqlite({ path, createTables: createTables ? parseFlag('CREATE_TABLES', createTables) : true })
+}
+
+function parseFlag(name: string, value: string): boolean {
+  const normalized = value.trim().toLowerCase()
+  if (['true', 'yes', '1'].includes(normalized)) return true
+  if (['false', 'no', '0'].includes(normalized)) return false
+  throw new ProgrammingError(`${name} must be true or false (or yes/no, 1/0), got ${JSON.stringify(value)}`)
+}
+
+function maxOf(row: unknown): number {
+  return (row as { max: number } | undefined)?.max ?? 0
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+}

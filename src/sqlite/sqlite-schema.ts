@@ -1,0 +1,119 @@
+import { type ApplicationTables, validIdentifier } from '../persistence/identifiers.js'
+
+// Every statement of the SQLite backend is built here, from table names that
+// passed validIdentifier; every value is a `?` parameter.
+
+const quote = (table: string): string => `"${validIdentifier(table)}"`
+
+/**
+ * Returns the DDL that creates an application's tables when they are missing.
+ * It is idempotent, and safe to run from several processes at once when run
+ * inside a write transaction.
+ *
+ * The tables are STRICT, so a state that is not bytes or a version that is not
+ * an integer is refused instead of being stored and read back as another type.
+ * AUTOINCREMENT keeps notification ids from being reused after the newest
+ * events are deleted: without it a reader that has seen id N could later find a
+ * new event with that id. There is no index on topic: readers page through the
+ * log in id order, which the primary key serves, and an index would cost every
+ * insert while a planner without statistics could pick it for a whole-log sort.
+ */
+export function createTablesSql(tables: ApplicationTables): string {
+  return `
+CREATE TABLE IF NOT EXISTS ${quote(tables.events)} (
+  notification_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  originator_id TEXT NOT NULL,
+  originator_version INTEGER NOT NULL,
+  topic TEXT NOT NULL,
+  state BLOB NOT NULL,
+  UNIQUE (originator_id, originator_version)
+) STRICT;
+CREATE TABLE IF NOT EXISTS ${quote(tables.snapshots)} (
+  originator_id TEXT NOT NULL,
+  originator_version INTEGER NOT NULL,
+  topic TEXT NOT NULL,
+  state BLOB NOT NULL,
+  PRIMARY KEY (originator_id, originator_version)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ${quote(tables.tracking)} (
+  application_name TEXT NOT NULL PRIMARY KEY,
+  notification_id INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+`
+}
+
+/** The statements on a table of stored events (an events table or a snapshots table). */
+export interface EventTableSql {
+  /** Parameters: originator id, version, topic, state. */
+  readonly insertEvent: string
+  /** Parameters: originator id, versions greater than, versions at most, limit (negative for none). */
+  readonly selectEvents: string
+  /** Like `selectEvents`, newest first. */
+  readonly selectEventsDesc: string
+  /** Parameter: originator id. */
+  readonly deleteEvents: string
+}
+
+/** Returns the statements on a table of stored events. */
+export function eventTableSql(table: string): EventTableSql {
+  const select = `SELECT originator_id AS originatorId, originator_version AS originatorVersion, topic, state
+FROM ${quote(table)}
+WHERE originator_id = ? AND originator_version > ? AND originator_version <= ?
+ORDER BY originator_version`
+  return {
+    insertEvent: `INSERT INTO ${quote(table)} (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)`,
+    selectEvents: `${select} LIMIT ?`,
+    selectEventsDesc: `${select} DESC LIMIT ?`,
+    deleteEvents: `DELETE FROM ${quote(table)} WHERE originator_id = ?`,
+  }
+}
+
+/** The statements on an application's notification log (its events table). */
+export interface NotificationSql {
+  /** Parameters: ids at least, ids at most, limit. */
+  readonly selectNotifications: string
+  /** Parameters: ids at least, ids at most, topics as a JSON array, limit. */
+  readonly selectNotificationsByTopic: string
+  /** Returns one row `{ max }`, 0 when the log is empty. */
+  readonly maxNotificationId: string
+}
+
+/** Returns the statements on an application's notification log. */
+export function notificationSql(table: string): NotificationSql {
+  const select = `SELECT notification_id AS id, originator_id AS originatorId, originator_version AS originatorVersion,
+  topic, state
+FROM ${quote(table)}
+WHERE notification_id >= ? AND notification_id <= ?`
+  return {
+    selectNotifications: `${select} ORDER BY notification_id LIMIT ?`,
+    // One statement for any number of topics: they arrive as one JSON array
+    // parameter, which SQLite turns into a set once per query.
+    selectNotificationsByTopic: `${select} AND topic IN (SELECT value FROM json_each(?)) ORDER BY notification_id LIMIT ?`,
+    maxNotificationId: `SELECT COALESCE(MAX(notification_id), 0) AS max FROM ${quote(table)}`,
+  }
+}
+
+/** The statements on an application's tracking table. */
+export interface TrackingSql {
+  /**
+   * Named parameters `@applicationName` and `@notificationId`. Changes one row
+   * when the id is positive and greater than the one recorded, else none.
+   */
+  readonly insertTracking: string
+  /** Parameter: upstream application name; returns `{ max }` or no row. */
+  readonly maxTrackingId: string
+}
+
+/** Returns the statements on an application's tracking table. */
+export function trackingSql(table: string): TrackingSql {
+  // One row per upstream application, moved forward only. The comparison runs
+  // inside the write transaction, so two writers cannot both advance from the
+  // same position; the WHERE before ON CONFLICT also settles a parsing ambiguity.
+  return {
+    insertTracking: `INSERT INTO ${quote(table)} AS t (application_name, notification_id)
+SELECT @applicationName, @notificationId WHERE @notificationId > 0
+ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id
+WHERE excluded.notification_id > t.notification_id`,
+    maxTrackingId: `SELECT notification_id AS max FROM ${quote(table)} WHERE application_name = ?`,
+  }
+}
