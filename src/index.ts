@@ -3,6 +3,17 @@
 // recorder conformance suite.
 
 export {
+  Application,
+  type ApplicationOptions,
+  type EventSubscriber,
+  SubscriberError,
+} from './application/application.js'
+export { Config, type EncodingOptions, type Environment } from './application/config.js'
+export { NotificationLog, type Section, SectionIdError } from './application/notification-log.js'
+export { EventPublisher, PersistenceSubscriber, type PublishedEventHandler } from './application/publisher.js'
+export { type GetOptions, Repository } from './application/repository.js'
+export { SnapshotStore } from './application/snapshotting.js'
+export {
   Aggregate,
   type AggregateClass,
   type CreatedEventType,
@@ -26,9 +37,9 @@ export {
 export { NAMESPACE_EVENTSOURCING, uuid4, uuid5, uuid7 } from './domain/ids.js'
 export { Snapshot, type SnapshotFields } from './domain/snapshot.js'
 export { getTopic, registerTopic, resolveTopic } from './domain/topics.js'
-export type { UpcastState, Upcaster } from './domain/upcasting.js'
-
-export { type Cipher, AesGcmCipher } from './persistence/cipher.js'
+export type { Upcaster, UpcastState } from './domain/upcasting.js'
+export { MemoryRecorder, memory } from './memory/memory-recorder.js'
+export { AesGcmCipher, type Cipher } from './persistence/cipher.js'
 export { type Compressor, ZlibCompressor } from './persistence/compressor.js'
 export {
   DataError,
@@ -40,7 +51,7 @@ export {
   WaitTimeoutError,
 } from './persistence/errors.js'
 export { EventStore, type Recording } from './persistence/event-store.js'
-export { Mapper } from './persistence/mapper.js'
+export { Mapper, type MapperOptions } from './persistence/mapper.js'
 export type {
   AggregateRecorder,
   ApplicationRecorder,
@@ -54,18 +65,4 @@ export type {
   WaitForTrackingOptions,
 } from './persistence/recorder.js'
 export type { Notification, StoredEvent, Tracking } from './persistence/stored-event.js'
-export { JsonTranscoder, type Transcoding } from './persistence/transcoder.js'
-
-export { MemoryRecorder, memory } from './memory/memory-recorder.js'
-
-export {
-  Application,
-  type ApplicationOptions,
-  type EventSubscriber,
-  SubscriberError,
-} from './application/application.js'
-export { Config, type Environment, type MapperOptions } from './application/config.js'
-export { NotificationLog, type Section, SectionIdError } from './application/notification-log.js'
-export { EventPublisher, PersistenceSubscriber, type PublishedEventHandler } from './application/publisher.js'
-export { type GetOptions, Repository } from './application/repository.js'
-export { SnapshotStore } from './application/snapshotting.js'
+export { JsonTranscoder, type Transcoder, type Transcoding } from './persistence/transcoder.js'

@@ -6,13 +6,13 @@ import { ProgrammingError } from '../persistence/errors.js'
 import { EventStore, type Recording } from '../persistence/event-store.js'
 import type { Persistence, Recorders } from '../persistence/recorder.js'
 import type { Tracking } from '../persistence/stored-event.js'
-import { Config, type Environment, type MapperOptions, mapperFromConfig, persistenceFromConfig } from './config.js'
+import { Config, type EncodingOptions, type Environment, mapperFromConfig, persistenceFromConfig } from './config.js'
 import { NotificationLog } from './notification-log.js'
 import { Repository } from './repository.js'
 import { SnapshotStore, SnapshottingPolicy } from './snapshotting.js'
 
 /** How an application is set up; each setting can also come from an environment variable (in brackets). */
-export interface ApplicationOptions extends MapperOptions {
+export interface ApplicationOptions extends EncodingOptions {
   /** The application's name: its tables' prefix and its variables' prefix (default: the class's `applicationName` or name). */
   readonly name?: string
   /** The variables to read settings from (default `process.env`). */
@@ -174,8 +174,9 @@ export class Application implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    const stores = this.#stores
-    if (stores !== undefined) await (await stores).recorders.close()
+    // Storage that failed to open has nothing to close; its error reached the caller that opened it.
+    const stores = await this.#stores?.catch(() => undefined)
+    await stores?.recorders.close()
   }
 
   /** Closes the application (for `await using`). */
@@ -186,7 +187,14 @@ export class Application implements AsyncDisposable {
   /** Opens the storage on first call; later calls share it. */
   protected stores(): Promise<Stores> {
     if (this.#closed) return Promise.reject(new ProgrammingError(`Application ${this.name} is closed`))
-    this.#stores ??= this.#openStores()
+    if (this.#stores === undefined) {
+      const opening = this.#openStores()
+      this.#stores = opening
+      // A failed open is not remembered, so a later call can try again (say, once the database is up).
+      opening.catch(() => {
+        if (this.#stores === opening) this.#stores = undefined
+      })
+    }
     return this.#stores
   }
 

@@ -4,6 +4,7 @@ import { ZlibCompressor } from '../persistence/compressor.js'
 import { ProgrammingError } from '../persistence/errors.js'
 import { Mapper } from '../persistence/mapper.js'
 import type { Persistence } from '../persistence/recorder.js'
+import { parseBoolean } from '../persistence/settings.js'
 import { JsonTranscoder, type Transcoding } from '../persistence/transcoder.js'
 
 /** Environment variables as a plain record, like `process.env`. */
@@ -55,19 +56,6 @@ export class Config {
   }
 }
 
-/**
- * Parses a boolean setting (true/false, yes/no, 1/0, on/off, any case).
- *
- * @throws ProgrammingError naming the setting when the value is none of those.
- */
-export function parseBoolean(name: string, value: string | undefined): boolean | undefined {
-  if (value === undefined) return undefined
-  const normalized = value.trim().toLowerCase()
-  if (['true', 'yes', '1', 'on'].includes(normalized)) return true
-  if (['false', 'no', '0', 'off'].includes(normalized)) return false
-  throw new ProgrammingError(`${name} must be true or false, got ${JSON.stringify(value)}`)
-}
-
 /** The backends that can be named in the `PERSISTENCE` variable. */
 export const PERSISTENCE_NAMES = ['memory', 'sqlite'] as const
 
@@ -94,13 +82,13 @@ export async function persistenceFromConfig(config: Config): Promise<Persistence
 }
 
 /** Options that shape how events are stored; each can also come from a variable. */
-export interface MapperOptions {
+export interface EncodingOptions {
   /** A base64 AES-256 key (`CIPHER_KEY`): events are encrypted with AES-GCM when set. */
   readonly cipherKey?: string
   /** Compress event state with zlib (`COMPRESSOR=zlib`). */
   readonly compress?: boolean
   /** Transcodings for user types found in events and snapshots. */
-  readonly transcodings?: readonly Transcoding<never>[]
+  readonly transcodings?: readonly Transcoding<unknown>[]
 }
 
 /**
@@ -108,7 +96,7 @@ export interface MapperOptions {
  *
  * @throws ProgrammingError for an unknown `COMPRESSOR` or a malformed cipher key.
  */
-export function mapperFromConfig(config: Config, options: MapperOptions): Mapper {
+export function mapperFromConfig(config: Config, options: EncodingOptions): Mapper {
   const transcoder = new JsonTranscoder()
   for (const transcoding of options.transcodings ?? []) transcoder.register(transcoding)
   const cipherKey = options.cipherKey ?? config.get('CIPHER_KEY')

@@ -31,7 +31,7 @@ type EventClass = (new (init: DomainEventInit & UpcastState) => DomainEvent) & P
  * when the type's class version is above 1.
  */
 export class Mapper {
-  /** The transcoder, to register transcodings for the user types that events hold. */
+  /** The transcoder that turns event fields into bytes and back. */
   readonly transcoder: Transcoder
   readonly #compressor: Compressor | undefined
   readonly #cipher: Cipher | undefined
@@ -84,10 +84,14 @@ export class Mapper {
       throw unreadable(stored, `could not ${step} its state: ${cause instanceof Error ? cause.message : cause}`, cause)
     }
     if (!isRecord(decoded)) throw unreadable(stored, 'its state is not an object of fields')
-    const { classVersion = 1, ...state } = decoded
+    // The decoded state is fresh and ours: changing it in place is several times faster than rest and spread copies.
+    const classVersion = decoded.classVersion ?? 1
+    if (decoded.classVersion !== undefined) delete decoded.classVersion
     const versioning = { classVersion: type.classVersion ?? 1, upcasters: type.upcasters ?? [] }
-    const current = upcast(topic, state, classVersion as number, versioning)
-    return new type({ ...current, originatorId, originatorVersion } as DomainEventInit & UpcastState)
+    const init = upcast(topic, decoded, classVersion as number, versioning)
+    init.originatorId = originatorId
+    init.originatorVersion = originatorVersion
+    return new type(init as DomainEventInit & UpcastState)
   }
 }
 

@@ -11,6 +11,7 @@ import type {
   SubscribeOptions,
   WaitForTrackingOptions,
 } from '../persistence/recorder.js'
+import { parseBoolean } from '../persistence/settings.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
 import {
   type ConnectionSettings,
@@ -371,7 +372,7 @@ class SqliteRecorders implements Recorders {
 
 /**
  * Returns the SQLite backend configured from variables: `SQLITE_PATH` (a file,
- * or `:memory:`) and `CREATE_TABLES` (true/false, yes/no, 1/0; default true).
+ * or `:memory:`) and `CREATE_TABLES` (true/false, yes/no, 1/0, on/off; default true).
  *
  * @throws ProgrammingError when `SQLITE_PATH` is not set or `CREATE_TABLES` is not a boolean.
  */
@@ -380,15 +381,7 @@ export function fromEnvironment(get: (name: string) => string | undefined): Pers
   if (path === undefined || path === '') {
     throw new ProgrammingError('SQLITE_PATH is not set: set it to a database file path, or to :memory:')
   }
-  const createTables = get('CREATE_TABLES')
-  return sqlite({ path, createTables: createTables ? parseFlag('CREATE_TABLES', createTables) : true })
-}
-
-function parseFlag(name: string, value: string): boolean {
-  const normalized = value.trim().toLowerCase()
-  if (['true', 'yes', '1'].includes(normalized)) return true
-  if (['false', 'no', '0'].includes(normalized)) return false
-  throw new ProgrammingError(`${name} must be true or false (or yes/no, 1/0), got ${JSON.stringify(value)}`)
+  return sqlite({ path, createTables: parseBoolean('CREATE_TABLES', get('CREATE_TABLES') || undefined) ?? true })
 }
 
 function maxOf(row: unknown): number {

@@ -41,7 +41,12 @@ describe.each(backends)('Application on %s', (_, persistence) => {
     expect(account).toBeInstanceOf(Account)
     expect(account.balance).toBe(42n)
     expect(account.version).toBe(3)
-    expect(account.history).toEqual(new Map([[2, 'credit 10'], [3, 'credit 32']]))
+    expect(account.history).toEqual(
+      new Map([
+        [2, 'credit 10'],
+        [3, 'credit 32'],
+      ]),
+    )
     expect(account.openedAt).toEqual(new Date('2026-01-02T03:04:05.678Z'))
     expect(account.createdOn).toBeInstanceOf(Date)
   })
@@ -180,6 +185,15 @@ describe('Application naming and configuration', () => {
     await expect(bank.open('x')).rejects.toThrow(/Unknown PERSISTENCE value "oracle": use one of memory, sqlite/)
   })
 
+  it('tries again to open storage after a failed attempt', async () => {
+    const env: Record<string, string> = { PERSISTENCE: 'sqlite' }
+    await using bank = new Bank({ env })
+    await expect(bank.connect()).rejects.toThrow(/SQLITE_PATH is not set/)
+    env.SQLITE_PATH = ':memory:'
+    await bank.connect()
+    expect(await bank.open('retry')).toBeTypeOf('string')
+  })
+
   it('rejects malformed numeric and boolean settings', () => {
     expect(() => new Bank({ env: { SNAPSHOTTING_INTERVAL: 'ten' } })).toThrow(/SNAPSHOTTING_INTERVAL must be/)
     expect(() => new Bank({ env: { IS_SNAPSHOTTING_ENABLED: 'maybe' } })).toThrow(/must be true or false/)
@@ -198,6 +212,6 @@ describe('Application naming and configuration', () => {
     await using reader = new Bank({ persistence: store, env: { CIPHER_KEY: key, COMPRESSOR: 'zlib' } })
     const [recording] = await reader.notificationLog.selectRecordings({ limit: 1 })
     expect(recording!.domainEvent).toMatchObject({ owner: 'secret-owner' })
-    expect(() => new Bank({ env: { COMPRESSOR: 'lzma' } }).open('y')).rejects.toThrow(/Unknown COMPRESSOR/)
+    await expect(new Bank({ env: { COMPRESSOR: 'lzma' } }).open('y')).rejects.toThrow(/Unknown COMPRESSOR/)
   })
 })
