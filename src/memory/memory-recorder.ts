@@ -222,7 +222,8 @@ export function memory(): Persistence {
         stored = { events: new MemoryRecorder(), snapshots: new MemoryRecorder() }
         applications.set(applicationName, stored)
       }
-      return { ...stored, close: async () => {} }
+      const close = async () => {}
+      return { ...stored, close, [Symbol.asyncDispose]: close }
     },
   }
 }

@@ -109,7 +109,7 @@ export interface TrackingRecorder {
   /**
    * Resolves once the notification was processed.
    *
-   * @throws WaitTimeoutError when `timeoutMs` passes first.
+   * @throws WaitTimeoutError naming the application and the id when `timeoutMs` passes first.
    */
   waitForTracking(applicationName: string, notificationId: number, options?: WaitForTrackingOptions): Promise<void>
 }
@@ -125,8 +125,8 @@ export interface ProcessRecorder extends ApplicationRecorder, TrackingRecorder {
   insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]>
 }
 
-/** The recorders of one application, opened on one backend. */
-export interface Recorders {
+/** The recorders of one application, opened on one backend; `await using` closes them. */
+export interface Recorders extends AsyncDisposable {
   /** The application's events, notification log and tracking records. */
   readonly events: ProcessRecorder
   /** The application's snapshots. */

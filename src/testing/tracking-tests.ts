@@ -1,0 +1,122 @@
+// The conformance tests of the tracking recorder.
+
+import assert from 'node:assert/strict'
+import { setTimeout as delay } from 'node:timers/promises'
+import { IntegrityError, WaitTimeoutError } from '../persistence/errors.js'
+import { contents, event, range, storeTest, versions } from './fixtures.js'
+import type { RecorderHarness, TestApi } from './recorder-suite.js'
+
+/** Declares the tests of tracking records: increasing per upstream application, recorded atomically with events, and awaited. */
+export function testTracking(api: TestApi, harness: RecorderHarness): void {
+  const test = storeTest(api, harness)
+  api.describe('tracking', () => {
+    test('with nothing tracked, maxTrackingId is 0 and only an undefined id counts as tracked', async (open) => {
+      const { events } = await open()
+      assert.equal(await events.maxTrackingId('upstream'), 0)
+      assert.equal(await events.hasTrackingId('upstream', 1), false)
+      assert.equal(await events.hasTrackingId('upstream', undefined), true)
+    })
+
+    test('tracking ids increase per upstream application: a lower or equal id fails with IntegrityError', async (open) => {
+      const { events } = await open()
+      await events.insertTracking({ applicationName: 'up', notificationId: 5 })
+      await assert.rejects(events.insertTracking({ applicationName: 'up', notificationId: 5 }), IntegrityError)
+      await assert.rejects(events.insertTracking({ applicationName: 'up', notificationId: 3 }), IntegrityError)
+      assert.equal(await events.maxTrackingId('up'), 5)
+      await events.insertTracking({ applicationName: 'up', notificationId: 7 })
+      await events.insertTracking({ applicationName: 'other', notificationId: 1 })
+      assert.equal(await events.maxTrackingId('up'), 7)
+      assert.equal(await events.maxTrackingId('other'), 1)
+      await events.insertTracking({ applicationName: 'other', notificationId: 2 })
+      assert.equal(await events.maxTrackingId('up'), 7)
+    })
+
+    test('hasTrackingId is true for ids up to the highest tracked', async (open) => {
+      const { events } = await open()
+      await events.insertTracking({ applicationName: 'up', notificationId: 3 })
+      await events.insertTracking({ applicationName: 'up', notificationId: 5 })
+      for (const id of [1, 3, 4, 5]) assert.equal(await events.hasTrackingId('up', id), true, `id ${id}`)
+      assert.equal(await events.hasTrackingId('up', 6), false)
+      assert.equal(await events.hasTrackingId('other', 1), false)
+    })
+
+    test('events and their tracking record are recorded together', async (open) => {
+      const { events } = await open()
+      const ids = await events.insertEvents(range('a', 1, 2), {
+        tracking: { applicationName: 'up', notificationId: 4 },
+      })
+      assert.equal(ids.length, 2)
+      assert.equal(await events.maxTrackingId('up'), 4)
+      assert.deepEqual(versions(await events.selectEvents('a')), [1, 2])
+    })
+
+    test('a tracking record can be recorded with no events', async (open) => {
+      const { events } = await open()
+      assert.deepEqual(await events.insertEvents([], { tracking: { applicationName: 'up', notificationId: 2 } }), [])
+      assert.equal(await events.maxTrackingId('up'), 2)
+      assert.equal(await events.maxNotificationId(), 0)
+    })
+
+    test('a batch with a duplicate version and a tracking record writes neither', async (open) => {
+      const { events } = await open()
+      await events.insertEvents([event('a', 1)], { tracking: { applicationName: 'up', notificationId: 1 } })
+      const before = await contents(events)
+      const tracking = { applicationName: 'up', notificationId: 2 }
+      await assert.rejects(events.insertEvents([event('b', 1), event('a', 1)], { tracking }), IntegrityError)
+      assert.deepEqual(await contents(events), before)
+      assert.equal(await events.maxTrackingId('up'), 1)
+    })
+
+    test('a tracking record that is not newer fails the batch and writes no events', async (open) => {
+      const { events } = await open()
+      await events.insertTracking({ applicationName: 'up', notificationId: 5 })
+      for (const notificationId of [5, 4]) {
+        const tracking = { applicationName: 'up', notificationId }
+        await assert.rejects(events.insertEvents(range('a', 1, 2), { tracking }), IntegrityError)
+      }
+      assert.deepEqual(await contents(events), { log: [], max: 0, a: [], b: [], c: [] })
+      assert.equal(await events.maxTrackingId('up'), 5)
+    })
+
+    test('waitForTracking resolves at once for a tracked id', async (open) => {
+      const { events } = await open()
+      await events.insertTracking({ applicationName: 'up', notificationId: 4 })
+      await events.waitForTracking('up', 4)
+      await events.waitForTracking('up', 2, { timeoutMs: 1 })
+    })
+
+    test('waitForTracking resolves when another connection records the tracking', async (open) => {
+      const one = (await open()).events
+      const two = (await open()).events
+      let resolved = false
+      const waiting = one.waitForTracking('up', 5, { timeoutMs: 10_000 }).then(() => {
+        resolved = true
+      })
+      await two.insertTracking({ applicationName: 'up', notificationId: 3 })
+      await delay(30)
+      assert.equal(resolved, false, 'resolved before the id was tracked')
+      await two.insertEvents([event('a', 1)], { tracking: { applicationName: 'up', notificationId: 7 } })
+      await waiting
+    })
+
+    test('waitForTracking rejects with WaitTimeoutError naming the application and id', async (open) => {
+      const { events } = await open()
+      await events.insertTracking({ applicationName: 'upstream', notificationId: 1 })
+      await assert.rejects(events.waitForTracking('upstream', 42, { timeoutMs: 50 }), (error: unknown) => {
+        assert.ok(error instanceof WaitTimeoutError, `${error}`)
+        assert.match(error.message, /upstream/)
+        assert.match(error.message, /42/)
+        return true
+      })
+    })
+
+    test('waitForTracking rejects with the reason of an aborted signal', async (open) => {
+      const { events } = await open()
+      const controller = new AbortController()
+      const reason = new Error('stopped')
+      const waiting = events.waitForTracking('up', 1, { signal: controller.signal })
+      setTimeout(() => controller.abort(reason), 20)
+      await assert.rejects(waiting, (error: unknown) => error === reason)
+    })
+  })
+}
