@@ -1,5 +1,5 @@
 import type { Aggregate, AggregateClass } from '../domain/aggregate.js'
-import { Aggregate as AggregateBase } from '../domain/aggregate.js'
+import { Aggregate as AggregateBase, uncollectEvents } from '../domain/aggregate.js'
 import type { DomainEvent } from '../domain/domain-event.js'
 import { EventSourcingError } from '../domain/errors.js'
 import { ProgrammingError } from '../persistence/errors.js'
@@ -111,11 +111,17 @@ export class Application implements AsyncDisposable {
    *
    * @returns a recording per event, in order.
    * @throws IntegrityError if another writer recorded one of these versions
-   * first (get the aggregate again and retry); nothing is written then.
+   * first (get the aggregate again and retry); nothing is written then, and the
+   * aggregates keep their new events, so saving them again fails the same way.
    */
   async save(...aggregates: Aggregate[]): Promise<Recording[]> {
     const batches = aggregates.map((aggregate) => aggregate.collectEvents())
-    const recordings = await this.record(batches.flat())
+    const recordings = await this.record(batches.flat()).catch((error: unknown) => {
+      if (!(error instanceof SubscriberError)) {
+        for (const [index, aggregate] of aggregates.entries()) uncollectEvents(aggregate, batches[index]!)
+      }
+      throw error
+    })
     for (const [index, aggregate] of aggregates.entries()) {
       this.repository.remember(aggregate)
       const previousVersion = aggregate.version - batches[index]!.length

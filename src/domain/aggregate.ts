@@ -163,6 +163,14 @@ export class Aggregate {
   }
 }
 
+/**
+ * Puts collected events back in front of an aggregate's pending events, when
+ * recording them failed, so that the aggregate never claims state it did not save.
+ */
+export function uncollectEvents(aggregate: Aggregate, events: readonly DomainEvent[]): void {
+  pendingEvents.set(aggregate, [...events, ...pending(aggregate)])
+}
+
 function pending(aggregate: Aggregate): DomainEvent[] {
   let events = pendingEvents.get(aggregate)
   if (events === undefined) {

@@ -88,6 +88,10 @@ describe.each(backends)('Application on %s', (_, persistence) => {
     await expect(bank.save(other, second)).rejects.toBeInstanceOf(IntegrityError)
     expect((await bank.repository.get(Account, id)).balance).toBe(1n)
     expect(await bank.repository.contains(other.id)).toBe(false)
+    // The failed aggregates keep their events: saving again cannot silently record nothing.
+    await expect(bank.save(second)).rejects.toBeInstanceOf(IntegrityError)
+    await bank.save(other)
+    expect(await bank.repository.contains(other.id)).toBe(true)
   })
 
   it('throws AggregateNotFoundError for unknown, discarded and mistyped aggregates', async () => {
