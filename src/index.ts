@@ -6,6 +6,7 @@ export {
   Application,
   type ApplicationOptions,
   type EventSubscriber,
+  SnapshotError,
   SubscriberError,
 } from './application/application.js'
 export { Config, type EncodingOptions, type Environment } from './application/config.js'

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Aggregate, AggregateClass } from '../domain/aggregate.js'
 import { Aggregate as AggregateBase, uncollectEvents } from '../domain/aggregate.js'
 import type { DomainEvent } from '../domain/domain-event.js'
@@ -5,7 +6,7 @@ import { EventSourcingError } from '../domain/errors.js'
 import { ProgrammingError } from '../persistence/errors.js'
 import { EventStore, type Recording } from '../persistence/event-store.js'
 import type { Persistence, Recorders } from '../persistence/recorder.js'
-import type { Tracking } from '../persistence/stored-event.js'
+import type { StoredEvent, Tracking } from '../persistence/stored-event.js'
 import { Config, type EncodingOptions, type Environment, mapperFromConfig, persistenceFromConfig } from './config.js'
 import { NotificationLog } from './notification-log.js'
 import { Repository } from './repository.js'
@@ -32,13 +33,27 @@ export interface ApplicationOptions extends EncodingOptions {
 /** Receives an application's domain events after they are recorded. */
 export type EventSubscriber = (recordings: readonly Recording[]) => void | Promise<void>
 
-/** A subscriber failed after the events it was given had been recorded; `recordings` says which. */
+/** A subscriber failed after the events it was given had been recorded. */
 export class SubscriberError extends EventSourcingError {
+  /** Makes the error; `cause` is what the subscriber threw. */
   constructor(
+    /** The recorded events the subscriber failed on. */
     readonly recordings: readonly Recording[],
     cause: unknown,
   ) {
     super('Events were recorded, but a subscriber failed on them', { cause })
+  }
+}
+
+/** Writing a due snapshot failed after the saved events had been recorded (a snapshot is a cache: nothing is lost). */
+export class SnapshotError extends EventSourcingError {
+  /** Makes the error; `cause` is the recorder's error. */
+  constructor(
+    /** The recorded events of the save. */
+    readonly recordings: readonly Recording[],
+    cause: unknown,
+  ) {
+    super('Events were recorded, but writing a snapshot of them failed', { cause })
   }
 }
 
@@ -77,6 +92,7 @@ export class Application implements AsyncDisposable {
   readonly #subscribers = new Set<EventSubscriber>()
   #stores: Promise<Stores> | undefined
   #publishing: Promise<void> = Promise.resolve()
+  readonly #delivering = new AsyncLocalStorage<boolean>()
   #closed = false
 
   constructor(options: ApplicationOptions = {}) {
@@ -107,25 +123,39 @@ export class Application implements AsyncDisposable {
 
   /**
    * Records the new events of the given aggregates in one atomic write, then
-   * passes them to subscribers, updates the cache and takes due snapshots.
+   * updates the cache, passes the events to subscribers and writes due snapshots.
    *
    * @returns a recording per event, in order.
    * @throws IntegrityError if another writer recorded one of these versions
    * first (get the aggregate again and retry); nothing is written then, and the
    * aggregates keep their new events, so saving them again fails the same way.
+   * A due snapshot that cannot be made (TopicError, an unregistered type) also
+   * fails the save before anything is written. After the write, a failing
+   * subscriber gives {@link SubscriberError} and a failing snapshot write
+   * {@link SnapshotError}; the events are recorded then.
    */
   async save(...aggregates: Aggregate[]): Promise<Recording[]> {
     const batches = aggregates.map((aggregate) => aggregate.collectEvents())
-    const recordings = await this.record(batches.flat()).catch((error: unknown) => {
-      if (!(error instanceof SubscriberError)) {
-        for (const [index, aggregate] of aggregates.entries()) uncollectEvents(aggregate, batches[index]!)
-      }
+    let recordings: Recording[]
+    let snapshots: StoredEvent[]
+    try {
+      const stores = await this.stores()
+      snapshots = aggregates
+        .filter((aggregate, index) => this.#snapshotting.isDue(aggregate, aggregate.version - batches[index]!.length))
+        .map((aggregate) => this.#snapshotStore(stores).toStoredEvent(aggregate))
+      recordings = await stores.events.put(batches.flat())
+    } catch (error) {
+      for (const [index, aggregate] of aggregates.entries()) uncollectEvents(aggregate, batches[index]!)
       throw error
-    })
-    for (const [index, aggregate] of aggregates.entries()) {
-      this.repository.remember(aggregate)
-      const previousVersion = aggregate.version - batches[index]!.length
-      if (this.#snapshotting.isDue(aggregate, previousVersion)) await this.#putSnapshot(aggregate)
+    }
+    for (const aggregate of aggregates) this.repository.remember(aggregate)
+    await this.#publish(recordings)
+    if (snapshots.length > 0) {
+      await this.#snapshotStore(await this.stores())
+        .insert(snapshots)
+        .catch((error: unknown) => {
+          throw new SnapshotError(recordings, error)
+        })
     }
     return recordings
   }
@@ -135,8 +165,7 @@ export class Application implements AsyncDisposable {
    * write and passes them to subscribers. {@link Application.save} is the usual way in.
    */
   async record(events: readonly DomainEvent[], options?: { tracking?: Tracking }): Promise<Recording[]> {
-    const stores = await this.stores()
-    const recordings = await stores.events.put(events, options)
+    const recordings = await (await this.stores()).events.put(events, options)
     await this.#publish(recordings)
     return recordings
   }
@@ -148,26 +177,33 @@ export class Application implements AsyncDisposable {
    * aggregate's class has no static `topic`.
    */
   async takeSnapshot(id: string, version?: number): Promise<void> {
+    const stores = await this.stores()
+    const snapshots = this.#snapshotStore(stores)
     const aggregate = await this.repository.get(AggregateBase, id, { version })
-    await this.#putSnapshot(aggregate)
+    await snapshots.insert([snapshots.toStoredEvent(aggregate)])
   }
 
   /**
-   * Deletes all events and snapshots of an aggregate, for "forget me" requests.
-   * The notification log keeps a gap where the events were.
+   * Deletes all events and snapshots of an aggregate, for "forget me" requests
+   * (snapshots too when snapshotting is off here, since another run may have
+   * written some). The notification log keeps a gap where the events were.
    *
    * @returns the number of events deleted.
    */
   async deleteAggregate(id: string): Promise<number> {
     const stores = await this.stores()
     this.repository.forget(id)
-    await stores.snapshots?.delete(id)
-    return stores.events.delete(id)
+    await stores.recorders.snapshots.deleteEvents(id)
+    const deleted = await stores.events.delete(id)
+    this.repository.forget(id)
+    return deleted
   }
 
   /**
    * Calls `subscriber` with each batch of this application's events after it is
-   * recorded, in the order the batches were recorded here.
+   * recorded, in the order the batches were recorded here. A subscriber may
+   * itself save to this application: the batch that causes is passed to the
+   * subscribers at once, within the delivery that caused it.
    *
    * @returns a function that unsubscribes.
    */
@@ -180,6 +216,7 @@ export class Application implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    await this.#publishing
     // Storage that failed to open has nothing to close; its error reached the caller that opened it.
     const stores = await this.#stores?.catch(() => undefined)
     await stores?.recorders.close()
@@ -205,9 +242,9 @@ export class Application implements AsyncDisposable {
   }
 
   async #openStores(): Promise<Stores> {
+    const mapper = mapperFromConfig(this.config, this.#options)
     const persistence = this.#options.persistence ?? (await persistenceFromConfig(this.config))
     const recorders = await persistence.open(this.name)
-    const mapper = mapperFromConfig(this.config, this.#options)
     return {
       recorders,
       events: new EventStore(mapper, recorders.events),
@@ -215,22 +252,24 @@ export class Application implements AsyncDisposable {
     }
   }
 
-  async #putSnapshot(aggregate: Aggregate): Promise<void> {
-    const { snapshots } = await this.stores()
-    if (snapshots === undefined) {
+  #snapshotStore(stores: Stores): SnapshotStore {
+    if (stores.snapshots === undefined) {
       throw new ProgrammingError(
         `Snapshotting is off for ${this.name}: pass { snapshotting: true } or a snapshottingInterval, or set IS_SNAPSHOTTING_ENABLED=true`,
       )
     }
-    await snapshots.put(aggregate)
+    return stores.snapshots
   }
 
   #publish(recordings: readonly Recording[]): Promise<void> {
     if (this.#subscribers.size === 0 || recordings.length === 0) return Promise.resolve()
     const subscribers = [...this.#subscribers]
-    const published = this.#publishing.then(async () => {
-      for (const subscriber of subscribers) await subscriber(recordings)
-    })
+    const deliver = () =>
+      this.#delivering.run(true, async () => {
+        for (const subscriber of subscribers) await subscriber(recordings)
+      })
+    // A save made by a subscriber cannot wait for the delivery it is part of.
+    const published = this.#delivering.getStore() ? deliver() : this.#publishing.then(deliver)
     // The chain only keeps batches in order; the failure itself reaches the saver below.
     this.#publishing = published.catch(() => {})
     return published.catch((error: unknown) => {

@@ -28,8 +28,7 @@ export class Config {
 
   /** Returns the value of a variable, prefixed form first; undefined when unset or empty. */
   get(name: string): string | undefined {
-    const value = this.env[this.#prefix + name] ?? this.env[name]
-    return value === '' ? undefined : value
+    return nonEmpty(this.env[this.#prefix + name]) ?? nonEmpty(this.env[name])
   }
 
   /**
@@ -113,4 +112,8 @@ function compressorFromConfig(config: Config): boolean {
   if (name === undefined) return false
   if (name === 'zlib') return true
   throw new ProgrammingError(`Unknown COMPRESSOR value ${JSON.stringify(name)}: use zlib, or leave it unset`)
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === '' ? undefined : value
 }

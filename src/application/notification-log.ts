@@ -32,8 +32,9 @@ export class NotificationLog {
   }
 
   /**
-   * Returns the section `"start,stop"`: at most `sectionSize` notifications with
-   * ids from start to stop.
+   * Returns the section `"start,stop"`: the first `stop - start + 1`
+   * notifications (at most `sectionSize`) with ids from `start` on. Gaps in the
+   * ids are filled from later ids, so a section is short only at the end of the log.
    *
    * @throws SectionIdError if the id is malformed.
    */
@@ -44,7 +45,7 @@ export class NotificationLog {
     }
     const start = Math.max(1, Number(match[1]))
     const limit = Math.min(Math.max(0, Number(match[2]) - start + 1), this.sectionSize)
-    const items = limit === 0 ? [] : await this.select({ start, limit, stop: Number(match[2]) })
+    const items = limit === 0 ? [] : await this.select({ start, limit })
     const first = items[0]
     const last = items.at(-1)
     if (first === undefined || last === undefined) return { id: undefined, items, nextId: undefined }

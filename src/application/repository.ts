@@ -1,6 +1,5 @@
-import { klona } from 'klona/full'
 import { LRUCache } from 'lru-cache'
-import { type Aggregate, type AggregateClass, replayEvents } from '../domain/aggregate.js'
+import { type Aggregate, type AggregateClass, copyAggregate, replayEvents } from '../domain/aggregate.js'
 import type { DomainEvent } from '../domain/domain-event.js'
 import { AggregateNotFoundError, TopicError, UpcastError } from '../domain/errors.js'
 import { DataError } from '../persistence/errors.js'
@@ -28,11 +27,16 @@ export interface GetOptions {
  * The cache stays correct when other processes or application instances write
  * the same aggregates: a cached aggregate is brought up to date with any newer
  * stored events on every `get`, and callers always receive their own copy.
+ * Copies (like snapshots) carry an aggregate's own fields: keep aggregate state
+ * in ordinary fields, not JavaScript `#private` ones, which cannot be copied.
  */
 export class Repository {
   readonly #stores: () => Promise<RepositoryStores>
   readonly #cache: LRUCache<string, Aggregate> | undefined
+  /** Counts deletions, so a get that read events before a delete does not cache them after it. */
+  #deletions = 0
 
+  /** Makes a repository reading from `stores`, caching up to `cacheSize` aggregates (none by default). */
   constructor(stores: () => Promise<RepositoryStores>, cacheSize = 0) {
     this.#stores = stores
     this.#cache = cacheSize > 0 ? new LRUCache({ max: cacheSize }) : undefined
@@ -71,31 +75,34 @@ export class Repository {
     return event
   }
 
-  /** Replaces the cached copy of an aggregate after a save, if it is newer. */
+  /** Caches a copy of an aggregate (the application calls this after a save), unless the cache holds a newer one. */
   remember(aggregate: Aggregate): void {
     const cached = this.#cache?.get(aggregate.id)
-    if (cached === undefined || cached.version < aggregate.version) this.#cache?.set(aggregate.id, klona(aggregate))
+    if (cached === undefined || cached.version < aggregate.version)
+      this.#cache?.set(aggregate.id, copyAggregate(aggregate))
   }
 
-  /** Drops an aggregate from the cache. */
+  /** Drops an aggregate from the cache (the application calls this when it deletes one). */
   forget(id: string): void {
+    this.#deletions++
     this.#cache?.delete(id)
   }
 
   async #latest<A extends Aggregate>(cls: AggregateClass<A>, id: string): Promise<A | undefined> {
     const { events } = await this.#stores()
+    const deletions = this.#deletions
     const cached = this.#cache?.get(id)
     if (cached === undefined) {
       const aggregate = await this.#rebuild(cls, id, events)
-      if (aggregate !== undefined) this.remember(aggregate)
+      if (aggregate !== undefined && deletions === this.#deletions) this.remember(aggregate)
       return aggregate
     }
     if (!(cached instanceof cls)) {
       throw new AggregateNotFoundError(id, `Aggregate '${id}' is not a ${cls.name}`)
     }
-    const copy = klona(cached)
+    const copy = copyAggregate(cached)
     replayEvents(cls, await events.get(id, { gt: copy.version }), copy)
-    this.remember(copy)
+    if (deletions === this.#deletions) this.remember(copy)
     return copy
   }
 

@@ -2,21 +2,33 @@ import type { Aggregate, AggregateClass } from '../domain/aggregate.js'
 import { Snapshot } from '../domain/snapshot.js'
 import type { Mapper } from '../persistence/mapper.js'
 import type { AggregateRecorder } from '../persistence/recorder.js'
+import type { StoredEvent } from '../persistence/stored-event.js'
 
 /** Stores and retrieves the snapshots of an application's aggregates. */
 export class SnapshotStore {
+  /** Makes a snapshot store that maps with `mapper` and records with `recorder`. */
   constructor(
     readonly mapper: Mapper,
     readonly recorder: AggregateRecorder,
   ) {}
 
   /**
-   * Records a snapshot of an aggregate at its current version.
+   * Returns the stored form of a snapshot of an aggregate at its current version.
    *
-   * @throws IntegrityError if a snapshot at that version exists already.
+   * @throws TopicError if the aggregate's class has no topic; ProgrammingError
+   * if its state holds a type the transcoder does not know.
    */
-  async put(aggregate: Aggregate): Promise<void> {
-    await this.recorder.insertEvents([this.mapper.toStoredEvent(Snapshot.take(aggregate))])
+  toStoredEvent(aggregate: Aggregate): StoredEvent {
+    return this.mapper.toStoredEvent(Snapshot.take(aggregate))
+  }
+
+  /**
+   * Records snapshots made by {@link SnapshotStore.toStoredEvent}.
+   *
+   * @throws IntegrityError if a snapshot at one of their versions exists already.
+   */
+  async insert(snapshots: readonly StoredEvent[]): Promise<void> {
+    await this.recorder.insertEvents(snapshots)
   }
 
   /** Returns the newest snapshot at or below `version` (any version when not given), or undefined. */
@@ -25,11 +37,6 @@ export class SnapshotStore {
     if (stored === undefined) return undefined
     const snapshot = this.mapper.toDomainEvent(stored)
     return snapshot instanceof Snapshot ? snapshot : undefined
-  }
-
-  /** Deletes every snapshot of an aggregate. */
-  delete(originatorId: string): Promise<number> {
-    return this.recorder.deleteEvents(originatorId)
   }
 }
 

@@ -1,3 +1,4 @@
+import { klona } from 'klona/full'
 import {
   checkPayload,
   type DomainEvent,
@@ -164,6 +165,15 @@ export class Aggregate {
 }
 
 /**
+ * Returns an independent copy of an aggregate: a new instance of its class with
+ * deep copies of its own fields (JavaScript `#private` fields keep their initial values).
+ */
+export function copyAggregate<A extends Aggregate>(aggregate: A): A {
+  const cls = aggregate.constructor as new () => A
+  return Object.assign(new cls(), klona({ ...aggregate }))
+}
+
+/**
  * Puts collected events back in front of an aggregate's pending events, when
  * recording them failed, so that the aggregate never claims state it did not save.
  */
@@ -196,11 +206,12 @@ export function applyEvent(aggregate: Aggregate, event: DomainEvent): void {
   }
   if (aggregate.version === 0) {
     aggregate.id = event.originatorId
-    aggregate.createdOn = event.timestamp
+    aggregate.createdOn = new Date(event.timestamp)
   }
   ;(event.constructor as EventType<Aggregate>).mutate(aggregate, event)
   aggregate.version = event.originatorVersion
-  aggregate.modifiedOn = event.timestamp
+  // A copy: changing the aggregate's dates must not change the event's.
+  aggregate.modifiedOn = new Date(event.timestamp)
 }
 
 /**

@@ -32,9 +32,10 @@ export function checkPayload(topic: string, payload: object): void {
  * An immutable fact about one aggregate. Concrete event types are declared with
  * `Aggregate.event(...)` or `Aggregate.created(...)`, which give each a topic.
  *
- * An event is frozen deeply: arrays and plain objects in its payload are frozen
- * too, so an aggregate that keeps a reference to one cannot rewrite history by
- * changing it later (copy it in `apply` when the aggregate must change it).
+ * An event is frozen deeply: arrays and plain objects in its payload are copied
+ * and frozen, so neither the code that triggered it nor an aggregate that keeps
+ * a reference to one can rewrite history by changing it later (copy such a
+ * value in `apply` when the aggregate must change it).
  */
 export class DomainEvent implements DomainEventInit {
   declare readonly originatorId: string
@@ -42,18 +43,20 @@ export class DomainEvent implements DomainEventInit {
   declare readonly timestamp: Date
 
   constructor(init: DomainEventInit) {
-    Object.assign(this, init)
-    deepFreeze(this)
+    for (const [name, value] of Object.entries(init)) (this as Record<string, unknown>)[name] = frozenCopy(value)
+    Object.freeze(this)
   }
 }
 
-function deepFreeze(value: object): void {
-  Object.freeze(value)
-  for (const field of Object.values(value)) {
-    if (typeof field !== 'object' || field === null || Object.isFrozen(field)) continue
-    const prototype = Object.getPrototypeOf(field)
-    if (Array.isArray(field) || prototype === Object.prototype || prototype === null) deepFreeze(field)
-  }
+/** Returns arrays and plain objects as frozen deep copies, and other values as they are. */
+function frozenCopy(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) return Object.freeze(value.map(frozenCopy))
+  const prototype = Object.getPrototypeOf(value)
+  if (prototype !== Object.prototype && prototype !== null) return value
+  const copy: Record<string, unknown> = Object.create(prototype)
+  for (const [name, field] of Object.entries(value)) copy[name] = frozenCopy(field)
+  return Object.freeze(copy)
 }
 
 /** A domain event of one declared type: the common fields and the payload `P`. */
