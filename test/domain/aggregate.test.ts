@@ -68,8 +68,12 @@ describe('Aggregate.create', () => {
     expect(event).toBeInstanceOf(DomainEvent)
     expect(event).toMatchObject({ originatorId: dog.id, originatorVersion: 1, name: 'Fido' })
     expect(event?.timestamp).toBeInstanceOf(Date)
-    expect(dog.createdOn).toBe(event?.timestamp)
-    expect(dog.modifiedOn).toBe(event?.timestamp)
+    expect(dog.createdOn).toEqual(event?.timestamp)
+    expect(dog.modifiedOn).toEqual(event?.timestamp)
+    // Copies: changing the aggregate's dates cannot change the event's.
+    expect(dog.createdOn).not.toBe(event?.timestamp)
+    dog.modifiedOn.setTime(0)
+    expect(event?.timestamp.getTime()).not.toBe(0)
   })
 
   it('uses the given id', () => {
@@ -98,7 +102,7 @@ describe('Aggregate.trigger', () => {
     expect(events.every((e) => e.originatorId === dog.id)).toBe(true)
     expect(events[2]).toBeInstanceOf(Dog.TrickAdded)
     expect(events[2]).toMatchObject({ trick: 'play dead' })
-    expect(dog.modifiedOn).toBe(events[2]?.timestamp)
+    expect(dog.modifiedOn).toEqual(events[2]?.timestamp)
     expect(dog.modifiedOn.getTime()).toBeGreaterThanOrEqual(dog.createdOn.getTime())
   })
 
@@ -154,6 +158,18 @@ describe('domain events', () => {
     expect((event as DomainEvent & { items: string[] }).items).toEqual(['apple'])
   })
 
+  it('copy the arrays and objects of a payload, leaving the caller's own unfrozen', () => {
+    class Basket extends Aggregate {
+      static Filled = Basket.created('aggregate-test:Basket2.Filled', (_basket, _e: { items: string[] }) => {})
+    }
+    const items = ['apple']
+    const basket = Basket.create(Basket.Filled, { items })
+    items.push('pear')
+    const [event] = basket.collectEvents()
+    expect((event as DomainEvent & { items: string[] }).items).toEqual(['apple'])
+    expect(Object.isFrozen(items)).toBe(false)
+  })
+
   it('reject payloads that use a reserved field name', () => {
     class Clock extends Aggregate {
       static Set = Clock.created('aggregate-test:Clock.Set', (_clock, _e: { timestamp: string }) => {})
@@ -198,8 +214,8 @@ describe('replayEvents', () => {
     expect(copy).toBeInstanceOf(Dog)
     expect(copy).not.toBe(dog)
     expect(copy).toEqual(dog)
-    expect(copy?.createdOn).toBe(events[0]?.timestamp)
-    expect(copy?.modifiedOn).toBe(events[2]?.timestamp)
+    expect(copy?.createdOn).toEqual(events[0]?.timestamp)
+    expect(copy?.modifiedOn).toEqual(events[2]?.timestamp)
     expect(copy?.collectEvents()).toEqual([])
   })
 
