@@ -158,7 +158,7 @@ describe('domain events', () => {
     expect((event as DomainEvent & { items: string[] }).items).toEqual(['apple'])
   })
 
-  it('copy the arrays and objects of a payload, leaving the caller's own unfrozen', () => {
+  it('copy the arrays and objects of a payload, leaving those of the caller unfrozen', () => {
     class Basket extends Aggregate {
       static Filled = Basket.created('aggregate-test:Basket2.Filled', (_basket, _e: { items: string[] }) => {})
     }
