@@ -8,7 +8,7 @@ export default defineConfig({
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts'],
-      exclude: ['src/cli/main.ts'],
+      exclude: ['src/cli/main.ts', 'src/testing/**'],
       reporter: ['text-summary', 'text'],
       thresholds: { lines: 90 },
     },
