@@ -1,12 +1,9 @@
 // Application benchmarks: whole saves and gets (mapper, recorder, repository)
 // beside raw better-sqlite3 writing the same rows with the same pragmas, in the
 // same run, as medians of several rounds. Run with `npm run bench`.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import Database from 'better-sqlite3'
 import { Aggregate, Application, memory } from 'eventsourcing'
 import { sqlite } from 'eventsourcing/sqlite'
+import { freshPath, median, rawConnection, removeFreshPaths } from './shared.mjs'
 
 const ROUNDS = 5
 const SAVES = 3_000
@@ -26,14 +23,6 @@ class Counter extends Aggregate {
   add(amount) {
     this.trigger(Counter.Added, { amount })
   }
-}
-
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
-const directories = []
-function freshPath() {
-  const directory = mkdtempSync(join(tmpdir(), 'eventsourcing-bench-'))
-  directories.push(directory)
-  return join(directory, 'bench.db')
 }
 
 async function timed(count, body) {
@@ -56,10 +45,7 @@ async function saves(persistence) {
 /** The same rows written by raw better-sqlite3, one transaction each; returns rows per second. */
 async function rawSaves(path) {
   await (await sqlite({ path }).open('bench')).close()
-  const db = new Database(path)
-  db.pragma('busy_timeout = 5000')
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = NORMAL')
+  const db = rawConnection(path)
   const statement = db.prepare(
     'INSERT INTO bench_events (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)',
   )
@@ -116,5 +102,5 @@ try {
     ' events',
   )
 } finally {
-  for (const directory of directories) rmSync(directory, { recursive: true, force: true })
+  removeFreshPaths()
 }

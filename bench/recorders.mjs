@@ -2,12 +2,9 @@
 // same run (raw better-sqlite3 with the same pragmas and SQL shape), as the
 // median of several rounds. Run with `npm run bench` (builds first); the
 // package imports itself by name through its exports.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import Database from 'better-sqlite3'
 import { memory } from 'eventsourcing'
 import { sqlite } from 'eventsourcing/sqlite'
+import { freshPath, median, rawConnection, removeFreshPaths } from './shared.mjs'
 
 const ROUNDS = 5
 const INSERTS = 5_000
@@ -17,7 +14,6 @@ const MEMORY_BATCHES = 2_000
 const BATCH = 100
 const state = new Uint8Array(100).fill(42)
 
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 const format = (perSecond) => Math.round(perSecond).toLocaleString('en-US').padStart(12)
 
 /** Times `body` (which does `count` operations) once; returns the rate per second. */
@@ -63,22 +59,6 @@ function report(label, result, target) {
   }
   console.log(`${label.padEnd(52)}${format(result.ours)}/s  ${result.ratio.toFixed(2)}× raw${goal}`)
   console.log(`${'  raw better-sqlite3'.padEnd(52)}${format(result.baseline)}/s`)
-}
-
-const directories = []
-function freshPath() {
-  const directory = mkdtempSync(join(tmpdir(), 'eventsourcing-bench-'))
-  directories.push(directory)
-  return join(directory, 'bench.db')
-}
-
-/** A raw connection configured as the recorder configures its own. */
-function rawConnection(path) {
-  const db = new Database(path)
-  db.pragma('busy_timeout = 5000')
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = NORMAL')
-  return db
 }
 
 const singles = Array.from({ length: INSERTS }, (_, i) => ({
@@ -228,5 +208,5 @@ try {
   await sqliteReads()
   await memoryRecorder()
 } finally {
-  for (const directory of directories) rmSync(directory, { recursive: true, force: true })
+  removeFreshPaths()
 }

@@ -85,14 +85,14 @@ export class BankAccount extends Aggregate {
 
   /** @throws AccountClosedError, InvalidOperationError */
   credit(amount: number): void {
-    this.#checkOpen()
+    this.checkOpen()
     checkAmount(amount)
     this.trigger(BankAccount.Credited, { amount })
   }
 
   /** @throws InsufficientFundsError if the balance would go below minus the overdraft limit; AccountClosedError, InvalidOperationError */
   debit(amount: number): void {
-    this.#checkOpen()
+    this.checkOpen()
     checkAmount(amount)
     if (this.balance - amount < -this.overdraftLimit) {
       throw new InsufficientFundsError(this.id, this.balance, amount, this.overdraftLimit)
@@ -102,7 +102,7 @@ export class BankAccount extends Aggregate {
 
   /** @throws AccountClosedError, InvalidOperationError if the limit is negative or not whole cents */
   setOverdraftLimit(overdraftLimit: number): void {
-    this.#checkOpen()
+    this.checkOpen()
     if (!Number.isSafeInteger(overdraftLimit) || overdraftLimit < 0) {
       throw new InvalidOperationError(`An overdraft limit must be zero or more whole cents, got ${overdraftLimit}`)
     }
@@ -111,11 +111,13 @@ export class BankAccount extends Aggregate {
 
   /** @throws AccountClosedError if it is closed already */
   close(): void {
-    this.#checkOpen()
+    this.checkOpen()
     this.trigger(BankAccount.Closed, {})
   }
 
-  #checkOpen(): void {
+  // TS `private`, not `#private`: the aggregate cache copies aggregates without
+  // running their constructor, and a copy fails the brand check of `#` members.
+  private checkOpen(): void {
     if (this.isClosed) throw new AccountClosedError(this.id)
   }
 }

@@ -112,7 +112,7 @@ export class Users extends Application {
    */
   async register(username: string, fullName: string): Promise<string> {
     const userId = uuid4()
-    await this.#saveClaiming(username, userId, async () => [User.register(username, fullName, userId)])
+    await this.#saveClaiming(username, userId, [User.register(username, fullName, userId)])
     return userId
   }
 
@@ -124,14 +124,12 @@ export class Users extends Application {
    * @throws IntegrityError if the user was changed concurrently (call again).
    */
   async changeUsername(userId: string, username: string): Promise<void> {
-    if ((await this.getUser(userId)).username === username) return
-    await this.#saveClaiming(username, userId, async () => {
-      const user = await this.getUser(userId)
-      const oldIndex = await this.repository.get(UsernameIndex, UsernameIndex.idFor(user.username))
-      oldIndex.release()
-      user.changeUsername(username)
-      return [user, oldIndex]
-    })
+    const user = await this.getUser(userId)
+    if (user.username === username) return
+    const oldIndex = await this.repository.get(UsernameIndex, UsernameIndex.idFor(user.username))
+    oldIndex.release()
+    user.changeUsername(username)
+    await this.#saveClaiming(username, userId, [user, oldIndex])
   }
 
   /** Returns the id of the user who holds a username, or undefined. */
@@ -144,14 +142,14 @@ export class Users extends Application {
     return this.repository.get(User, userId)
   }
 
-  // Saves the aggregates that `prepare` changes together with the claim of
-  // `username` for `userId`. The first attempt assumes the name was never
-  // used and lets the store's uniqueness rule say otherwise; only then is the
-  // existing entry read. `prepare` runs again for the second attempt, because
-  // a failed save has already taken the pending events off its aggregates.
-  async #saveClaiming(username: string, userId: string, prepare: () => Promise<Aggregate[]>): Promise<void> {
+  // Saves `aggregates` together with the claim of `username` for `userId`.
+  // The first attempt assumes the name was never used and lets the store's
+  // uniqueness rule say otherwise; only then is the existing entry read. A
+  // failed save leaves the aggregates' new events pending, so the second
+  // attempt saves the same aggregates again, with the existing entry.
+  async #saveClaiming(username: string, userId: string, aggregates: readonly Aggregate[]): Promise<void> {
     try {
-      await this.save(...(await prepare()), UsernameIndex.claim(username, userId))
+      await this.save(...aggregates, UsernameIndex.claim(username, userId))
       return
     } catch (error) {
       if (!(error instanceof IntegrityError)) throw error
@@ -161,7 +159,7 @@ export class Users extends Application {
       if (index.userId === userId) return
       if (index.userId !== undefined) throw new UsernameTakenError(username, { cause: error })
       index.claim(userId)
-      await this.#saveClaimingReleased(index, userId, await prepare())
+      await this.#saveClaimingReleased(index, userId, aggregates)
     }
   }
 

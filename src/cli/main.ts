@@ -3,6 +3,7 @@
 // are imported when run, so `--help` works without any database driver.
 import { readFileSync } from 'node:fs'
 import { Command } from 'commander'
+import { errorMessage } from '../persistence/errors.js'
 
 // The same relative path from src/cli (tests) and dist/cli (the installed bin).
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -26,14 +27,6 @@ program
 try {
   await program.parseAsync()
 } catch (error) {
-  process.stderr.write(`eventsourcing: ${messageOf(error)}\n`)
+  process.stderr.write(`eventsourcing: ${errorMessage(error)}\n`)
   process.exitCode = 1
-}
-
-function messageOf(error: unknown): string {
-  // When a command's body fails and disposing its application then fails too,
-  // `await using` wraps both in a SuppressedError whose own message says
-  // nothing; the body's error is the one that explains what went wrong.
-  if (error instanceof Error && 'suppressed' in error) return messageOf(error.suppressed)
-  return error instanceof Error ? error.message : String(error)
 }

@@ -1,5 +1,5 @@
-import { CommitSignal, followLog, waitUntil } from '../persistence/commit-signal.js'
-import { IntegrityError, WaitTimeoutError } from '../persistence/errors.js'
+import { CommitSignal, followLog, waitForTracking } from '../persistence/commit-signal.js'
+import { IntegrityError } from '../persistence/errors.js'
 import type {
   Persistence,
   ProcessRecorder,
@@ -13,7 +13,6 @@ import type { Notification, StoredEvent, Tracking } from '../persistence/stored-
 
 // Every write to a memory recorder signals its commit, so polling is only a safety net.
 const POLL_MS = 1_000
-const DEFAULT_TIMEOUT_MS = 10_000
 
 /**
  * A process recorder that keeps events, the notification log and tracking
@@ -21,6 +20,11 @@ const DEFAULT_TIMEOUT_MS = 10_000
  * snapshot recorder. It keeps every rule of the recorder contracts: a batch is
  * checked whole before anything is written, so it is recorded atomically, and
  * its writes are synchronous, so concurrent batches never interleave.
+ *
+ * It copies the records it is given and returns copies, so callers may change
+ * those objects; the state bytes it shares, as the contract allows (see
+ * {@link StoredEvent.state}), because copying them would cost more than the rest
+ * of an insert or a read.
  */
 export class MemoryRecorder implements ProcessRecorder {
   readonly #commits = new CommitSignal()
@@ -32,6 +36,13 @@ export class MemoryRecorder implements ProcessRecorder {
   #lastId = 0
   readonly #tracking = new Map<string, number>()
 
+  /**
+   * Records a batch of events and, when given, a tracking record atomically,
+   * and returns the events' notification ids in input order.
+   *
+   * @throws IntegrityError on a duplicate event version or a tracking id that
+   * is not newer; nothing is written then.
+   */
   async insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]> {
     const tracking = options?.tracking
     this.#check(events, tracking)
@@ -68,6 +79,7 @@ export class MemoryRecorder implements ProcessRecorder {
     return ids
   }
 
+  /** Returns the events of one originator in version order (or reversed with `desc`); empty when none. */
   async selectEvents(originatorId: string, options: SelectEventsOptions = {}): Promise<StoredEvent[]> {
     const aggregate = this.#aggregates.get(originatorId)
     if (aggregate === undefined) return []
@@ -84,6 +96,7 @@ export class MemoryRecorder implements ProcessRecorder {
     }))
   }
 
+  /** Deletes all events of one originator, leaving a gap in the log, and returns how many there were. */
   async deleteEvents(originatorId: string): Promise<number> {
     const aggregate = this.#aggregates.get(originatorId)
     if (aggregate === undefined) return 0
@@ -92,6 +105,7 @@ export class MemoryRecorder implements ProcessRecorder {
     return aggregate.length
   }
 
+  /** Returns notifications in increasing id order, filtered as the options say; empty when none. */
   async selectNotifications(options: SelectNotificationsOptions): Promise<Notification[]> {
     const { start, inclusiveOfStart = true, limit, stop = Number.POSITIVE_INFINITY, topics } = options
     const log = this.#log
@@ -101,43 +115,54 @@ export class MemoryRecorder implements ProcessRecorder {
     for (; i < log.length && selected.length < limit; i++) {
       const notification = log[i]!
       if (notification.id > stop) break
-      if (wanted === undefined || wanted.has(notification.topic)) selected.push({ ...notification })
+      if (wanted === undefined || wanted.has(notification.topic)) selected.push(notification)
     }
-    return selected
+    return selected.map((notification) => ({ ...notification }))
   }
 
+  /** Returns the highest notification id given, or 0 when the log is empty. */
   async maxNotificationId(): Promise<number> {
     return this.#log[this.#log.length - 1]?.id ?? 0
   }
 
+  /**
+   * Yields the notifications recorded after `gt`, then new ones as they are
+   * recorded, until the signal aborts.
+   */
   subscribe(options: SubscribeOptions = {}): AsyncIterable<Notification> {
     return followLog(this, this.#commits, { ...options, pollMs: POLL_MS })
   }
 
+  /**
+   * Records that a notification of an upstream application was processed.
+   *
+   * @throws IntegrityError if the id is not greater than the last one recorded for that application.
+   */
   async insertTracking(tracking: Tracking): Promise<void> {
     await this.insertEvents([], { tracking })
   }
 
+  /** Returns the highest notification id tracked for an upstream application, or 0 when none. */
   async maxTrackingId(applicationName: string): Promise<number> {
     return this.#tracking.get(applicationName) ?? 0
   }
 
+  /** Returns true if the id is at most the highest tracked id of the application, or is undefined. */
   async hasTrackingId(applicationName: string, notificationId: number | undefined): Promise<boolean> {
     return notificationId === undefined || notificationId <= (this.#tracking.get(applicationName) ?? 0)
   }
 
+  /**
+   * Resolves once the notification was processed.
+   *
+   * @throws WaitTimeoutError naming the application and id when `timeoutMs` (default 10 s) passes first.
+   */
   async waitForTracking(
     applicationName: string,
     notificationId: number,
     options: WaitForTrackingOptions = {},
   ): Promise<void> {
-    const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options
-    const isDone = () => this.hasTrackingId(applicationName, notificationId)
-    if (!(await waitUntil(isDone, this.#commits, { pollMs: POLL_MS, timeoutMs, signal }))) {
-      throw new WaitTimeoutError(
-        `Notification ${notificationId} of application '${applicationName}' was not tracked within ${timeoutMs} ms`,
-      )
-    }
+    await waitForTracking(this, this.#commits, applicationName, notificationId, options, POLL_MS)
   }
 
   /** Throws if the batch cannot be recorded whole; it must not write anything. */

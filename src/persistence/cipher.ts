@@ -52,6 +52,8 @@ export class AesGcmCipher implements Cipher {
   }
 
   /**
+   * Makes a cipher that encrypts and decrypts with `key`.
+   *
    * @param key 32 bytes, as a base64 string (see {@link AesGcmCipher.createKey}) or a Uint8Array.
    * @throws ProgrammingError if the key is not 32 bytes.
    */

@@ -1,4 +1,10 @@
-import type { SelectNotificationsOptions, SubscribeOptions } from './recorder.js'
+import { WaitTimeoutError } from './errors.js'
+import type {
+  SelectNotificationsOptions,
+  SubscribeOptions,
+  TrackingRecorder,
+  WaitForTrackingOptions,
+} from './recorder.js'
 import type { Notification } from './stored-event.js'
 
 /**
@@ -42,8 +48,40 @@ export class CommitSignal {
   }
 }
 
+/**
+ * A registry of commit signals by key (for example a database and a table),
+ * each kept while at least one user holds it, so that recorders opened
+ * separately on the same storage wake each other's waiters.
+ */
+export class CommitSignals {
+  readonly #entries = new Map<string, { readonly signal: CommitSignal; users: number }>()
+
+  /**
+   * Returns the signal of `key`, made if missing, and a function that gives it
+   * back; the entry is dropped when its last user gives it back. Giving back
+   * twice does nothing.
+   */
+  acquire(key: string): { readonly signal: CommitSignal; readonly release: () => void } {
+    let entry = this.#entries.get(key)
+    if (entry === undefined) {
+      entry = { signal: new CommitSignal(), users: 0 }
+      this.#entries.set(key, entry)
+    }
+    const held = entry
+    held.users++
+    let released = false
+    const release = () => {
+      if (released) return
+      released = true
+      if (--held.users === 0 && this.#entries.get(key) === held) this.#entries.delete(key)
+    }
+    return { signal: held.signal, release }
+  }
+}
+
 /** What {@link followLog} needs from a recorder. */
 export interface LogSource {
+  /** Returns notifications in increasing id order, filtered as the options say. */
   selectNotifications(options: SelectNotificationsOptions): Promise<Notification[]>
 }
 
@@ -90,5 +128,33 @@ export async function waitUntil(
     const remaining = deadline - Date.now()
     if (remaining <= 0) return false
     await commits.wait(generation, Math.min(options.pollMs, remaining), options.signal)
+  }
+}
+
+// How long waitForTracking waits when no timeoutMs is given.
+const DEFAULT_WAIT_TIMEOUT_MS = 10_000
+
+/**
+ * Implements {@link TrackingRecorder.waitForTracking} for a recorder that
+ * signals its commits: resolves once `recorder` has tracked the notification,
+ * checking after each commit signalled on `commits` and every `pollMs`.
+ *
+ * @throws WaitTimeoutError naming the application and the id when `timeoutMs`
+ * (default 10,000) passes first; the signal's reason if it aborts.
+ */
+export async function waitForTracking(
+  recorder: Pick<TrackingRecorder, 'hasTrackingId'>,
+  commits: CommitSignal,
+  applicationName: string,
+  notificationId: number,
+  options: WaitForTrackingOptions,
+  pollMs: number,
+): Promise<void> {
+  const { timeoutMs = DEFAULT_WAIT_TIMEOUT_MS, signal } = options
+  const isDone = () => recorder.hasTrackingId(applicationName, notificationId)
+  if (!(await waitUntil(isDone, commits, { pollMs, timeoutMs, signal }))) {
+    throw new WaitTimeoutError(
+      `Notification ${notificationId} of application '${applicationName}' was not tracked within ${timeoutMs} ms`,
+    )
   }
 }

@@ -26,7 +26,11 @@ export interface ZlibCompressorOptions {
 export class ZlibCompressor implements Compressor {
   readonly #level: number
 
-  /** @throws ProgrammingError if the level is not an integer from -1 to 9. */
+  /**
+   * Makes a compressor that deflates at the given level.
+   *
+   * @throws ProgrammingError if the level is not an integer from -1 to 9.
+   */
   constructor(options: ZlibCompressorOptions = {}) {
     const level = options.level ?? -1
     if (!Number.isInteger(level) || level < -1 || level > 9) {

@@ -24,3 +24,14 @@ export class NotFoundError extends PersistenceError {}
 
 /** A wait (for example for a tracking record) ran out of time. */
 export class WaitTimeoutError extends OperationalError {}
+
+/**
+ * Returns the message that explains a thrown value: an error's message, or the
+ * string form of anything else. For a `SuppressedError`, which `await using`
+ * throws when disposal fails after the body failed and whose own message says
+ * nothing, it is the message of the body's error (`suppressed`).
+ */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error && 'suppressed' in error) return errorMessage(error.suppressed)
+  return error instanceof Error ? error.message : String(error)
+}

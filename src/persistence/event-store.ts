@@ -5,7 +5,9 @@ import type { Notification, Tracking } from './stored-event.js'
 
 /** A domain event together with the notification that recorded it in the application's log. */
 export interface Recording {
+  /** The domain event that was recorded. */
   readonly domainEvent: DomainEvent
+  /** The event's stored form, with the notification id that the recorder gave it. */
   readonly notification: Notification
 }
 
@@ -14,8 +16,11 @@ export interface Recording {
  * {@link Mapper} and records them with a recorder.
  */
 export class EventStore {
+  /** Makes an event store that maps events with `mapper` and records them with `recorder`. */
   constructor(
+    /** Converts domain events to stored events and back. */
     readonly mapper: Mapper,
+    /** Records the stored events, the application's log and its tracking records. */
     readonly recorder: ProcessRecorder,
   ) {}
 

@@ -19,8 +19,11 @@ export function validIdentifier(name: string, what = 'table name'): string {
 
 /** The table names of one application's recorders. */
 export interface ApplicationTables {
+  /** The table of the application's events, which is also its notification log. */
   readonly events: string
+  /** The table of the application's snapshots. */
   readonly snapshots: string
+  /** The table of how far the application has processed upstream logs. */
   readonly tracking: string
 }
 

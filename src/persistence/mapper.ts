@@ -4,7 +4,7 @@ import { getTopic, resolveTopic } from '../domain/topics.js'
 import { type UpcastState, upcast, type Versioning } from '../domain/upcasting.js'
 import type { Cipher } from './cipher.js'
 import type { Compressor } from './compressor.js'
-import { DataError } from './errors.js'
+import { DataError, errorMessage } from './errors.js'
 import type { StoredEvent } from './stored-event.js'
 import { JsonTranscoder, type Transcoder } from './transcoder.js'
 
@@ -36,6 +36,7 @@ export class Mapper {
   readonly #compressor: Compressor | undefined
   readonly #cipher: Cipher | undefined
 
+  /** Makes a mapper with the given stages: a new {@link JsonTranscoder}, and no compression or encryption, unless given. */
   constructor(options: MapperOptions = {}) {
     this.transcoder = options.transcoder ?? new JsonTranscoder()
     this.#compressor = options.compressor
@@ -81,9 +82,9 @@ export class Mapper {
       step = 'decode'
       decoded = this.transcoder.decode(bytes)
     } catch (cause) {
-      throw unreadable(stored, `could not ${step} its state: ${cause instanceof Error ? cause.message : cause}`, cause)
+      throw unreadable(stored, `could not ${step} its state: ${errorMessage(cause)}`, cause)
     }
-    if (!isRecord(decoded)) throw unreadable(stored, 'its state is not an object of fields')
+    if (!isPlainObject(decoded)) throw unreadable(stored, 'its state is not an object of fields')
     // The decoded state is fresh and ours: changing it in place is several times faster than rest and spread copies.
     const classVersion = decoded.classVersion ?? 1
     if (decoded.classVersion !== undefined) delete decoded.classVersion
@@ -110,7 +111,8 @@ function unreadable(stored: StoredEvent, reason: string, cause?: unknown): DataE
   )
 }
 
-function isRecord(value: unknown): value is UpcastState {
+/** Returns true for an object whose prototype is `Object.prototype` or null: a record of fields, not an array or a class instance. */
+function isPlainObject(value: unknown): value is UpcastState {
   if (typeof value !== 'object' || value === null) return false
   const prototype: unknown = Object.getPrototypeOf(value)
   return prototype === Object.prototype || prototype === null

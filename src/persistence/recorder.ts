@@ -137,7 +137,7 @@ export interface Recorders extends AsyncDisposable {
 
 /**
  * A storage backend: opens the recorders of applications. Obtain one from
- * `memory()`, `sqlite(...)` (from `eventsourcing/sqlite`) or `postgres(...)`.
+ * `memory()` or `sqlite(...)` (from `eventsourcing/sqlite`).
  */
 export interface Persistence {
   /** The backend's name, as used in the `PERSISTENCE` variable. */

@@ -6,7 +6,12 @@ export interface StoredEvent {
   readonly originatorVersion: number
   /** The topic of the event's type. */
   readonly topic: string
-  /** The event's fields: transcoded, then compressed, then encrypted, as configured. */
+  /**
+   * The event's fields: transcoded, then compressed, then encrypted, as
+   * configured. Bytes given to a recorder belong to it from then on, and bytes a
+   * recorder returns may be its own (as with a Node.js stream's chunks): never
+   * change them in place.
+   */
   readonly state: Uint8Array
 }
 

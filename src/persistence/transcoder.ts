@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer'
-import { DataError, ProgrammingError } from './errors.js'
+import { DataError, errorMessage, ProgrammingError } from './errors.js'
 
 /** Turns values into bytes and back; the first stage of a {@link Mapper}'s write path. */
 export interface Transcoder {
@@ -139,13 +139,13 @@ export class JsonTranscoder implements Transcoder {
     try {
       parsed = JSON.parse(strictUtf8.decode(bytes))
     } catch (cause) {
-      throw new DataError(`Could not decode JSON: ${messageOf(cause)}`, { cause })
+      throw new DataError(`Could not decode JSON: ${errorMessage(cause)}`, { cause })
     }
     try {
       return this.#decode(parsed)
     } catch (cause) {
       if (cause instanceof DataError) throw cause
-      throw new DataError(`Could not decode JSON: ${messageOf(cause)}`, { cause })
+      throw new DataError(`Could not decode JSON: ${errorMessage(cause)}`, { cause })
     }
   }
 
@@ -298,7 +298,7 @@ export class JsonTranscoder implements Transcoder {
       case 'undefined':
         return undefined
       case 'object':
-        return this.#decodeFields(expect(name, data, isRecord(data)) as Record<string, unknown>)
+        return this.#decodeFields(expect(name, data, isNonArrayObject(data)) as Record<string, unknown>)
     }
     const transcoding = typeof name === 'string' ? this.#byName.get(name) : undefined
     if (transcoding === undefined) {
@@ -353,14 +353,10 @@ function malformed(name: string): DataError {
   return new DataError(`Malformed stored '${name}' value`)
 }
 
-function isRecord(value: unknown): boolean {
+function isNonArrayObject(value: unknown): boolean {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function isBuiltInPrototype(prototype: object): boolean {
   return [Object, Array, Date, Uint8Array, Map, Set].some((type) => type.prototype === prototype)
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }

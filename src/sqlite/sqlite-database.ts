@@ -1,5 +1,6 @@
 import {
   DataError,
+  errorMessage,
   IntegrityError,
   OperationalError,
   PersistenceError,
@@ -87,8 +88,11 @@ export class SqliteConnection {
   #closed = false
 
   private constructor(
+    /** The driver's connection. */
     readonly database: SqliteDatabase,
+    /** Names the database in error messages, e.g. `'dogs.db'` or `the in-memory database`. */
     readonly description: string,
+    /** Whether the backend opened the connection, and so closes it. */
     private readonly owned: boolean,
   ) {}
 
@@ -106,9 +110,8 @@ export class SqliteConnection {
       database = new Database(path)
     } catch (error) {
       // better-sqlite3 checks the directory itself and throws a plain TypeError.
-      const reason = error instanceof Error ? error.message : String(error)
       throw new OperationalError(
-        `Cannot open ${description} (${reason}): check that its directory exists and is writable`,
+        `Cannot open ${description} (${errorMessage(error)}): check that its directory exists and is writable`,
         { cause: error },
       )
     }
@@ -139,11 +142,6 @@ export class SqliteConnection {
     return connection
   }
 
-  /** True once the connection was closed. */
-  get closed(): boolean {
-    return this.#closed
-  }
-
   /** Starts a session on the connection; undefined once the connection is closed. */
   session(): SqliteSession | undefined {
     if (this.#closed) return undefined
@@ -172,7 +170,13 @@ export class SqliteConnection {
 export class SqliteSession {
   #closed = false
 
+  /**
+   * Starts a session; {@link SqliteConnection.session} is the way to get one.
+   *
+   * @param release Called once, by the first `close()`.
+   */
   constructor(
+    /** The connection that the session's statements run on. */
     readonly connection: SqliteConnection,
     private readonly release: () => void,
   ) {}
@@ -218,11 +222,9 @@ export class SqliteSession {
 export function sqliteError(error: unknown, database: string): PersistenceError {
   if (error instanceof PersistenceError) return error
   const options = { cause: error }
-  const message = error instanceof Error ? error.message : String(error)
+  const message = errorMessage(error)
+  if (isUniqueViolation(error)) return new IntegrityError(message, options)
   const code = errorCode(error) ?? ''
-  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-    return new IntegrityError(message, options)
-  }
   if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
     return new DataError(`${database} is not an SQLite database, or it is corrupted (${message})`, options)
   }
@@ -249,6 +251,12 @@ export function sqliteError(error: unknown, database: string): PersistenceError 
     return new ProgrammingError(`SQLite refused a statement on ${database}: ${message}`, options)
   }
   return new OperationalError(`SQLite failed on ${database}: ${message}`, options)
+}
+
+/** Returns true if `error` is the driver's error for a broken UNIQUE or PRIMARY KEY constraint. */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = errorCode(error)
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
 }
 
 function errorCode(error: unknown): string | undefined {

@@ -1,5 +1,7 @@
-import { CommitSignal, followLog, waitUntil } from '../persistence/commit-signal.js'
-import { IntegrityError, ProgrammingError, WaitTimeoutError } from '../persistence/errors.js'
+import { realpath } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { type CommitSignal, CommitSignals, followLog, waitForTracking } from '../persistence/commit-signal.js'
+import { IntegrityError, ProgrammingError } from '../persistence/errors.js'
 import { applicationTables } from '../persistence/identifiers.js'
 import type {
   AggregateRecorder,
@@ -15,6 +17,7 @@ import { parseBoolean } from '../persistence/settings.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
 import {
   type ConnectionSettings,
+  isUniqueViolation,
   SqliteConnection,
   type SqliteDatabase,
   type SqliteSession,
@@ -30,14 +33,23 @@ import {
 } from './sqlite-schema.js'
 
 const DEFAULT_POLL_MS = 100
-const DEFAULT_WAIT_TIMEOUT_MS = 10_000
+
+/**
+ * The commit signals of file databases, by file and table, shared by every
+ * backend object of this process: a commit through any of them wakes the
+ * subscribers and waiters of all the others at once, not at their next poll.
+ */
+const fileCommits = new CommitSignals()
 
 /** The part shared by both recorders: one table of stored events, keyed by originator and version. */
 export class SqliteEventTable {
   readonly #sql: EventTableSql
 
+  /** Makes the recorder of one table on a session. */
   constructor(
+    /** The session whose connection runs the statements. */
     protected readonly session: SqliteSession,
+    /** The name of the table, already validated. */
     protected readonly table: string,
   ) {
     this.#sql = eventTableSql(table)
@@ -123,6 +135,13 @@ export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRe
   })
   readonly #track = this.session.transaction((tracking: Tracking) => this.#insertTracking(tracking))
 
+  /**
+   * Makes the recorder of an application's events and tracking tables on a session.
+   *
+   * @param options.commits The signal that every recorder on the same tables
+   * in this process notifies after each commit, and whose waiters it wakes.
+   * @param options.pollMs How often waiters look for commits made by other processes.
+   */
   constructor(
     session: SqliteSession,
     tables: { readonly events: string; readonly tracking: string },
@@ -174,7 +193,8 @@ export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRe
 
   /**
    * Yields the notifications recorded after `gt`, then new ones as they are
-   * recorded, until the signal aborts. Commits through this backend in this
+   * recorded, until the signal aborts. Commits to the same file (or, for
+   * `:memory:` and a given database, through the same backend object) in this
    * process are seen at once; commits by other processes within `pollMs`.
    */
   subscribe(options: SubscribeOptions = {}): AsyncIterable<Notification> {
@@ -213,19 +233,9 @@ export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRe
   async waitForTracking(
     applicationName: string,
     notificationId: number,
-    options?: WaitForTrackingOptions,
+    options: WaitForTrackingOptions = {},
   ): Promise<void> {
-    const timeoutMs = options?.timeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS
-    const done = await waitUntil(() => this.hasTrackingId(applicationName, notificationId), this.#commits, {
-      pollMs: this.#pollMs,
-      timeoutMs,
-      signal: options?.signal,
-    })
-    if (!done) {
-      throw new WaitTimeoutError(
-        `Timed out after ${timeoutMs} ms waiting for notification ${notificationId} of ${applicationName} to be tracked`,
-      )
-    }
+    await waitForTracking(this, this.#commits, applicationName, notificationId, options, this.#pollMs)
   }
 
   #insertTracking(tracking: Tracking): void {
@@ -278,12 +288,14 @@ export function sqlite(options: SqliteOptions): Persistence {
   return new SqlitePersistence(options)
 }
 
+/** The backend that {@link sqlite} returns: validates its options once, then opens recorders. */
 class SqlitePersistence implements Persistence {
   readonly name = 'sqlite'
   readonly #options: SqliteOptions
   readonly #settings: ConnectionSettings
   readonly #pollMs: number
-  readonly #commits = new Map<string, CommitSignal>()
+  /** The commit signals of a `:memory:` or given database, which only this object's recorders use. */
+  readonly #sharedCommits = new CommitSignals()
   #shared: Promise<SqliteConnection> | undefined
 
   constructor(options: SqliteOptions) {
@@ -317,17 +329,21 @@ class SqlitePersistence implements Persistence {
       session.close()
       throw error
     }
-    // Shared by every open() of the application here, so a commit through one
-    // connection wakes subscribers on the others without waiting for a poll.
-    let commits = this.#commits.get(tables.events)
-    if (commits === undefined) {
-      commits = new CommitSignal()
-      this.#commits.set(tables.events, commits)
-    }
+    // Shared by every open() of the application on the same database, so a
+    // commit through one connection wakes subscribers on the others without
+    // waiting for a poll.
+    const { path, database } = this.#options
+    const commits =
+      database === undefined && path !== ':memory:'
+        ? fileCommits.acquire(`${await canonicalPath(path!)}\0${tables.events}`)
+        : this.#sharedCommits.acquire(tables.events)
     return new SqliteRecorders(
-      new SqliteProcessRecorder(session, tables, { commits, pollMs: this.#pollMs }),
+      new SqliteProcessRecorder(session, tables, { commits: commits.signal, pollMs: this.#pollMs }),
       new SqliteAggregateRecorder(session, tables.snapshots),
-      session,
+      () => {
+        session.close()
+        commits.release()
+      },
     )
   }
 
@@ -354,15 +370,16 @@ class SqlitePersistence implements Persistence {
   }
 }
 
+/** The recorders of one `open()`, which share its session. */
 class SqliteRecorders implements Recorders {
   constructor(
     readonly events: SqliteProcessRecorder,
     readonly snapshots: SqliteAggregateRecorder,
-    private readonly session: SqliteSession,
+    private readonly release: () => void,
   ) {}
 
   async close(): Promise<void> {
-    this.session.close()
+    this.release()
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -388,7 +405,9 @@ function maxOf(row: unknown): number {
   return (row as { max: number } | undefined)?.max ?? 0
 }
 
-function isUniqueViolation(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code
-  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+/** Returns the absolute path of a database file with symbolic links resolved, so that every name of one file gives the same key. */
+async function canonicalPath(path: string): Promise<string> {
+  const absolute = resolve(path)
+  // The file exists once its connection is open; resolve() alone is the fallback if it cannot be read.
+  return realpath(absolute).catch(() => absolute)
 }

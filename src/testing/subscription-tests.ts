@@ -45,6 +45,22 @@ export function testSubscribe(api: TestApi, harness: RecorderHarness): void {
       for await (const n of events.subscribe({ signal: AbortSignal.abort() })) assert.fail(`yielded ${n.id}`)
     })
 
+    test('a subscription waiting for new notifications ends promptly when aborted', async (open) => {
+      const { events } = await open()
+      const [id] = await events.insertEvents(range('a', 1, 1))
+      const controller = new AbortController()
+      const seen: number[] = []
+      const reading = (async () => {
+        for await (const n of events.subscribe({ signal: controller.signal })) seen.push(n.id)
+      })()
+      // Long enough for the subscription to have yielded what is recorded and to be waiting for more.
+      await delay(50)
+      assert.deepEqual(seen, [id])
+      controller.abort()
+      // Ending must not wait for the backend's next poll, however far off that is.
+      await endsWithin(reading, 500, 'the subscription did not end within 500 ms of being aborted')
+    })
+
     test('a subscription ends when the loop reading it breaks', async (open) => {
       const { events } = await open()
       const [id] = await events.insertEvents(range('a', 1, 2))
@@ -54,6 +70,19 @@ export function testSubscribe(api: TestApi, harness: RecorderHarness): void {
       }
     })
   })
+}
+
+/** Resolves when `promise` does, or fails with `message` if it has not settled within `ms`. */
+async function endsWithin(promise: Promise<unknown>, ms: number, message: string): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new assert.AssertionError({ message })), ms)
+  })
+  try {
+    await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /**

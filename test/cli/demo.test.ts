@@ -1,25 +1,14 @@
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { demo } from '../../src/cli/commands/demo.js'
+import { tempDir } from '../fixtures/temp.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const bin = join(root, 'dist', 'cli', 'main.js')
-
-const dirs: string[] = []
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-})
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'es-cli-'))
-  dirs.push(dir)
-  return dir
-}
 
 function expectDemoOutput(output: string): void {
   for (const text of ['dogschool:Dog.Registered', 'dogschool:Dog.TrickAdded', 'Fido', 'Buster', 'Milou']) {

@@ -108,6 +108,38 @@ describe.each(backends())('bank accounts on %s', (_, newStore) => {
     expect(balances).toEqual([500 - (10 + 12 + 14 + 16) + (11 + 13 + 15 + 17), 500 + 52 - 56])
   })
 
+  it.each([
+    ['an aggregate cache', { aggregateCacheSize: 10 }, []],
+    ['snapshots every 2 versions', { snapshottingInterval: 2 }, [2, 4, 6, 8]],
+    ['both', { aggregateCacheSize: 10, snapshottingInterval: 2 }, [2, 4, 6, 8]],
+  ])('keeps the same balances and rules with %s', async (_, options, snapshotVersions) => {
+    const store = newStore()
+    await using bank = new BankAccounts({ persistence: store(), ...options })
+    const a = await bank.openAccount('A', 'a@example.com')
+    const b = await bank.openAccount('B', 'b@example.com')
+    await bank.deposit(a, 100_00)
+    await bank.setOverdraftLimit(b, 10_00)
+    await bank.transfer(a, b, 30_00)
+    await bank.withdraw(b, 35_00)
+    await expect(bank.withdraw(b, 5_01)).rejects.toBeInstanceOf(InsufficientFundsError)
+    await Promise.all(
+      Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? bank.transfer(a, b, 1_00) : bank.transfer(b, a, 2_00))),
+    )
+    await bank.closeAccount(b)
+    await expect(bank.deposit(b, 1)).rejects.toBeInstanceOf(AccountClosedError)
+    expect(bank.conflicts).toBeGreaterThan(0)
+    expect([await bank.getBalance(a), await bank.getBalance(b)]).toEqual([73_00, -8_00])
+    await using recorders = await store().open(bank.name)
+    expect((await recorders.snapshots.selectEvents(a)).map((s) => s.originatorVersion)).toEqual(snapshotVersions)
+
+    // Another instance starts from the stored events or snapshots, and the first one's cache sees its writes.
+    await using again = new BankAccounts({ persistence: store(), ...options })
+    expect(await again.getAccount(b)).toMatchObject({ balance: -8_00, overdraftLimit: 10_00, isClosed: true })
+    await expect(again.deposit(b, 1)).rejects.toBeInstanceOf(AccountClosedError)
+    await again.deposit(a, 1)
+    expect(await bank.getBalance(a)).toBe(73_01)
+  })
+
   it('gives up after its attempts with the IntegrityError, having written nothing for that call', async () => {
     await using bank = new BankAccounts({ persistence: newStore()(), maxAttempts: 1 })
     const id = await bank.openAccount('D', 'd@example.com')

@@ -1,11 +1,12 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DataError, OperationalError, PersistenceError, ProgrammingError } from '../../src/persistence/errors.js'
 import type { Recorders } from '../../src/persistence/recorder.js'
-import type { StoredEvent } from '../../src/persistence/stored-event.js'
+import type { Notification, StoredEvent } from '../../src/persistence/stored-event.js'
 import { fromEnvironment, sqlite } from '../../src/sqlite/index.js'
 import { importDriver } from '../../src/sqlite/sqlite-database.js'
 
@@ -109,6 +110,88 @@ describe('sqlite: files', () => {
       other.exec('ROLLBACK')
     }
     await events.insertEvents([event('a', 1)])
+  })
+})
+
+describe('sqlite: waking subscribers and waiters', () => {
+  // With polls an hour apart, only the in-process commit signal can wake them in time.
+  const pollMs = 3_600_000
+
+  /** Resolves to the first notification a subscription yields, or fails after `ms`. */
+  async function firstOf(subscription: AsyncIterable<Notification>, controller: AbortController, ms = 1000) {
+    const timer = setTimeout(() => controller.abort(), ms)
+    try {
+      for await (const n of subscription) return n
+      throw new Error(`nothing was yielded within ${ms} ms`)
+    } finally {
+      clearTimeout(timer)
+      controller.abort()
+    }
+  }
+
+  it('wakes a subscriber at once on a commit through another backend object on the same file', async () => {
+    const path = join(directory, 'shared.db')
+    const one = await open({ path, pollMs })
+    const two = await open({ path, pollMs })
+    const controller = new AbortController()
+    const first = firstOf(one.events.subscribe({ signal: controller.signal }), controller)
+    await delay(20)
+    const [id] = await two.events.insertEvents([event('a', 1)])
+    expect((await first).id).toBe(id)
+  })
+
+  it('shares the signal between names of one file, but not between applications or files', async () => {
+    const link = join(directory, 'link')
+    await symlink(directory, link)
+    const one = await open({ path: join(directory, 'named.db'), pollMs })
+    const two = await open({ path: `${link}/./named.db`, pollMs })
+    const controller = new AbortController()
+    const first = firstOf(one.events.subscribe({ signal: controller.signal }), controller)
+    await delay(20)
+    const [id] = await two.events.insertEvents([event('a', 1)])
+    expect((await first).id).toBe(id)
+
+    const other = await open({ path: join(directory, 'named.db'), pollMs }, 'other')
+    const elsewhere = await open({ path: join(directory, 'elsewhere.db'), pollMs })
+    const idle = new AbortController()
+    const none = firstOf(one.events.subscribe({ gt: id, signal: idle.signal }), idle, 200)
+    await other.events.insertEvents([event('a', 1)])
+    await elsewhere.events.insertEvents([event('a', 1)])
+    await expect(none).rejects.toThrow(/nothing was yielded/)
+  })
+
+  it('wakes waitForTracking at once on a commit through another backend object on the same file', async () => {
+    const path = join(directory, 'tracked.db')
+    const one = await open({ path, pollMs })
+    const two = await open({ path, pollMs })
+    const waiting = one.events.waitForTracking('up', 1, { timeoutMs: 1000 })
+    await delay(20)
+    await two.events.insertTracking({ applicationName: 'up', notificationId: 1 })
+    await waiting
+  })
+
+  it('still wakes subscribers after every recorder on the file was closed and it is opened again', async () => {
+    const path = join(directory, 'reopened.db')
+    await (await sqlite({ path, pollMs }).open('app')).close()
+    const one = await open({ path, pollMs })
+    const two = await open({ path, pollMs })
+    const controller = new AbortController()
+    const first = firstOf(one.events.subscribe({ signal: controller.signal }), controller)
+    await delay(20)
+    const [id] = await two.events.insertEvents([event('a', 1)])
+    expect((await first).id).toBe(id)
+  })
+
+  it('ends a waiting subscription at once when aborted, without waiting for the next poll', async () => {
+    const { events } = await open({ path: join(directory, 'abort.db'), pollMs })
+    const controller = new AbortController()
+    const reading = (async () => {
+      for await (const n of events.subscribe({ signal: controller.signal })) throw new Error(`yielded ${n.id}`)
+    })()
+    await delay(20)
+    controller.abort()
+    const late = delay(1000, 'still waiting for its next poll', { ref: false })
+    expect(await Promise.race([reading.then(() => 'ended'), late])).toBe('ended')
   })
 })
 
