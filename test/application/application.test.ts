@@ -1,7 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   AggregateNotFoundError,
   Application,
@@ -12,26 +10,13 @@ import {
   type Recording,
   SubscriberError,
 } from '../../src/index.js'
-import { sqlite } from '../../src/sqlite/index.js'
+import { backends } from '../fixtures/backends.js'
+import { tempDir } from '../fixtures/temp.js'
 import { Account, Bank } from './fixtures.js'
 
-const dirs: string[] = []
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-})
+describe.each(backends())('Application on %s', (_, newStore) => {
+  const persistence = (): Persistence => newStore()()
 
-function sqliteFile(): Persistence {
-  const dir = mkdtempSync(join(tmpdir(), 'es-app-'))
-  dirs.push(dir)
-  return sqlite({ path: join(dir, 'app.db') })
-}
-
-const backends: [string, () => Persistence][] = [
-  ['memory', () => memory()],
-  ['sqlite', sqliteFile],
-]
-
-describe.each(backends)('Application on %s', (_, persistence) => {
   it('saves aggregates and gets them back with rich state intact', async () => {
     await using bank = new Bank({ persistence: persistence() })
     const id = await bank.open('alice')
@@ -171,9 +156,7 @@ describe('Application naming and configuration', () => {
   })
 
   it('chooses persistence from the environment, prefixed names first', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'es-env-'))
-    dirs.push(dir)
-    const path = join(dir, 'env.db')
+    const path = join(tempDir(), 'env.db')
     const env = { PERSISTENCE: 'memory', BANK_PERSISTENCE: 'sqlite', BANK_SQLITE_PATH: path }
     {
       await using bank = new Bank({ env })

@@ -1,7 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   Aggregate,
   Application,
@@ -13,18 +11,8 @@ import {
   TopicError,
 } from '../../src/index.js'
 import { sqlite } from '../../src/sqlite/index.js'
+import { tempDir } from '../fixtures/temp.js'
 import { Account, Bank } from './fixtures.js'
-
-const dirs: string[] = []
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-})
-
-function tempDb(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'es-repo-'))
-  dirs.push(dir)
-  return join(dir, 'repo.db')
-}
 
 describe('snapshots', () => {
   it('takes snapshots automatically every N versions and gets aggregates from them', async () => {
@@ -134,7 +122,7 @@ describe('aggregate cache', () => {
   })
 
   it('stays correct when another application instance writes the same aggregates', async () => {
-    const path = tempDb()
+    const path = join(tempDir(), 'repo.db')
     await using a = new Bank({ persistence: sqlite({ path }), aggregateCacheSize: 100 })
     await using b = new Bank({ persistence: sqlite({ path }), aggregateCacheSize: 100 })
     const id = await a.open('shared')

@@ -2,30 +2,9 @@
 // memory and SQLite: all events of an aggregate, all events of a topic, a single
 // event (by notification id, and by aggregate id and version), events from a
 // given version, and deleting all events of an aggregate.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
-import { memory, type Persistence } from '../../src/index.js'
-import { sqlite } from '../../src/sqlite/index.js'
+import { describe, expect, it } from 'vitest'
+import { backends } from '../fixtures/backends.js'
 import { Account, Bank } from './fixtures.js'
-
-const dirs: string[] = []
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-})
-
-const backends: [string, () => Persistence][] = [
-  ['memory', () => memory()],
-  [
-    'sqlite',
-    () => {
-      const dir = mkdtempSync(join(tmpdir(), 'es-ops-'))
-      dirs.push(dir)
-      return sqlite({ path: join(dir, 'ops.db') })
-    },
-  ],
-]
 
 async function seed(bank: Bank) {
   const alice = await bank.open('alice')
@@ -36,7 +15,9 @@ async function seed(bank: Bank) {
   return { alice, bob }
 }
 
-describe.each(backends)('stored-event operations on %s', (_, persistence) => {
+describe.each(backends())('stored-event operations on %s', (_, newStore) => {
+  const persistence = () => newStore()()
+
   it('gets all events of an aggregate', async () => {
     await using bank = new Bank({ persistence: persistence() })
     const { alice } = await seed(bank)

@@ -7,7 +7,7 @@ import {
   InvalidOperationError,
 } from '../../examples/bank-accounts.js'
 import { IntegrityError } from '../../src/index.js'
-import { backends } from './backends.js'
+import { backends } from '../fixtures/backends.js'
 
 async function logLength(bank: BankAccounts): Promise<number> {
   return (await bank.notificationLog.select({ limit: 1000 })).length

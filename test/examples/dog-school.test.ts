@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { Dog, DogSchool } from '../../examples/dog-school.js'
 import { AggregateNotFoundError, getTopic } from '../../src/index.js'
-import { backends } from './backends.js'
+import { backends } from '../fixtures/backends.js'
 
 describe.each(backends())('the dog school on %s', (_, newStore) => {
   it('registers dogs, teaches them tricks, and returns plain data', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { Example, ExampleApplication, PublishingExampleApplication } from '../../examples/first-readme.js'
 import { AggregateNotFoundError } from '../../src/index.js'
-import { backends } from './backends.js'
+import { backends } from '../fixtures/backends.js'
 
 async function topics(app: ExampleApplication | PublishingExampleApplication): Promise<string[]> {
   return (await app.notificationLog.select({ limit: 100 })).map((notification) => notification.topic)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { USERNAME_NAMESPACE, UsernameIndex, UsernameTakenError, Users } from '../../examples/usernames.js'
 import { IntegrityError, uuid5 } from '../../src/index.js'
-import { backends } from './backends.js'
+import { backends } from '../fixtures/backends.js'
 
 async function logLength(users: Users): Promise<number> {
   return (await users.notificationLog.select({ limit: 1000 })).length
