@@ -3,6 +3,7 @@ import { Aggregate } from '../../src/domain/aggregate.js'
 import { TopicError } from '../../src/domain/errors.js'
 import { Snapshot } from '../../src/domain/snapshot.js'
 import { classOf, defineTopic, getTopic, registerTopic, resolveTopic, topicOf } from '../../src/domain/topics.js'
+import { caught } from '../fixtures/errors.js'
 
 class Dog extends Aggregate {
   static readonly topic = 'topics-test:Dog'
@@ -11,15 +12,6 @@ class Dog extends Aggregate {
     dog.name = e.name
   })
   static TrickAdded = Dog.event('topics-test:Dog.TrickAdded', (_dog, _e: { trick: string }) => {})
-}
-
-function caught(f: () => unknown): unknown {
-  try {
-    f()
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected an error')
 }
 
 describe('getTopic and resolveTopic', () => {

@@ -3,6 +3,7 @@ import { Aggregate, replayEvents } from '../../src/domain/aggregate.js'
 import { UpcastError } from '../../src/domain/errors.js'
 import { resolveTopic } from '../../src/domain/topics.js'
 import { type Upcaster, type UpcastState, upcast, type Versioning } from '../../src/domain/upcasting.js'
+import { caught } from '../fixtures/errors.js'
 
 const steps: Upcaster[] = [
   (state) => ({ ...state, steps: [...(state.steps as string[]), '1→2'] }),
@@ -10,15 +11,6 @@ const steps: Upcaster[] = [
   (state) => ({ ...state, steps: [...(state.steps as string[]), '3→4'] }),
 ]
 const v4: Versioning = { classVersion: 4, upcasters: steps }
-
-function caught(f: () => unknown): unknown {
-  try {
-    f()
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected an error')
-}
 
 describe('upcast', () => {
   it('runs every upcaster, in order, from version 1', () => {

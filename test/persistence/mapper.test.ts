@@ -12,6 +12,7 @@ import { DataError } from '../../src/persistence/errors.js'
 import { Mapper } from '../../src/persistence/mapper.js'
 import type { StoredEvent } from '../../src/persistence/stored-event.js'
 import { JsonTranscoder } from '../../src/persistence/transcoder.js'
+import { caught } from '../fixtures/errors.js'
 
 class Dog extends Aggregate {
   static readonly topic = 'mapper-test:Dog'
@@ -191,7 +192,7 @@ describe('Mapper', () => {
 
     it('fails with a DataError naming the event when the state bytes are corrupted', () => {
       const corrupted = { ...stored, state: stored.state.subarray(0, stored.state.byteLength - 3) }
-      const error = catchError(() => new Mapper().toDomainEvent(corrupted))
+      const error = caught(() => new Mapper().toDomainEvent(corrupted))
       expect(error).toBeInstanceOf(DataError)
       const { message, cause } = error as DataError
       expect(message).toContain(`'${stored.originatorId}'`)
@@ -216,7 +217,7 @@ describe('Mapper', () => {
     it('fails with a DataError when the cipher key is wrong', () => {
       const written = new Mapper({ cipher: new AesGcmCipher(AesGcmCipher.createKey()) }).toStoredEvent(dogEvents()[0]!)
       const reader = new Mapper({ cipher: new AesGcmCipher(AesGcmCipher.createKey()) })
-      const error = catchError(() => reader.toDomainEvent(written))
+      const error = caught(() => reader.toDomainEvent(written))
       expect(error).toBeInstanceOf(DataError)
       expect((error as Error).message).toMatch(/could not decrypt.*wrong cipher key or tampered data/)
       expect((error as Error).message).toContain(written.originatorId)
@@ -232,12 +233,3 @@ describe('Mapper', () => {
     })
   })
 })
-
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected an error')
-}

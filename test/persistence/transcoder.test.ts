@@ -3,6 +3,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { DataError, ProgrammingError } from '../../src/persistence/errors.js'
 import { JsonTranscoder, type Transcoding } from '../../src/persistence/transcoder.js'
+import { caught } from '../fixtures/errors.js'
 
 class Money {
   constructor(
@@ -204,7 +205,7 @@ describe('JsonTranscoder', () => {
           throw new Error('bad money')
         },
       })
-      const error = catchError(() => failing.decode(failing.encode(new Money(1n, 'EUR', new Date(0)))))
+      const error = caught(() => failing.decode(failing.encode(new Money(1n, 'EUR', new Date(0)))))
       expect(error).toBeInstanceOf(DataError)
       expect((error as DataError).cause).toEqual(new Error('bad money'))
     })
@@ -212,7 +213,7 @@ describe('JsonTranscoder', () => {
 
   describe('unstorable values', () => {
     it('rejects an instance of an unregistered class, naming it and the way out', () => {
-      const error = catchError(() => transcoder.encode({ price: new Money(1n, 'EUR', new Date(0)) }))
+      const error = caught(() => transcoder.encode({ price: new Money(1n, 'EUR', new Date(0)) }))
       expect(error).toBeInstanceOf(ProgrammingError)
       expect((error as Error).message).toMatch(/instance of Money: register a transcoding/)
     })
@@ -251,12 +252,3 @@ describe('JsonTranscoder', () => {
     })
   })
 })
-
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected an error')
-}
