@@ -95,6 +95,7 @@ export class Application implements AsyncDisposable {
   readonly #delivering = new AsyncLocalStorage<boolean>()
   #closed = false
 
+  /** Makes the application; its storage is opened on first use (see {@link Application.connect}). */
   constructor(options: ApplicationOptions = {}) {
     const cls = new.target as typeof Application
     this.name = options.name ?? cls.applicationName ?? cls.name

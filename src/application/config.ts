@@ -19,6 +19,7 @@ export type Environment = Readonly<Record<string, string | undefined>>
 export class Config {
   readonly #prefix: string
 
+  /** Makes the settings of the named application, read from `env`. */
   constructor(
     applicationName: string,
     readonly env: Environment,

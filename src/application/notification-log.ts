@@ -24,6 +24,7 @@ export class SectionIdError extends EventSourcingError {}
 export class NotificationLog {
   readonly #events: () => Promise<EventStore>
 
+  /** Makes a log reader over the application's event store, with sections of `sectionSize` notifications. */
   constructor(
     events: () => Promise<EventStore>,
     readonly sectionSize = 10,

@@ -31,6 +31,7 @@ export class EventPublisher {
 export class PersistenceSubscriber implements Disposable {
   readonly #unsubscribe: () => void
 
+  /** Starts recording, in `application`, every event published on `publisher`. */
   constructor(publisher: EventPublisher, application: Application) {
     this.#unsubscribe = publisher.subscribe(async (events) => {
       await application.record(events)

@@ -45,6 +45,7 @@ export class SnapshotStore {
  * interval N, whenever a save takes its version past a multiple of N.
  */
 export class SnapshottingPolicy {
+  /** Makes the policy: snapshotting asked for explicitly, an interval for every class, and intervals per class. */
   constructor(
     readonly enabledExplicitly: boolean,
     readonly defaultInterval: number | undefined,

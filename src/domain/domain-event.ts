@@ -42,6 +42,7 @@ export class DomainEvent implements DomainEventInit {
   declare readonly originatorVersion: number
   declare readonly timestamp: Date
 
+  /** Makes an event from its common fields and payload; it is frozen. Declared event types call this. */
   constructor(init: DomainEventInit) {
     for (const [name, value] of Object.entries(init)) (this as Record<string, unknown>)[name] = frozenCopy(value)
     Object.freeze(this)

@@ -1,5 +1,6 @@
 /** The base class of every error this library throws on purpose. */
 export class EventSourcingError extends Error {
+  /** Makes the error; `options.cause` is the error it wraps, if any. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options)
     this.name = new.target.name
@@ -14,6 +15,7 @@ export class OriginatorVersionError extends EventSourcingError {}
 
 /** No aggregate has the requested id (or it was discarded, or deleted). */
 export class AggregateNotFoundError extends EventSourcingError {
+  /** Makes the error for the aggregate with id `aggregateId`. */
   constructor(
     readonly aggregateId: string,
     message = `Aggregate '${aggregateId}' was not found`,

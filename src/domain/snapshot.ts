@@ -29,6 +29,7 @@ export class Snapshot extends DomainEvent implements SnapshotFields {
   declare readonly aggregateClassVersion: number
   declare readonly state: Readonly<Record<string, unknown>>
 
+  /** Makes a snapshot from its fields; {@link Snapshot.take} is the usual way. */
   constructor(init: DomainEventInit & SnapshotFields) {
     super(init)
   }

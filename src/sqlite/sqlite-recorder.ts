@@ -298,6 +298,7 @@ class SqlitePersistence implements Persistence {
   readonly #sharedCommits = new CommitSignals()
   #shared: Promise<SqliteConnection> | undefined
 
+  /** Makes the backend; connections are opened by {@link SqlitePersistence.open}. */
   constructor(options: SqliteOptions) {
     const { path, database, busyTimeoutMs = 5000, pollMs = DEFAULT_POLL_MS, synchronous = 'normal' } = options
     if ((path === undefined) === (database === undefined)) {
