@@ -5,6 +5,7 @@
 export {
   Application,
   type ApplicationOptions,
+  type ApplicationStores,
   type EventSubscriber,
   SnapshotError,
   SubscriberError,
@@ -12,7 +13,7 @@ export {
 export { Config, type EncodingOptions, type Environment } from './application/config.js'
 export { NotificationLog, type Section, SectionIdError } from './application/notification-log.js'
 export { EventPublisher, PersistenceSubscriber, type PublishedEventHandler } from './application/publisher.js'
-export { type GetOptions, Repository } from './application/repository.js'
+export { type GetOptions, Repository, type RepositoryStores } from './application/repository.js'
 export { SnapshotStore } from './application/snapshotting.js'
 export {
   Aggregate,

@@ -57,7 +57,8 @@ export class SnapshotError extends EventSourcingError {
   }
 }
 
-interface Stores {
+/** The storage an application works with, opened on first use. */
+export interface ApplicationStores {
   readonly recorders: Recorders
   readonly events: EventStore
   readonly snapshots?: SnapshotStore
@@ -90,7 +91,7 @@ export class Application implements AsyncDisposable {
   readonly #options: ApplicationOptions
   readonly #snapshotting: SnapshottingPolicy
   readonly #subscribers = new Set<EventSubscriber>()
-  #stores: Promise<Stores> | undefined
+  #stores: Promise<ApplicationStores> | undefined
   #publishing: Promise<void> = Promise.resolve()
   readonly #delivering = new AsyncLocalStorage<boolean>()
   #closed = false
@@ -229,7 +230,7 @@ export class Application implements AsyncDisposable {
   }
 
   /** Opens the storage on first call; later calls share it. */
-  protected stores(): Promise<Stores> {
+  protected stores(): Promise<ApplicationStores> {
     if (this.#closed) return Promise.reject(new ProgrammingError(`Application ${this.name} is closed`))
     if (this.#stores === undefined) {
       const opening = this.#openStores()
@@ -242,7 +243,7 @@ export class Application implements AsyncDisposable {
     return this.#stores
   }
 
-  async #openStores(): Promise<Stores> {
+  async #openStores(): Promise<ApplicationStores> {
     const mapper = mapperFromConfig(this.config, this.#options)
     const persistence = this.#options.persistence ?? (await persistenceFromConfig(this.config))
     const recorders = await persistence.open(this.name)
@@ -253,7 +254,7 @@ export class Application implements AsyncDisposable {
     }
   }
 
-  #snapshotStore(stores: Stores): SnapshotStore {
+  #snapshotStore(stores: ApplicationStores): SnapshotStore {
     if (stores.snapshots === undefined) {
       throw new ProgrammingError(
         `Snapshotting is off for ${this.name}: pass { snapshotting: true } or a snapshottingInterval, or set IS_SNAPSHOTTING_ENABLED=true`,
