@@ -11,14 +11,18 @@ import { DataError, ProgrammingError } from './errors.js'
 
 /** A Cipher encrypts stored state and decrypts it; the last stage of a {@link Mapper}'s write path. */
 export interface Cipher {
-  /** Returns the encrypted form of `plaintext`. */
-  encrypt(plaintext: Uint8Array): Uint8Array
+  /**
+   * Returns the encrypted form of `plaintext`, bound to `associatedData` (not
+   * stored): decryption then succeeds only with the same associated data.
+   */
+  encrypt(plaintext: Uint8Array, associatedData?: Uint8Array): Uint8Array
   /**
    * Returns the plaintext that {@link Cipher.encrypt} was given.
    *
-   * @throws DataError if the key is wrong or the data was tampered with or truncated.
+   * @throws DataError if the key or the associated data is wrong, or the data
+   * was tampered with or truncated.
    */
-  decrypt(ciphertext: Uint8Array): Uint8Array
+  decrypt(ciphertext: Uint8Array, associatedData?: Uint8Array): Uint8Array
 }
 
 const KEY_BYTES = 32
@@ -61,11 +65,12 @@ export class AesGcmCipher implements Cipher {
     this.#key = createSecretKey(keyBytes(key))
   }
 
-  /** Returns `nonce | tag | ciphertext` for `plaintext`, with a new random nonce. */
-  encrypt(plaintext: Uint8Array): Uint8Array {
+  /** Returns `nonce | tag | ciphertext` for `plaintext`, with a new random nonce, authenticating `associatedData` too. */
+  encrypt(plaintext: Uint8Array, associatedData?: Uint8Array): Uint8Array {
     const out = new Uint8Array(HEADER_BYTES + plaintext.byteLength)
     const nonce = randomFillSync(out, 0, NONCE_BYTES).subarray(0, NONCE_BYTES)
     const cipher = createCipheriv('aes-256-gcm', this.#key, nonce, { authTagLength: TAG_BYTES })
+    if (associatedData !== undefined) cipher.setAAD(associatedData)
     out.set(cipher.update(plaintext), HEADER_BYTES)
     cipher.final()
     out.set(cipher.getAuthTag(), NONCE_BYTES)
@@ -75,9 +80,9 @@ export class AesGcmCipher implements Cipher {
   /**
    * Returns the plaintext of data made by {@link AesGcmCipher.encrypt}.
    *
-   * @throws DataError if the key is wrong, or the data was tampered with or truncated.
+   * @throws DataError if the key or the associated data is wrong, or the data was tampered with or truncated.
    */
-  decrypt(ciphertext: Uint8Array): Uint8Array {
+  decrypt(ciphertext: Uint8Array, associatedData?: Uint8Array): Uint8Array {
     if (ciphertext.byteLength < HEADER_BYTES) {
       throw new DataError(
         `Could not decrypt: wrong cipher key or tampered data (only ${ciphertext.byteLength} bytes, fewer than the ${HEADER_BYTES} of nonce and tag)`,
@@ -87,6 +92,7 @@ export class AesGcmCipher implements Cipher {
       const nonce = ciphertext.subarray(0, NONCE_BYTES)
       const decipher = createDecipheriv('aes-256-gcm', this.#key, nonce, { authTagLength: TAG_BYTES })
       decipher.setAuthTag(ciphertext.subarray(NONCE_BYTES, HEADER_BYTES))
+      if (associatedData !== undefined) decipher.setAAD(associatedData)
       // Copied into an array of its own, because small Buffers share a pool.
       const plaintext = new Uint8Array(decipher.update(ciphertext.subarray(HEADER_BYTES)))
       decipher.final()

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer'
 import { DomainEvent, type DomainEventInit } from '../domain/domain-event.js'
 import { TopicError } from '../domain/errors.js'
 import { getTopic, resolveTopic } from '../domain/topics.js'
@@ -57,7 +58,8 @@ export class Mapper {
     if (classVersion > 1) fields.classVersion = classVersion
     let state = this.transcoder.encode(fields)
     if (this.#compressor !== undefined) state = this.#compressor.compress(state)
-    if (this.#cipher !== undefined) state = this.#cipher.encrypt(state)
+    if (this.#cipher !== undefined)
+      state = this.#cipher.encrypt(state, recordIdentity(topic, originatorId, originatorVersion))
     return { originatorId, originatorVersion, topic, state }
   }
 
@@ -76,7 +78,8 @@ export class Mapper {
     let step = 'decrypt'
     let decoded: unknown
     try {
-      if (this.#cipher !== undefined) bytes = this.#cipher.decrypt(bytes)
+      if (this.#cipher !== undefined)
+        bytes = this.#cipher.decrypt(bytes, recordIdentity(topic, originatorId, originatorVersion))
       step = 'decompress'
       if (this.#compressor !== undefined) bytes = this.#compressor.decompress(bytes)
       step = 'decode'
@@ -116,4 +119,13 @@ function isPlainObject(value: unknown): value is UpcastState {
   if (typeof value !== 'object' || value === null) return false
   const prototype: unknown = Object.getPrototypeOf(value)
   return prototype === Object.prototype || prototype === null
+}
+
+/**
+ * The identity of a stored record, authenticated with its encrypted state, so
+ * that state copied onto another record (another aggregate, version or topic)
+ * fails to decrypt instead of loading as that record's.
+ */
+function recordIdentity(topic: string, originatorId: string, originatorVersion: number): Uint8Array {
+  return Buffer.from(JSON.stringify([topic, originatorId, originatorVersion]))
 }

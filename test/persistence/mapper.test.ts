@@ -231,5 +231,13 @@ describe('Mapper', () => {
       expect(() => mapper.toDomainEvent({ ...written, state })).toThrow(DataError)
       expect(() => mapper.toDomainEvent({ ...written, state })).toThrow(/wrong cipher key or tampered data/)
     })
+
+    it('fails with a DataError when encrypted state is moved onto another record', () => {
+      const mapper = new Mapper({ cipher: new AesGcmCipher(AesGcmCipher.createKey()) })
+      const [created, changed] = dogEvents().map((event) => mapper.toStoredEvent(event))
+      expect(mapper.toDomainEvent(changed!)).toBeDefined()
+      expect(() => mapper.toDomainEvent({ ...changed!, state: created!.state })).toThrow(DataError)
+      expect(() => mapper.toDomainEvent({ ...created!, originatorId: 'someone-else' })).toThrow(/could not decrypt/)
+    })
   })
 })
