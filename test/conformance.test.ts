@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'vitest'
 import { memory } from '../src/memory/memory-recorder.js'
+import { postgres } from '../src/postgres/index.js'
 import { sqlite } from '../src/sqlite/index.js'
 import { type RecorderHarness, testRecorders } from '../src/testing/index.js'
+import { freshSchema, postgresUrl } from './postgres/fixtures.js'
 
 // Every backend runs the same suite, unchanged. Narrow the list with
 // BACKENDS=memory,sqlite (names are matched by their first word).
@@ -29,6 +31,14 @@ const backends: RecorderHarness[] = [
     name: 'sqlite :memory:',
     async setup() {
       return { persistence: sqlite({ path: ':memory:' }), teardown: async () => {} }
+    },
+  },
+  {
+    name: 'postgres',
+    async setup() {
+      // A schema per test: as isolated as a database, and much faster to make and drop.
+      const { schema, drop } = freshSchema()
+      return { persistence: postgres({ url: postgresUrl(), schema }), teardown: drop }
     },
   },
 ]

@@ -57,7 +57,7 @@ export class Config {
 }
 
 /** The backends that can be named in the `PERSISTENCE` variable. */
-export const PERSISTENCE_NAMES = ['memory', 'sqlite'] as const
+export const PERSISTENCE_NAMES = ['memory', 'sqlite', 'postgres'] as const
 
 /**
  * Returns the backend named by the `PERSISTENCE` variable (memory when unset),
@@ -74,6 +74,8 @@ export async function persistenceFromConfig(config: Config): Promise<Persistence
       return memory()
     case 'sqlite':
       return (await import('../sqlite/index.js')).fromEnvironment(get)
+    case 'postgres':
+      return (await import('../postgres/index.js')).fromEnvironment(get)
     default:
       throw new ProgrammingError(
         `Unknown PERSISTENCE value ${JSON.stringify(name)}: use one of ${PERSISTENCE_NAMES.join(', ')}`,

@@ -1,0 +1,375 @@
+import { createHash } from 'node:crypto'
+import { setTimeout as delay } from 'node:timers/promises'
+import type pg from 'pg'
+import {
+  DataError,
+  errorMessage,
+  IntegrityError,
+  OperationalError,
+  PersistenceError,
+  ProgrammingError,
+} from '../persistence/errors.js'
+import { listenSql } from './postgres-schema.js'
+
+/** The `pg` module, as its default export. */
+export type PgDriver = typeof pg
+
+const INSTALL = 'npm install pg'
+
+/**
+ * Imports `pg` with `importer`. The import is dynamic so that the core never
+ * loads the driver, which is an optional peer dependency.
+ *
+ * @throws ProgrammingError saying how to install the driver when it is missing.
+ */
+export async function importDriver(
+  importer: () => Promise<{ default: PgDriver }> = () => import('pg'),
+): Promise<PgDriver> {
+  try {
+    return (await importer()).default
+  } catch (error) {
+    throw new ProgrammingError(`The PostgreSQL backend needs the pg package: ${INSTALL}`, { cause: error })
+  }
+}
+
+let driver: Promise<PgDriver> | undefined
+
+function loadDriver(): Promise<PgDriver> {
+  driver ??= importDriver().catch((error: unknown) => {
+    driver = undefined
+    throw error
+  })
+  return driver
+}
+
+/** How connections are made and configured. */
+export interface ConnectionSettings {
+  /** The driver's connection settings (URL or split settings, timeouts). */
+  readonly config: pg.ClientConfig
+  /** Names the server in error messages, e.g. `localhost:5432/dogs`. */
+  readonly server: string
+  /** The most connections in the pool. */
+  readonly poolSize: number
+  /** How long an idle pooled connection is kept. */
+  readonly idleTimeoutMs: number
+}
+
+// Transient failures are retried this many times in all, waiting 100 ms,
+// then 200 ms, ... between attempts (1.5 s at most in all).
+const ATTEMPTS = 5
+const FIRST_DELAY_MS = 100
+
+// int8 arrives as a string by default; ids and counts here stay far below 2^53.
+const INT8 = 20
+
+/**
+ * A pool of connections to one server, and the dedicated connections that
+ * listen for notifications; made by {@link PostgresPool.open} and ended by `close()`.
+ */
+export class PostgresPool {
+  readonly #names = new Map<string, string>()
+
+  private constructor(
+    readonly driver: PgDriver,
+    readonly pool: pg.Pool,
+    readonly settings: ConnectionSettings,
+  ) {}
+
+  /**
+   * Makes a pool; no connection is made until one is needed.
+   *
+   * @throws ProgrammingError when the driver is missing.
+   */
+  static async open(settings: ConnectionSettings): Promise<PostgresPool> {
+    const driver = await loadDriver()
+    const pool = new driver.Pool({
+      ...settings.config,
+      max: settings.poolSize,
+      idleTimeoutMillis: settings.idleTimeoutMs,
+      types: typesOf(driver),
+    })
+    // An idle connection that the server drops (a restart) is reported here;
+    // the pool discards it, and the next query gets a new one.
+    pool.on('error', () => {})
+    return new PostgresPool(driver, pool, settings)
+  }
+
+  /** Makes a connection outside the pool, for listening; the caller ends it. */
+  async connect(): Promise<pg.Client> {
+    const client = new this.driver.Client({ ...this.settings.config, types: typesOf(this.driver) })
+    try {
+      await client.connect()
+    } catch (error) {
+      client.on('error', () => {})
+      void client.end().catch(() => {})
+      throw error
+    }
+    return client
+  }
+
+  /**
+   * Runs one statement on a pooled connection, as a named (prepared) statement,
+   * retrying transient failures.
+   *
+   * @throws a typed persistence error.
+   */
+  async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.retrying(() => this.pool.query<R>({ name: this.#name(text), text, values }))
+  }
+
+  /**
+   * Runs `body` in a transaction that `begin` starts (for example
+   * `BEGIN; LOCK TABLE ...`), and commits it. Failures before the commit is
+   * sent are retried when transient; a connection lost while committing is
+   * not, because the commit may have happened.
+   *
+   * @throws a typed persistence error; OperationalError when the outcome is unknown.
+   */
+  async transaction<T>(begin: string, body: (run: Run) => Promise<T>): Promise<T> {
+    return this.retrying(async () => {
+      const client = await this.pool.connect()
+      let committing = false
+      try {
+        await client.query(begin)
+        const result = await body((text, values) =>
+          values === undefined ? client.query(text) : client.query({ name: this.#name(text), text, values }),
+        )
+        committing = true
+        await client.query('COMMIT')
+        client.release()
+        return result
+      } catch (error) {
+        await client.query('ROLLBACK').then(
+          () => client.release(),
+          () => client.release(true),
+        )
+        if (committing && isTransient(error)) {
+          throw new OperationalError(
+            `The connection to PostgreSQL at ${this.settings.server} failed while committing, so the write may or may not be recorded: ${errorMessage(error)}`,
+            { cause: error },
+          )
+        }
+        throw error
+      }
+    })
+  }
+
+  /**
+   * Runs `fn`, retrying it with backoff while it fails transiently (a refused
+   * or reset connection, a server restarting, a serialization failure).
+   *
+   * @throws a typed persistence error at once for anything else; OperationalError
+   * naming the server once the attempts are used up.
+   */
+  async retrying<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn()
+      } catch (error) {
+        if (!isTransient(error)) throw postgresError(error, this.settings.server)
+        if (attempt === ATTEMPTS) {
+          throw new OperationalError(
+            `PostgreSQL at ${this.settings.server} is unavailable after ${ATTEMPTS} attempts: ${errorMessage(error)}`,
+            { cause: error },
+          )
+        }
+        await delay(FIRST_DELAY_MS * 2 ** (attempt - 1))
+      }
+    }
+  }
+
+  /** Ends every pooled connection. */
+  async close(): Promise<void> {
+    await this.pool.end()
+  }
+
+  // Prepared statements are named per connection by the driver; a name made
+  // from the text gives each statement the same name on every connection.
+  #name(text: string): string {
+    let name = this.#names.get(text)
+    if (name === undefined) {
+      name = `es_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`
+      this.#names.set(text, name)
+    }
+    return name
+  }
+}
+
+/**
+ * One connection, outside the pool, that LISTENs to the channels of events
+ * tables and reports each notification. When the connection drops it
+ * reconnects with backoff (100 ms doubling to 5 s, for as long as it is
+ * open), listens again, and reports a reconnection: notifications sent while
+ * it was away are lost, so it then reports every channel as notified.
+ */
+export class PostgresListener {
+  readonly #channels = new Set<string>()
+  #client: Promise<pg.Client> | undefined
+  #closed = false
+
+  /**
+   * Makes a listener; it connects on the first {@link PostgresListener.listen}.
+   *
+   * @param onNotify Called with the channel of each notification.
+   */
+  constructor(
+    private readonly pool: PostgresPool,
+    private readonly onNotify: (channel: string) => void,
+  ) {}
+
+  /**
+   * Listens to `channel` from now on. Resolves once listening, or once the
+   * first attempt to connect failed (the listener keeps trying in the
+   * background; readers poll meanwhile).
+   */
+  async listen(channel: string): Promise<void> {
+    if (this.#closed) return
+    const added = !this.#channels.has(channel)
+    this.#channels.add(channel)
+    if (this.#client === undefined) {
+      this.#client = this.#connect(0)
+      await this.#client.catch(() => {})
+      return
+    }
+    const client = await this.#client.catch(() => undefined)
+    if (client !== undefined && added) await client.query(listenSql(channel)).catch(() => {})
+  }
+
+  /** Ends the connection; the listener cannot be used afterwards. */
+  async close(): Promise<void> {
+    this.#closed = true
+    const client = await this.#client?.catch(() => undefined)
+    await client?.end().catch(() => {})
+  }
+
+  #connect(failures: number): Promise<pg.Client> {
+    const connecting = (async () => {
+      if (failures > 0) await delay(Math.min(5000, 100 * 2 ** (failures - 1)))
+      if (this.#closed) throw new OperationalError('The listener is closed')
+      const client = await this.pool.connect()
+      let dropped = false
+      const drop = () => {
+        if (dropped) return
+        dropped = true
+        void client.end().catch(() => {})
+        if (!this.#closed) this.#reconnect(1)
+      }
+      client.on('error', drop)
+      client.on('end', drop)
+      client.on('notification', (message) => this.onNotify(message.channel))
+      try {
+        for (const channel of this.#channels) await client.query(listenSql(channel))
+      } catch (error) {
+        // The failed attempt is retried by the caller below, not by drop().
+        dropped = true
+        void client.end().catch(() => {})
+        throw error
+      }
+      return client
+    })()
+    connecting.catch(() => {
+      if (!this.#closed && this.#client === connecting) this.#reconnect(failures + 1)
+    })
+    return connecting
+  }
+
+  #reconnect(failures: number): void {
+    const connecting = this.#connect(failures)
+    this.#client = connecting
+    connecting.then(
+      () => {
+        for (const channel of this.#channels) this.onNotify(channel)
+      },
+      () => {},
+    )
+  }
+}
+
+/**
+ * Runs a statement in a transaction: a prepared one with `values`, or without
+ * them a script of statements that take no values.
+ */
+export type Run = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<pg.QueryResult<R>>
+
+function typesOf(driver: PgDriver): pg.CustomTypesConfig {
+  return {
+    getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+      oid === INT8 && format !== 'binary'
+        ? Number
+        : driver.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+  }
+}
+
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  '57P01', // admin_shutdown: the server is stopping or restarting
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: the server is starting
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '53300', // too_many_connections
+])
+
+/** Returns true for failures that a later attempt may not meet: lost connections, a restarting server, a serialization failure. */
+export function isTransient(error: unknown): boolean {
+  if (error instanceof PersistenceError) return false
+  const code = errorCode(error)
+  if (code !== undefined) return TRANSIENT_CODES.has(code) || code.startsWith('08')
+  // The driver reports a connection closed under it, and a pool that could not
+  // connect in time, with plain errors.
+  const message = errorMessage(error)
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+    message,
+  )
+}
+
+/**
+ * Returns `error` as a typed persistence error carrying it as `cause`:
+ * uniqueness → IntegrityError; a missing table, refused credentials, a missing
+ * database or privilege, a refused statement → ProgrammingError; bad data →
+ * DataError; anything else → OperationalError.
+ */
+export function postgresError(error: unknown, server: string): PersistenceError {
+  if (error instanceof PersistenceError) return error
+  const options = { cause: error }
+  const message = errorMessage(error)
+  const code = errorCode(error) ?? ''
+  if (code === '23505') return new IntegrityError(message, options)
+  // A missing schema (3F000) is missing tables too.
+  if (code === '42P01' || code === '3F000') {
+    return new ProgrammingError(
+      `${message} on PostgreSQL at ${server}: create the tables (createTables: true, or CREATE_TABLES=true)`,
+      options,
+    )
+  }
+  if (code === '28P01' || code === '28000') {
+    return new ProgrammingError(
+      `PostgreSQL at ${server} refused the connection (${message}): check the user and password`,
+      options,
+    )
+  }
+  if (code === '3D000') {
+    return new ProgrammingError(`${message} on PostgreSQL at ${server}: create it, or connect to another`, options)
+  }
+  if (code === '42501') {
+    return new ProgrammingError(`${message} on PostgreSQL at ${server}: grant the privilege to the user`, options)
+  }
+  if (code.startsWith('22')) return new DataError(`PostgreSQL at ${server} refused a value: ${message}`, options)
+  if (code.startsWith('42') || code.startsWith('23')) {
+    return new ProgrammingError(`PostgreSQL at ${server} refused a statement: ${message}`, options)
+  }
+  if (code === 'ENOTFOUND') {
+    return new OperationalError(`Cannot find the PostgreSQL host of ${server}: ${message}`, options)
+  }
+  return new OperationalError(`PostgreSQL at ${server} failed: ${message}`, options)
+}
+
+/** Returns the `code` of a driver's or Node.js's error (an SQLSTATE such as `23505`, or `ECONNREFUSED`). */
+export function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined
+  return typeof error.code === 'string' ? error.code : undefined
+}

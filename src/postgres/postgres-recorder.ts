@@ -1,0 +1,482 @@
+import { type CommitSignal, CommitSignals, followLog, waitForTracking } from '../persistence/commit-signal.js'
+import { ProgrammingError } from '../persistence/errors.js'
+import { type ApplicationTables, applicationTables, validIdentifier } from '../persistence/identifiers.js'
+import type {
+  AggregateRecorder,
+  Persistence,
+  ProcessRecorder,
+  Recorders,
+  SelectEventsOptions,
+  SelectNotificationsOptions,
+  SubscribeOptions,
+  WaitForTrackingOptions,
+} from '../persistence/recorder.js'
+import { parseBoolean } from '../persistence/settings.js'
+import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
+import { type ConnectionSettings, PostgresListener, PostgresPool } from './postgres-pool.js'
+import {
+  channelName,
+  createTablesSql,
+  type EventTableSql,
+  eventTableSql,
+  type NotificationSql,
+  notificationSql,
+  qualified,
+  type TrackingSql,
+  trackingSql,
+} from './postgres-schema.js'
+import { columns, WriteQueue } from './postgres-writes.js'
+
+const DEFAULT_POLL_MS = 2000
+
+/** The part shared by both recorders: one table of stored events, keyed by originator and version. */
+export class PostgresEventTable {
+  /** The statements on the table. */
+  protected readonly sql: EventTableSql
+
+  /**
+   * Makes the recorder of one table.
+   *
+   * @param schema The schema of the table, already validated; the search path's when undefined.
+   * @param table The name of the table, already validated.
+   * @param returning Whether inserts return notification ids (an events table).
+   */
+  constructor(
+    /** The pool whose connections run the statements. */
+    protected readonly pool: PostgresPool,
+    schema: string | undefined,
+    table: string,
+    returning: boolean,
+  ) {
+    this.sql = eventTableSql(schema, table, returning)
+  }
+
+  /** Returns the events of one originator in version order (or reversed with `desc`); empty when none. */
+  async selectEvents(originatorId: string, options: SelectEventsOptions = {}): Promise<StoredEvent[]> {
+    const sql = options.desc ? this.sql.selectEventsDesc : this.sql.selectEvents
+    const gt = options.gt ?? Number.MIN_SAFE_INTEGER
+    const lte = options.lte ?? Number.MAX_SAFE_INTEGER
+    const result = await this.pool.query<StoredEvent>(sql, [originatorId, gt, lte, options.limit ?? null])
+    return result.rows
+  }
+
+  /** Deletes all events of one originator and returns how many there were. */
+  async deleteEvents(originatorId: string): Promise<number> {
+    return (await this.pool.query(this.sql.deleteEvents, [originatorId])).rowCount ?? 0
+  }
+}
+
+/** Records and selects the snapshots of aggregates in a PostgreSQL table. */
+export class PostgresAggregateRecorder extends PostgresEventTable implements AggregateRecorder {
+  /**
+   * Records a batch of snapshots atomically, in one statement: all of them, or none.
+   *
+   * @throws IntegrityError if any `(originatorId, originatorVersion)` is already recorded.
+   */
+  async insertEvents(events: readonly StoredEvent[]): Promise<void> {
+    if (events.length > 0) await this.pool.query(this.sql.insertEvents, columns(events))
+  }
+}
+
+/**
+ * Records an application's events, notification log and tracking records in
+ * PostgreSQL tables.
+ *
+ * No reader can skip a committed event (rule 3 of the recorder contract: a
+ * reader that has seen id N never later finds an unseen committed event with
+ * an id <= N). The danger is that an id drawn from a sequence at insert
+ * becomes visible only at commit, so a transaction that drew a lower id can
+ * commit after one that drew a higher id, and a reader in between sees the
+ * higher id first. Here ids are assigned in commit order:
+ *
+ * 1. Every transaction that inserts events first takes `LOCK TABLE <events>
+ *    IN EXCLUSIVE MODE`, and holds it until it commits or rolls back. That
+ *    mode conflicts with itself, so at most one such transaction is between
+ *    drawing ids and ending at any time. (It also conflicts with the ROW
+ *    EXCLUSIVE lock of any other INSERT, so even an insert made without the
+ *    lock cannot hold uncommitted ids while a writer draws; plain SELECTs take
+ *    ACCESS SHARE, which it does not block, so readers never wait.)
+ * 2. The sequence hands out increasing values (cache 1, see postgres-schema.ts).
+ *    A writer draws its ids after taking the lock, so after the previous
+ *    holder drew all of its ids and committed. PostgreSQL releases a
+ *    transaction's locks only after its commit is visible to new snapshots.
+ * 3. So when a reader's snapshot sees a committed id N, every transaction
+ *    that commits later takes the lock after N's transaction released it,
+ *    and draws ids greater than N. An event that becomes visible later always
+ *    has a greater id than any the reader has seen. A rolled-back transaction
+ *    leaves a gap that no later commit can fill: readers pass over it.
+ *
+ * Proof by serialisation, not by waiting: nothing here skips a gap because time
+ * passed. What would cost throughput, one lock per write, is avoided by the
+ * application's {@link WriteQueue}, which writes all the saves waiting at once
+ * in one locked transaction (one multi-row insert), and writes a save alone
+ * only when its group fails with IntegrityError.
+ */
+export class PostgresProcessRecorder extends PostgresEventTable implements ProcessRecorder {
+  readonly #notifications: NotificationSql
+  readonly #tracking: TrackingSql
+
+  /**
+   * Makes the recorder of an application's events and tracking tables.
+   *
+   * @param options.writes The application's write queue, shared by every recorder of the backend object.
+   * @param options.commits The signal notified after each commit, by this process or (through `listen`) by others.
+   * @param options.listen Starts listening for the commits of other connections.
+   * @param options.pollMs How often waiters look for commits in case a notification was missed.
+   */
+  constructor(
+    pool: PostgresPool,
+    schema: string | undefined,
+    tables: ApplicationTables,
+    private readonly options: {
+      readonly writes: WriteQueue
+      readonly commits: CommitSignal
+      readonly listen: () => Promise<void>
+      readonly pollMs: number
+    },
+  ) {
+    super(pool, schema, tables.events, true)
+    this.#notifications = notificationSql(schema, tables.events)
+    this.#tracking = trackingSql(schema, tables.tracking)
+  }
+
+  /**
+   * Records a batch of events and, when given, a tracking record in one
+   * transaction, and returns the events' notification ids in input order.
+   *
+   * @throws IntegrityError on a duplicate event version or a tracking id that
+   * is not newer; nothing is written then.
+   */
+  async insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]> {
+    const tracking = options?.tracking
+    if (events.length === 0 && tracking === undefined) return []
+    return this.options.writes.write(events, tracking)
+  }
+
+  /** Returns notifications in increasing id order, filtered as the options say, in one query; empty when none. */
+  async selectNotifications(options: SelectNotificationsOptions): Promise<Notification[]> {
+    const { start, inclusiveOfStart = true, stop, topics, limit } = options
+    // Ids are integers, so an exclusive start is the inclusive start one above.
+    const from = start === undefined ? 1 : inclusiveOfStart ? Math.ceil(start) : Math.floor(start) + 1
+    const to = stop ?? Number.MAX_SAFE_INTEGER
+    const result =
+      topics && topics.length > 0
+        ? await this.pool.query<Notification>(this.#notifications.selectNotificationsByTopic, [from, to, limit, topics])
+        : await this.pool.query<Notification>(this.#notifications.selectNotifications, [from, to, limit])
+    return result.rows
+  }
+
+  /** Returns the highest notification id recorded, or 0 when the log is empty. */
+  async maxNotificationId(): Promise<number> {
+    return maxOf((await this.pool.query<{ max: number }>(this.#notifications.maxNotificationId, [])).rows)
+  }
+
+  /**
+   * Yields the notifications recorded after `gt`, then new ones as they are
+   * recorded, until the signal aborts. Commits are announced with NOTIFY, so
+   * commits by any process wake the subscription at once; it also polls every
+   * `pollMs`, and after a dropped listening connection is made again, so a
+   * lost notification delays it but loses nothing. Each query starts after the
+   * last id yielded, so nothing is yielded twice.
+   */
+  subscribe(options: SubscribeOptions = {}): AsyncIterable<Notification> {
+    return this.#follow(options)
+  }
+
+  async *#follow(options: SubscribeOptions): AsyncGenerator<Notification> {
+    if (options.signal?.aborted) return
+    await this.options.listen()
+    yield* followLog(this, this.options.commits, { ...options, pollMs: this.options.pollMs })
+  }
+
+  /**
+   * Records that a notification of an upstream application was processed.
+   *
+   * @throws IntegrityError if the id is not greater than the last one recorded for that application.
+   */
+  async insertTracking(tracking: Tracking): Promise<void> {
+    await this.options.writes.write([], tracking)
+  }
+
+  /** Returns the highest notification id tracked for an upstream application, or 0 when none. */
+  async maxTrackingId(applicationName: string): Promise<number> {
+    return maxOf((await this.pool.query<{ max: number }>(this.#tracking.maxTrackingId, [applicationName])).rows)
+  }
+
+  /** Returns true if the id is at most the highest tracked id of the application, or is undefined. */
+  async hasTrackingId(applicationName: string, notificationId: number | undefined): Promise<boolean> {
+    return notificationId === undefined || notificationId <= (await this.maxTrackingId(applicationName))
+  }
+
+  /**
+   * Resolves once the notification was processed.
+   *
+   * @throws WaitTimeoutError naming the application and id when `timeoutMs` (default 10 s) passes first.
+   */
+  async waitForTracking(
+    applicationName: string,
+    notificationId: number,
+    options: WaitForTrackingOptions = {},
+  ): Promise<void> {
+    await this.options.listen()
+    await waitForTracking(this, this.options.commits, applicationName, notificationId, options, this.options.pollMs)
+  }
+}
+
+function maxOf(rows: readonly { max: number }[]): number {
+  return rows[0]?.max ?? 0
+}
+
+/** Options of the {@link postgres} backend. */
+export interface PostgresOptions {
+  /** A connection URL, e.g. `postgres://user:password@host:5432/database`; or give the split settings. */
+  readonly url?: string
+  /** The server's host name (default `localhost`). */
+  readonly host?: string
+  /** The server's port (default 5432). */
+  readonly port?: number
+  /** The user name. */
+  readonly user?: string
+  /** The user's password. */
+  readonly password?: string
+  /** The database name. */
+  readonly database?: string
+  /** A schema for the tables, created if missing; the connection's search path decides when not given. */
+  readonly schema?: string
+  /** The most connections in the pool (default 10); one more is used by subscriptions. */
+  readonly poolSize?: number
+  /** How long to wait for a connection before failing (default 5,000 ms). */
+  readonly connectTimeoutMs?: number
+  /** How long an idle pooled connection is kept (default 10,000 ms). */
+  readonly idleTimeoutMs?: number
+  /** Statements running longer than this are cancelled by the server (default: no limit). */
+  readonly statementTimeoutMs?: number
+  /** Waits for a lock longer than this fail (default: no limit). Writers wait for each other's table lock. */
+  readonly lockTimeoutMs?: number
+  /** Create missing tables (and the schema) when an application opens its recorders (default true). */
+  readonly createTables?: boolean
+  /** How often subscriptions and waits look for commits in case a notification was missed (default 2,000 ms). */
+  readonly pollMs?: number
+}
+
+/**
+ * Returns the PostgreSQL backend: a pool of connections to one server, shared
+ * by every application opened on it and ended when the last of their
+ * recorders closes.
+ *
+ * @throws ProgrammingError for invalid options (a bad URL or schema name, a non-positive pool size).
+ * @example
+ * ```ts
+ * const app = new DogSchool({ persistence: postgres({ url: 'postgres://localhost/dogs' }) })
+ * ```
+ */
+export function postgres(options: PostgresOptions): Persistence {
+  return new PostgresPersistence(options)
+}
+
+/** The connections of a backend object while recorders are open. */
+interface Shared {
+  readonly pool: PostgresPool
+  readonly listener: PostgresListener
+  readonly queues: Map<string, WriteQueue>
+  users: number
+}
+
+/** The backend that {@link postgres} returns: validates its options once, then opens recorders. */
+class PostgresPersistence implements Persistence {
+  readonly name = 'postgres'
+  readonly #settings: ConnectionSettings
+  readonly #schema: string | undefined
+  readonly #createTables: boolean
+  readonly #pollMs: number
+  readonly #commits = new CommitSignals()
+  #shared: Promise<Shared> | undefined
+
+  /** Makes the backend; connections are made when recorders are opened and used. */
+  constructor(options: PostgresOptions) {
+    const { schema, createTables = true, pollMs = DEFAULT_POLL_MS } = options
+    if (schema !== undefined) validIdentifier(schema, 'schema name')
+    if (!(pollMs > 0)) throw new ProgrammingError(`pollMs must be positive, got ${pollMs}`)
+    this.#settings = connectionSettings(options)
+    this.#schema = schema
+    this.#createTables = createTables
+    this.#pollMs = pollMs
+  }
+
+  async open(applicationName: string): Promise<Recorders> {
+    const tables = applicationTables(applicationName)
+    const shared = await this.#acquire()
+    const schema = this.#schema
+    const channel = channelName(schema, tables.events)
+    const commits = this.#commits.acquire(channel)
+    const release = async () => {
+      commits.release()
+      await this.#release(shared)
+    }
+    try {
+      if (this.#createTables) {
+        const script = createTablesSql(schema, tables)
+        await shared.pool.transaction(script.begin, (run) => run(script.body))
+      }
+    } catch (error) {
+      await release()
+      throw error
+    }
+    // Keyed by table, not by channel: two channel names cut to 63 bytes may agree.
+    const table = qualified(schema, tables.events)
+    let writes = shared.queues.get(table)
+    if (writes === undefined) {
+      writes = new WriteQueue(shared.pool, schema, tables, () => commits.signal.notify())
+      shared.queues.set(table, writes)
+    }
+    const events = new PostgresProcessRecorder(shared.pool, schema, tables, {
+      writes,
+      commits: commits.signal,
+      listen: () => shared.listener.listen(channel),
+      pollMs: this.#pollMs,
+    })
+    return new PostgresRecorders(
+      events,
+      new PostgresAggregateRecorder(shared.pool, schema, tables.snapshots, false),
+      release,
+    )
+  }
+
+  async #acquire(): Promise<Shared> {
+    for (;;) {
+      this.#shared ??= PostgresPool.open(this.#settings).then((pool) => {
+        const listener = new PostgresListener(pool, (channel) => {
+          const { signal, release } = this.#commits.acquire(channel)
+          signal.notify()
+          release()
+        })
+        return { pool, listener, queues: new Map(), users: 0 }
+      })
+      const pending = this.#shared
+      const shared = await pending.catch((error: unknown) => {
+        if (this.#shared === pending) this.#shared = undefined
+        throw error
+      })
+      // The last recorders may have closed these connections while this waited.
+      if (this.#shared !== pending) continue
+      shared.users++
+      return shared
+    }
+  }
+
+  async #release(shared: Shared): Promise<void> {
+    if (--shared.users > 0) return
+    this.#shared = undefined
+    // Writes already accepted finish before their connections are ended.
+    await Promise.all([...shared.queues.values()].map((queue) => queue.idle()))
+    await shared.listener.close()
+    await shared.pool.close()
+  }
+}
+
+/** The recorders of one `open()`. */
+class PostgresRecorders implements Recorders {
+  #closed = false
+
+  constructor(
+    readonly events: PostgresProcessRecorder,
+    readonly snapshots: PostgresAggregateRecorder,
+    private readonly release: () => Promise<void>,
+  ) {}
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.release()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}
+
+function connectionSettings(options: PostgresOptions): ConnectionSettings {
+  const { url, host, port, user, password, database } = options
+  const { poolSize = 10, connectTimeoutMs = 5000, idleTimeoutMs = 10_000, statementTimeoutMs, lockTimeoutMs } = options
+  if (!Number.isSafeInteger(poolSize) || poolSize < 1) {
+    throw new ProgrammingError(`poolSize must be a positive integer, got ${poolSize}`)
+  }
+  const timeouts = { connectTimeoutMs, idleTimeoutMs, statementTimeoutMs, lockTimeoutMs }
+  for (const [name, value] of Object.entries(timeouts)) {
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
+      throw new ProgrammingError(`${name} must be a non-negative integer, got ${value}`)
+    }
+  }
+  const common = {
+    connectionTimeoutMillis: connectTimeoutMs,
+    statement_timeout: statementTimeoutMs,
+    lock_timeout: lockTimeoutMs,
+    application_name: 'eventsourcing',
+  }
+  if (url !== undefined) {
+    if ([host, port, user, password, database].some((value) => value !== undefined)) {
+      throw new ProgrammingError('Give the PostgreSQL backend either a url or host, port, user, password and database')
+    }
+    let parsed: URL
+    try {
+      parsed = new URL(url)
+    } catch (error) {
+      throw new ProgrammingError('Invalid PostgreSQL url: use postgres://user:password@host:port/database', {
+        cause: error,
+      })
+    }
+    if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+      throw new ProgrammingError(`Invalid PostgreSQL url scheme ${parsed.protocol}: use postgres://`)
+    }
+    const server = `${parsed.hostname || 'localhost'}:${parsed.port || 5432}${parsed.pathname}`
+    return { config: { ...common, connectionString: url }, server, poolSize, idleTimeoutMs }
+  }
+  if (port !== undefined && (!Number.isSafeInteger(port) || port < 1 || port > 65_535)) {
+    throw new ProgrammingError(`port must be an integer from 1 to 65535, got ${port}`)
+  }
+  const server = `${host ?? 'localhost'}:${port ?? 5432}/${database ?? user ?? ''}`
+  return { config: { ...common, host, port, user, password, database }, server, poolSize, idleTimeoutMs }
+}
+
+/**
+ * Returns the PostgreSQL backend configured from variables: `POSTGRES_URL`, or
+ * `POSTGRES_HOST`, `POSTGRES_PORT`, `POSTGRES_USER`, `POSTGRES_PASSWORD` and
+ * `POSTGRES_DBNAME`; `POSTGRES_SCHEMA`; `POSTGRES_POOL_SIZE`; and
+ * `CREATE_TABLES` (true/false, yes/no, 1/0, on/off; default true).
+ *
+ * @throws ProgrammingError when neither `POSTGRES_URL` nor `POSTGRES_HOST` is set, or a value is malformed.
+ */
+export function fromEnvironment(get: (name: string) => string | undefined): Persistence {
+  const value = (name: string) => get(name) || undefined
+  const url = value('POSTGRES_URL')
+  const host = value('POSTGRES_HOST')
+  if (url === undefined && host === undefined) {
+    throw new ProgrammingError(
+      'POSTGRES_URL is not set: set it (postgres://user:password@host:port/database), or set POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DBNAME',
+    )
+  }
+  const split =
+    url === undefined
+      ? {
+          host,
+          port: integer('POSTGRES_PORT', value('POSTGRES_PORT')),
+          user: value('POSTGRES_USER'),
+          password: value('POSTGRES_PASSWORD'),
+          database: value('POSTGRES_DBNAME'),
+        }
+      : { url }
+  return postgres({
+    ...split,
+    schema: value('POSTGRES_SCHEMA'),
+    poolSize: integer('POSTGRES_POOL_SIZE', value('POSTGRES_POOL_SIZE')),
+    createTables: parseBoolean('CREATE_TABLES', value('CREATE_TABLES')) ?? true,
+  })
+}
+
+function integer(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value.trim())) {
+    throw new ProgrammingError(`${name} must be a positive integer, got ${JSON.stringify(value)}`)
+  }
+  return Number(value)
+}
