@@ -59,6 +59,10 @@ export interface ConnectionSettings {
 const ATTEMPTS = 5
 const FIRST_DELAY_MS = 100
 
+// Pauses of retryingFor, between attempts that each already took the retries above.
+const FIRST_PAUSE_MS = 250
+const MAX_PAUSE_MS = 4000
+
 // int8 arrives as a string by default; ids and counts here stay far below 2^53.
 const INT8 = 20
 
@@ -128,6 +132,11 @@ export class PostgresPool {
   async transaction<T>(begin: string, body: (run: Run) => Promise<T>): Promise<T> {
     return this.retrying(async () => {
       const client = await this.pool.connect()
+      // The pool listens for errors of idle connections only. A connection
+      // lost while checked out (the server restarting) also fails the query
+      // in flight, or the next one, which is how the failure is reported;
+      // unheard, its error event would end the process.
+      client.on('error', ignore)
       let committing = false
       try {
         await client.query(begin)
@@ -136,11 +145,16 @@ export class PostgresPool {
         )
         committing = true
         await client.query('COMMIT')
+        client.off('error', ignore)
         client.release()
         return result
       } catch (error) {
         await client.query('ROLLBACK').then(
-          () => client.release(),
+          () => {
+            client.off('error', ignore)
+            client.release()
+          },
+          // A connection that cannot roll back is destroyed, so it keeps the listener.
           () => client.release(true),
         )
         if (committing && isTransient(error)) {
@@ -178,6 +192,42 @@ export class PostgresPool {
     }
   }
 
+  /**
+   * Runs `fn`, whose queries this pool already retries a few times, again
+   * and again while it fails with OperationalError, pausing 250 ms, then
+   * 500 ms, ... up to 4 s between attempts: for a reader that outlasts a
+   * server restart, which fails queries for longer than those retries.
+   *
+   * @param forMs How long `fn` may keep failing, from the start of its first failed attempt.
+   * @returns undefined if the signal aborts while `fn` is failing.
+   * @throws OperationalError naming the server once `fn` has failed for `forMs`;
+   * any other error of `fn` at once.
+   */
+  async retryingFor<T>(fn: () => Promise<T>, forMs: number, signal?: AbortSignal): Promise<T | undefined> {
+    let failingSince: number | undefined
+    for (let failures = 0; ; failures++) {
+      const attempt = Date.now()
+      try {
+        return await fn()
+      } catch (error) {
+        if (signal?.aborted) return undefined
+        if (!(error instanceof OperationalError)) throw error
+        failingSince ??= attempt
+        const left = failingSince + forMs - Date.now()
+        if (left <= 0) {
+          // The cause says why; the pool's own message would name the server twice.
+          throw new OperationalError(
+            `PostgreSQL at ${this.settings.server} is still unavailable after ${forMs} ms: ${errorMessage(error.cause ?? error)}`,
+            { cause: error },
+          )
+        }
+        const pause = Math.min(left, MAX_PAUSE_MS, FIRST_PAUSE_MS * 2 ** failures)
+        const aborted = await delay(pause, false, { signal }).catch(() => true)
+        if (aborted) return undefined
+      }
+    }
+  }
+
   /** Ends every pooled connection. */
   async close(): Promise<void> {
     await this.pool.end()
@@ -206,6 +256,8 @@ export class PostgresListener {
   readonly #channels = new Set<string>()
   #client: Promise<pg.Client> | undefined
   #closed = false
+  // Cuts short the pause before a reconnection, so that close() need not wait for it.
+  readonly #closing = new AbortController()
 
   /**
    * Makes a listener; it connects on the first {@link PostgresListener.listen}.
@@ -238,13 +290,18 @@ export class PostgresListener {
   /** Ends the connection; the listener cannot be used afterwards. */
   async close(): Promise<void> {
     this.#closed = true
+    this.#closing.abort()
     const client = await this.#client?.catch(() => undefined)
     await client?.end().catch(() => {})
   }
 
   #connect(failures: number): Promise<pg.Client> {
     const connecting = (async () => {
-      if (failures > 0) await delay(Math.min(5000, 100 * 2 ** (failures - 1)))
+      if (failures > 0) {
+        await delay(Math.min(5000, 100 * 2 ** (failures - 1)), undefined, { signal: this.#closing.signal }).catch(
+          () => {},
+        )
+      }
       if (this.#closed) throw new OperationalError('The listener is closed')
       const client = await this.pool.connect()
       let dropped = false
@@ -284,6 +341,8 @@ export class PostgresListener {
     )
   }
 }
+
+function ignore(): void {}
 
 /**
  * Runs a statement in a transaction: a prepared one with `values`, or without

@@ -28,6 +28,7 @@ import {
 import { columns, WriteQueue } from './postgres-writes.js'
 
 const DEFAULT_POLL_MS = 2000
+const DEFAULT_SUBSCRIPTION_RETRY_MS = 60_000
 
 /** The part shared by both recorders: one table of stored events, keyed by originator and version. */
 export class PostgresEventTable {
@@ -123,6 +124,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
    * @param options.commits The signal notified after each commit, by this process or (through `listen`) by others.
    * @param options.listen Starts listening for the commits of other connections.
    * @param options.pollMs How often waiters look for commits in case a notification was missed.
+   * @param options.subscriptionRetryMs How long a subscription's queries may keep failing before it ends.
    */
   constructor(
     pool: PostgresPool,
@@ -133,6 +135,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
       readonly commits: CommitSignal
       readonly listen: () => Promise<void>
       readonly pollMs: number
+      readonly subscriptionRetryMs: number
     },
   ) {
     super(pool, schema, tables.events, true)
@@ -178,15 +181,30 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
    * `pollMs`, and after a dropped listening connection is made again, so a
    * lost notification delays it but loses nothing. Each query starts after the
    * last id yielded, so nothing is yielded twice.
+   *
+   * It outlasts a server restart: a query that fails with OperationalError is
+   * made again, with pauses, until it succeeds or the signal aborts.
+   *
+   * @throws OperationalError naming the server when its queries have failed
+   * continuously for `subscriptionRetryMs` (default 60 s).
    */
   subscribe(options: SubscribeOptions = {}): AsyncIterable<Notification> {
     return this.#follow(options)
   }
 
   async *#follow(options: SubscribeOptions): AsyncGenerator<Notification> {
-    if (options.signal?.aborted) return
+    const { signal } = options
+    if (signal?.aborted) return
     await this.options.listen()
-    yield* followLog(this, this.options.commits, { ...options, pollMs: this.options.pollMs })
+    // Retrying the query itself keeps its start, the last id yielded, so a
+    // restart of the server loses nothing and repeats nothing. An abort while
+    // failing reads as an empty page, after which followLog ends.
+    const retryMs = this.options.subscriptionRetryMs
+    const source = {
+      selectNotifications: async (select: SelectNotificationsOptions) =>
+        (await this.pool.retryingFor(() => this.selectNotifications(select), retryMs, signal)) ?? [],
+    }
+    yield* followLog(source, this.options.commits, { ...options, pollMs: this.options.pollMs })
   }
 
   /**
@@ -257,6 +275,13 @@ export interface PostgresOptions {
   readonly createTables?: boolean
   /** How often subscriptions and waits look for commits in case a notification was missed (default 2,000 ms). */
   readonly pollMs?: number
+  /**
+   * How long a subscription keeps trying while its queries fail with
+   * OperationalError (the server restarting or unreachable), before it ends
+   * with OperationalError (default 60,000 ms). Saves are not affected: they
+   * fail after the pool's few retries (about 1.5 s).
+   */
+  readonly subscriptionRetryMs?: number
 }
 
 /**
@@ -289,18 +314,24 @@ class PostgresPersistence implements Persistence {
   readonly #schema: string | undefined
   readonly #createTables: boolean
   readonly #pollMs: number
+  readonly #subscriptionRetryMs: number
   readonly #commits = new CommitSignals()
   #shared: Promise<Shared> | undefined
 
   /** Makes the backend; connections are made when recorders are opened and used. */
   constructor(options: PostgresOptions) {
     const { schema, createTables = true, pollMs = DEFAULT_POLL_MS } = options
+    const { subscriptionRetryMs = DEFAULT_SUBSCRIPTION_RETRY_MS } = options
     if (schema !== undefined) validIdentifier(schema, 'schema name')
     if (!(pollMs > 0)) throw new ProgrammingError(`pollMs must be positive, got ${pollMs}`)
+    if (!Number.isSafeInteger(subscriptionRetryMs) || subscriptionRetryMs < 0) {
+      throw new ProgrammingError(`subscriptionRetryMs must be a non-negative integer, got ${subscriptionRetryMs}`)
+    }
     this.#settings = connectionSettings(options)
     this.#schema = schema
     this.#createTables = createTables
     this.#pollMs = pollMs
+    this.#subscriptionRetryMs = subscriptionRetryMs
   }
 
   async open(applicationName: string): Promise<Recorders> {
@@ -334,6 +365,7 @@ class PostgresPersistence implements Persistence {
       commits: commits.signal,
       listen: () => shared.listener.listen(channel),
       pollMs: this.#pollMs,
+      subscriptionRetryMs: this.#subscriptionRetryMs,
     })
     return new PostgresRecorders(
       events,

