@@ -35,3 +35,9 @@ export function errorMessage(error: unknown): string {
   if (error instanceof Error && 'suppressed' in error) return errorMessage(error.suppressed)
   return error instanceof Error ? error.message : String(error)
 }
+
+/** Returns the string `code` of a driver error (SQLite's `SQLITE_…`, PostgreSQL's SQLSTATE), or undefined. */
+export function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined
+  return typeof error.code === 'string' ? error.code : undefined
+}

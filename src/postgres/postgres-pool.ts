@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import type pg from 'pg'
 import {
   DataError,
+  errorCode,
   errorMessage,
   IntegrityError,
   OperationalError,
@@ -425,10 +426,4 @@ export function postgresError(error: unknown, server: string): PersistenceError 
     return new OperationalError(`Cannot find the PostgreSQL host of ${server}: ${message}`, options)
   }
   return new OperationalError(`PostgreSQL at ${server} failed: ${message}`, options)
-}
-
-/** Returns the `code` of a driver's or Node.js's error (an SQLSTATE such as `23505`, or `ECONNREFUSED`). */
-export function errorCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined
-  return typeof error.code === 'string' ? error.code : undefined
 }

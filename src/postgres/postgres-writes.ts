@@ -1,7 +1,7 @@
-import { IntegrityError } from '../persistence/errors.js'
+import { errorCode, IntegrityError } from '../persistence/errors.js'
 import type { ApplicationTables } from '../persistence/identifiers.js'
 import type { StoredEvent, Tracking } from '../persistence/stored-event.js'
-import { errorCode, type PostgresPool, type Run } from './postgres-pool.js'
+import type { PostgresPool, Run } from './postgres-pool.js'
 import {
   type EventTableSql,
   eventTableSql,

@@ -1,5 +1,6 @@
 import {
   DataError,
+  errorCode,
   errorMessage,
   IntegrityError,
   OperationalError,
@@ -257,9 +258,4 @@ export function sqliteError(error: unknown, database: string): PersistenceError 
 export function isUniqueViolation(error: unknown): boolean {
   const code = errorCode(error)
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
-}
-
-function errorCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined
-  return typeof error.code === 'string' ? error.code : undefined
 }
