@@ -103,8 +103,11 @@ ORDER BY originator_version`
   // One statement for any number of events: the ORDER BY on the ordinality
   // makes the rows, and so the identity values drawn for them, follow the
   // input order.
+  // The states come as one bytea (which pg sends in binary) cut by lengths:
+  // a bytea[] would be sent as hex text, twice the size, and parsed row by row.
   const insert = `INSERT INTO ${name} (originator_id, originator_version, topic, state)
-SELECT i, v, t, s FROM unnest($1::text[], $2::int[], $3::text[], $4::bytea[]) WITH ORDINALITY AS e(i, v, t, s, n)
+SELECT i, v, t, substring($4::bytea FROM (sum(l) OVER (ORDER BY n) - l + 1)::int FOR l)
+FROM unnest($1::text[], $2::int[], $3::text[], $5::int[]) WITH ORDINALITY AS e(i, v, t, l, n)
 ORDER BY n`
   return {
     insertEvents: returning ? `${insert} RETURNING notification_id, originator_id, originator_version` : insert,

@@ -179,12 +179,13 @@ export class WriteQueue {
   }
 }
 
-/** Returns the columns of a multi-row insert: originator ids, versions, topics and states. */
+/** Returns the parameters of a multi-row insert: originator ids, versions, topics, the states joined, and their lengths. */
 export function columns(events: readonly StoredEvent[]): unknown[] {
   return [
     events.map((e) => e.originatorId),
     events.map((e) => e.originatorVersion),
     events.map((e) => e.topic),
-    events.map((e) => e.state),
+    Buffer.concat(events.map((e) => e.state)),
+    events.map((e) => e.state.byteLength),
   ]
 }
