@@ -91,6 +91,9 @@ export class PostgresPool {
       ...settings.config,
       max: settings.poolSize,
       idleTimeoutMillis: settings.idleTimeoutMs,
+      // Without keep-alive, a connection whose peer vanished without a reset
+      // (a network partition) would leave a COMMIT, and the queue behind it, waiting forever.
+      keepAlive: true,
       types: typesOf(driver),
     })
     // An idle connection that the server drops (a restart) is reported here;

@@ -134,6 +134,8 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
       readonly writes: WriteQueue
       readonly commits: CommitSignal
       readonly listen: () => Promise<void>
+      /** Aborted when the recorders close. */
+      readonly closing: AbortSignal
       readonly pollMs: number
       readonly subscriptionRetryMs: number
     },
@@ -193,8 +195,9 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
   }
 
   async *#follow(options: SubscribeOptions): AsyncGenerator<Notification> {
-    const { signal } = options
-    if (signal?.aborted) return
+    const { closing } = this.options
+    const signal = options.signal === undefined ? closing : AbortSignal.any([options.signal, closing])
+    if (signal.aborted) return
     await this.options.listen()
     // Retrying the query itself keeps its start, the last id yielded, so a
     // restart of the server loses nothing and repeats nothing. An abort while
@@ -204,7 +207,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
       selectNotifications: async (select: SelectNotificationsOptions) =>
         (await this.pool.retryingFor(() => this.selectNotifications(select), retryMs, signal)) ?? [],
     }
-    yield* followLog(source, this.options.commits, { ...options, pollMs: this.options.pollMs })
+    yield* followLog(source, this.options.commits, { ...options, signal, pollMs: this.options.pollMs })
   }
 
   /**
@@ -340,7 +343,11 @@ class PostgresPersistence implements Persistence {
     const schema = this.#schema
     const channel = channelName(schema, tables.events)
     const commits = this.#commits.acquire(channel)
+    // Closing the recorders ends their subscriptions, which would otherwise
+    // retry against closed connections for subscriptionRetryMs.
+    const closing = new AbortController()
     const release = async () => {
+      closing.abort()
       commits.release()
       await this.#release(shared)
     }
@@ -357,13 +364,20 @@ class PostgresPersistence implements Persistence {
     const table = qualified(schema, tables.events)
     let writes = shared.queues.get(table)
     if (writes === undefined) {
-      writes = new WriteQueue(shared.pool, schema, tables, () => commits.signal.notify())
+      // The signal is looked up on each commit: the recorders that made the
+      // queue may have closed, and later ones hold a new signal for the channel.
+      writes = new WriteQueue(shared.pool, schema, tables, () => {
+        const current = this.#commits.acquire(channel)
+        current.signal.notify()
+        current.release()
+      })
       shared.queues.set(table, writes)
     }
     const events = new PostgresProcessRecorder(shared.pool, schema, tables, {
       writes,
       commits: commits.signal,
       listen: () => shared.listener.listen(channel),
+      closing: closing.signal,
       pollMs: this.#pollMs,
       subscriptionRetryMs: this.#subscriptionRetryMs,
     })

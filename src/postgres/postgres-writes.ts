@@ -1,4 +1,4 @@
-import { errorCode, IntegrityError } from '../persistence/errors.js'
+import { errorCode, IntegrityError, OperationalError } from '../persistence/errors.js'
 import type { ApplicationTables } from '../persistence/identifiers.js'
 import type { StoredEvent, Tracking } from '../persistence/stored-event.js'
 import type { PostgresPool, Run } from './postgres-pool.js'
@@ -36,7 +36,7 @@ const MAX_GROUP_EVENTS = 10_000
  *
  * A combined transaction is all or nothing, so one write with a duplicate
  * version (or a tracking id that is not newer) would fail the others with
- * it. When a combined transaction fails with IntegrityError, each of its
+ * it. When a combined transaction fails with anything but OperationalError, each of its
  * writes is therefore written again alone, in order: only the guilty ones
  * fail, exactly as if the writes had been made one after another.
  */
@@ -115,7 +115,11 @@ export class WriteQueue {
         for (const [i, write] of group.entries()) write.resolve(ids[i]!)
         return
       } catch (error) {
-        if (!(error instanceof IntegrityError)) {
+        // A connection or server failure (or a COMMIT of unknown outcome) is
+        // the group's, and is not retried here. Any other error (a duplicate
+        // version, a value the column rejects) may be one write's: each is
+        // then written alone, so only the guilty one fails.
+        if (error instanceof OperationalError) {
           for (const write of group) write.reject(error)
           return
         }

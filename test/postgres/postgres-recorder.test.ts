@@ -208,6 +208,15 @@ describe('postgres: coalesced writes', () => {
     expect(new Set(ids).size).toBe(ids.length)
   })
 
+  it('a value the table rejects in one of concurrent saves fails that save alone', async () => {
+    const { events } = await open(backend())
+    const batches = [[event('a', 1)], [event('b', 2 ** 31)], [event('c', 1)], [event('d', 1)]]
+    const results = await Promise.allSettled(batches.map((batch) => events.insertEvents(batch)))
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled'])
+    expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(PersistenceError)
+    for (const id of ['a', 'c', 'd']) expect(await events.selectEvents(id)).toHaveLength(1)
+  })
+
   it('concurrent tracking records of one upstream through one backend: the one that is not newer fails alone', async () => {
     const { events } = await open(backend())
     const results = await Promise.allSettled([
@@ -296,6 +305,19 @@ describe('postgres: interleaved transactions', () => {
     expect(followed).toEqual([next])
     const log = await events.selectNotifications({ start: first!, inclusiveOfStart: false, limit: 10 })
     expect(log.map((n) => n.id)).toEqual([next])
+  })
+})
+
+describe('postgres: closing', () => {
+  it('ends open subscriptions at once', async () => {
+    const persistence = backend({ pollMs: 60_000 })
+    const recorders = await persistence.open('app')
+    const iterator = recorders.events.subscribe()[Symbol.asyncIterator]()
+    const next = iterator.next()
+    await delay(100)
+    await recorders.close()
+    expect(await stateAfter(next, 2_000)).toBe('settled')
+    expect(await next).toEqual({ done: true, value: undefined })
   })
 })
 
