@@ -161,7 +161,9 @@ export class PostgresPool {
           // A connection that cannot roll back is destroyed, so it keeps the listener.
           () => client.release(true),
         )
-        if (committing && isTransient(error)) {
+        // A serialization failure or deadlock reported at COMMIT means the
+        // server rolled back: that outcome is known, and retrying is safe.
+        if (committing && isTransient(error) && !errorCode(error)?.startsWith('40')) {
           throw new OperationalError(
             `The connection to PostgreSQL at ${this.settings.server} failed while committing, so the write may or may not be recorded: ${errorMessage(error)}`,
             { cause: error },
@@ -288,7 +290,11 @@ export class PostgresListener {
       return
     }
     const client = await this.#client.catch(() => undefined)
-    if (client !== undefined && added) await client.query(listenSql(channel)).catch(() => {})
+    if (client !== undefined && added) {
+      // A connection that cannot LISTEN is ended; its 'end' handler reconnects,
+      // LISTENs on every channel and wakes them, so no notification is missed for long.
+      await client.query(listenSql(channel)).catch(() => client.end().catch(() => {}))
+    }
   }
 
   /** Ends the connection; the listener cannot be used afterwards. */
