@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
 import type pg from 'pg'
+import { importDriver as importOptional, loadOnce } from '../persistence/driver.js'
 import {
   DataError,
   errorCode,
@@ -23,25 +24,11 @@ const INSTALL = 'npm install pg'
  *
  * @throws ProgrammingError saying how to install the driver when it is missing.
  */
-export async function importDriver(
-  importer: () => Promise<{ default: PgDriver }> = () => import('pg'),
-): Promise<PgDriver> {
-  try {
-    return (await importer()).default
-  } catch (error) {
-    throw new ProgrammingError(`The PostgreSQL backend needs the pg package: ${INSTALL}`, { cause: error })
-  }
+export function importDriver(importer: () => Promise<{ default: PgDriver }> = () => import('pg')): Promise<PgDriver> {
+  return importOptional(importer, () => `The PostgreSQL backend needs the pg package: ${INSTALL}`)
 }
 
-let driver: Promise<PgDriver> | undefined
-
-function loadDriver(): Promise<PgDriver> {
-  driver ??= importDriver().catch((error: unknown) => {
-    driver = undefined
-    throw error
-  })
-  return driver
-}
+const loadDriver = loadOnce(() => importDriver())
 
 /** How connections are made and configured. */
 export interface ConnectionSettings {

@@ -1,3 +1,4 @@
+import { importDriver as importOptional, loadOnce } from '../persistence/driver.js'
 import {
   DataError,
   errorCode,
@@ -54,29 +55,17 @@ const INSTALL = 'npm install better-sqlite3@12'
  *
  * @throws ProgrammingError saying how to install the driver when it is missing or cannot load.
  */
-export async function importDriver(
+export function importDriver(
   importer: () => Promise<{ default: SqliteDriver }> = () => import('better-sqlite3'),
 ): Promise<SqliteDriver> {
-  try {
-    return (await importer()).default
-  } catch (error) {
-    const missing = errorCode(error) === 'ERR_MODULE_NOT_FOUND' && String(error).includes('better-sqlite3')
-    const message = missing
+  return importOptional(importer, (error) =>
+    errorCode(error) === 'ERR_MODULE_NOT_FOUND' && String(error).includes('better-sqlite3')
       ? `The SQLite backend needs the better-sqlite3 package: ${INSTALL}`
-      : `The better-sqlite3 package could not be loaded (it may be built for another Node.js version): ${INSTALL}, or npm rebuild better-sqlite3`
-    throw new ProgrammingError(message, { cause: error })
-  }
+      : `The better-sqlite3 package could not be loaded (it may be built for another Node.js version): ${INSTALL}, or npm rebuild better-sqlite3`,
+  )
 }
 
-let driver: Promise<SqliteDriver> | undefined
-
-function loadDriver(): Promise<SqliteDriver> {
-  driver ??= importDriver().catch((error: unknown) => {
-    driver = undefined
-    throw error
-  })
-  return driver
-}
+const loadDriver = loadOnce(() => importDriver())
 
 /**
  * A connection to an SQLite database with its prepared statements, compiled
