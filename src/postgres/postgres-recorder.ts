@@ -110,8 +110,9 @@ export class PostgresAggregateRecorder extends PostgresEventTable implements Agg
  * Proof by serialisation, not by waiting: nothing here skips a gap because time
  * passed. What would cost throughput, one lock per write, is avoided by the
  * application's {@link WriteQueue}, which writes all the saves waiting at once
- * in one locked transaction (one multi-row insert), and writes a save alone
- * only when its group fails with IntegrityError.
+ * in one locked transaction (one multi-row insert), and writes each save
+ * alone only when its group fails for a reason that may be one save's (a
+ * duplicate version, a value the table rejects), not the connection's.
  */
 export class PostgresProcessRecorder extends PostgresEventTable implements ProcessRecorder {
   readonly #notifications: NotificationSql
