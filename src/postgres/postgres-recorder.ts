@@ -41,15 +41,31 @@ export class PostgresEventTable {
    * @param schema The schema of the table, already validated; the search path's when undefined.
    * @param table The name of the table, already validated.
    * @param returning Whether inserts return notification ids (an events table).
+   * @param closing Aborted when the recorders are closed.
    */
-  constructor(
-    /** The pool whose connections run the statements. */
-    protected readonly pool: PostgresPool,
-    schema: string | undefined,
-    table: string,
-    returning: boolean,
-  ) {
+  constructor(pool: PostgresPool, schema: string | undefined, table: string, returning: boolean, closing: AbortSignal) {
+    this.#pool = pool
+    this.#closing = closing
     this.sql = eventTableSql(schema, table, returning)
+  }
+
+  readonly #pool: PostgresPool
+  readonly #closing: AbortSignal
+
+  /**
+   * The pool whose connections run the statements (shared with other open
+   * recorders, so it outlives these).
+   *
+   * @throws ProgrammingError once these recorders are closed.
+   */
+  protected get pool(): PostgresPool {
+    this.assertOpen()
+    return this.#pool
+  }
+
+  /** @throws ProgrammingError once these recorders are closed. */
+  protected assertOpen(): void {
+    if (this.#closing.aborted) throw new ProgrammingError('These PostgreSQL recorders are closed: open them again')
   }
 
   /** Returns the events of one originator in version order (or reversed with `desc`); empty when none. */
@@ -141,7 +157,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
       readonly subscriptionRetryMs: number
     },
   ) {
-    super(pool, schema, tables.events, true)
+    super(pool, schema, tables.events, true, options.closing)
     this.#notifications = notificationSql(schema, tables.events)
     this.#tracking = trackingSql(schema, tables.tracking)
   }
@@ -156,6 +172,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
   async insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]> {
     const tracking = options?.tracking
     if (events.length === 0 && tracking === undefined) return []
+    this.assertOpen()
     return this.options.writes.write(events, tracking)
   }
 
@@ -206,7 +223,9 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
     const retryMs = this.options.subscriptionRetryMs
     const source = {
       selectNotifications: async (select: SelectNotificationsOptions) =>
-        (await this.pool.retryingFor(() => this.selectNotifications(select), retryMs, signal)) ?? [],
+        signal.aborted
+          ? []
+          : ((await this.pool.retryingFor(() => this.selectNotifications(select), retryMs, signal)) ?? []),
     }
     yield* followLog(source, this.options.commits, { ...options, signal, pollMs: this.options.pollMs })
   }
@@ -217,6 +236,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
    * @throws IntegrityError if the id is not greater than the last one recorded for that application.
    */
   async insertTracking(tracking: Tracking): Promise<void> {
+    this.assertOpen()
     await this.options.writes.write([], tracking)
   }
 
@@ -384,7 +404,7 @@ class PostgresPersistence implements Persistence {
     })
     return new PostgresRecorders(
       events,
-      new PostgresAggregateRecorder(shared.pool, schema, tables.snapshots, false),
+      new PostgresAggregateRecorder(shared.pool, schema, tables.snapshots, false, closing.signal),
       release,
     )
   }

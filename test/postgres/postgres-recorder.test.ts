@@ -319,6 +319,17 @@ describe('postgres: closing', () => {
     expect(await stateAfter(next, 2_000)).toBe('settled')
     expect(await next).toEqual({ done: true, value: undefined })
   })
+
+  it('refuses use after close with ProgrammingError, while other open recorders go on', async () => {
+    const persistence = backend()
+    const first = await persistence.open('app')
+    const second = await open(persistence)
+    await first.close()
+    await expect(first.events.insertEvents([event('a', 1)])).rejects.toThrow(ProgrammingError)
+    await expect(first.events.selectEvents('a')).rejects.toThrow(/closed/)
+    await expect(first.snapshots.insertEvents([event('a', 1)])).rejects.toThrow(ProgrammingError)
+    expect(await second.events.insertEvents([event('a', 1)])).toHaveLength(1)
+  })
 })
 
 describe('postgres: subscriptions across processes', () => {
