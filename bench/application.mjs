@@ -1,29 +1,13 @@
 // Application benchmarks: whole saves and gets (mapper, recorder, repository)
 // beside raw better-sqlite3 writing the same rows with the same pragmas, in the
 // same run, as medians of several rounds. Run with `npm run bench`.
-import { Aggregate, Application, memory } from 'eventsourcing'
+import { Application, memory } from 'eventsourcing'
 import { sqlite } from 'eventsourcing/sqlite'
-import { freshPath, median, rawConnection, removeFreshPaths } from './shared.mjs'
+import { Counter, freshPath, median, rawConnection, removeFreshPaths } from './shared.mjs'
 
 const ROUNDS = 5
 const SAVES = 3_000
 const AGGREGATE = 10_000
-
-class Counter extends Aggregate {
-  count = 0
-  static Started = Counter.created('bench:Counter.Started', (counter, e) => {
-    counter.count = e.start
-  })
-  static Added = Counter.event('bench:Counter.Added', (counter, e) => {
-    counter.count += e.amount
-  })
-  static start() {
-    return Counter.create(Counter.Started, { start: 0, label: 'a counter for the benchmark' })
-  }
-  add(amount) {
-    this.trigger(Counter.Added, { amount })
-  }
-}
 
 async function timed(count, body) {
   const start = process.hrtime.bigint()

@@ -3,10 +3,10 @@
 // several rounds whose order rotates. Uses POSTGRES_URL when set, else starts
 // an embedded server with fsync and synchronous_commit on. Run with
 // `npm run bench` (builds first) or `node bench/postgres.mjs` after a build.
-import { Aggregate, Application } from 'eventsourcing'
+import { Application } from 'eventsourcing'
 import { postgres } from 'eventsourcing/postgres'
 import pg from 'pg'
-import { median, postgresServer } from './shared.mjs'
+import { bigAggregate, Counter, median, postgresServer } from './shared.mjs'
 
 const ROUNDS = 5
 const CLIENTS = 16
@@ -217,32 +217,11 @@ SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bytea[]) RETURNING n
   console.log(`${'  raw pg: one unnest INSERT in BEGIN … COMMIT'.padEnd(58)}${format(median(rates.raw))}/s events`)
 }
 
-class Counter extends Aggregate {
-  count = 0
-  static Started = Counter.created('bench:Counter.Started', (counter, e) => {
-    counter.count = e.start
-  })
-  static Added = Counter.event('bench:Counter.Added', (counter, e) => {
-    counter.count += e.amount
-  })
-  static start() {
-    return Counter.create(Counter.Started, { start: 0, label: 'a counter for the benchmark' })
-  }
-  add(amount) {
-    this.trigger(Counter.Added, { amount })
-  }
-}
-
 /** (c) Reading a 10,000-event aggregate back. */
 async function reads(admin) {
   const name = freshName()
   const recorders = await postgres({ url }).open(name)
-  const big = Array.from({ length: AGGREGATE }, (_, v) => ({
-    originatorId: 'big',
-    originatorVersion: v + 1,
-    topic: 'bench:Changed',
-    state,
-  }))
+  const big = bigAggregate(AGGREGATE, state)
   await recorders.events.insertEvents(big)
   const [client] = await rawClients(1)
   const select = {

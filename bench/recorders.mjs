@@ -4,7 +4,7 @@
 // package imports itself by name through its exports.
 import { memory } from 'eventsourcing'
 import { sqlite } from 'eventsourcing/sqlite'
-import { freshPath, median, rawConnection, removeFreshPaths } from './shared.mjs'
+import { bigAggregate, freshPath, median, rawConnection, removeFreshPaths } from './shared.mjs'
 
 const ROUNDS = 5
 const INSERTS = 5_000
@@ -108,12 +108,7 @@ async function readLog(selectPage) {
 async function sqliteReads() {
   const path = freshPath()
   const recorders = await sqlite({ path }).open('bench')
-  const events = Array.from({ length: AGGREGATE }, (_, i) => ({
-    originatorId: 'big',
-    originatorVersion: i + 1,
-    topic: 'bench:Changed',
-    state,
-  }))
+  const events = bigAggregate(AGGREGATE, state)
   for (let i = 0; i < AGGREGATE; i += PAGE) await recorders.events.insertEvents(events.slice(i, i + PAGE))
   const db = rawConnection(path)
   const rawEvents = db.prepare(
@@ -181,12 +176,7 @@ async function memoryRecorder() {
   report(`memory: inserts in batches of ${BATCH}`, inserts, '≥ 1,000,000/s')
 
   const recorders = await memory().open('bench')
-  const big = Array.from({ length: AGGREGATE }, (_, i) => ({
-    originatorId: 'big',
-    originatorVersion: i + 1,
-    topic: 'bench:Changed',
-    state,
-  }))
+  const big = bigAggregate(AGGREGATE, state)
   await recorders.events.insertEvents(big)
   const repeat = 20
   const reads = await rate(AGGREGATE * repeat, async () => {

@@ -4,6 +4,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import { Aggregate } from 'eventsourcing'
 
 /** The middle value of `values` (the upper of the two middle ones for an even count). */
 export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
@@ -82,4 +83,31 @@ function freePort() {
       probe.close(() => resolve(port))
     })
   })
+}
+
+/** The stored events of one aggregate 'big' with versions 1 to `count`, each with `state`. */
+export function bigAggregate(count, state) {
+  return Array.from({ length: count }, (_, i) => ({
+    originatorId: 'big',
+    originatorVersion: i + 1,
+    topic: 'bench:Changed',
+    state,
+  }))
+}
+
+/** The aggregate the application benchmarks save and get. */
+export class Counter extends Aggregate {
+  count = 0
+  static Started = Counter.created('bench:Counter.Started', (counter, e) => {
+    counter.count = e.start
+  })
+  static Added = Counter.event('bench:Counter.Added', (counter, e) => {
+    counter.count += e.amount
+  })
+  static start() {
+    return Counter.create(Counter.Started, { start: 0, label: 'a counter for the benchmark' })
+  }
+  add(amount) {
+    this.trigger(Counter.Added, { amount })
+  }
 }
