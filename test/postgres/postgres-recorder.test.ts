@@ -3,10 +3,11 @@ import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { IntegrityError, OperationalError, PersistenceError, ProgrammingError } from '../../src/persistence/errors.js'
 import type { Persistence, Recorders } from '../../src/persistence/recorder.js'
-import type { Notification, StoredEvent } from '../../src/persistence/stored-event.js'
+import type { Notification } from '../../src/persistence/stored-event.js'
 import { fromEnvironment, type PostgresOptions, postgres } from '../../src/postgres/index.js'
 import { importDriver } from '../../src/postgres/postgres-pool.js'
 import { Account, Bank } from '../application/fixtures.js'
+import { event, failure } from '../fixtures/recorders.js'
 import { admin, freshDatabase, freshSchema, postgresUrl } from './fixtures.js'
 
 const cleanups: (() => Promise<unknown>)[] = []
@@ -42,19 +43,6 @@ async function rawClient(url = postgresUrl()): Promise<pg.Client> {
   await client.connect()
   cleanups.push(() => client.end())
   return client
-}
-
-function event(originatorId: string, originatorVersion: number): StoredEvent {
-  return { originatorId, originatorVersion, topic: 'topic', state: new TextEncoder().encode(originatorId) }
-}
-
-async function failure(promise: Promise<unknown>): Promise<PersistenceError> {
-  const error = await promise.then(
-    () => undefined,
-    (error: unknown) => error,
-  )
-  expect(error).toBeInstanceOf(PersistenceError)
-  return error as PersistenceError
 }
 
 /** Settles to 'pending' if the promise has not settled within `ms`. */

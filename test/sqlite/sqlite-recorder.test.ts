@@ -4,11 +4,12 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { DataError, OperationalError, PersistenceError, ProgrammingError } from '../../src/persistence/errors.js'
+import { DataError, OperationalError, ProgrammingError } from '../../src/persistence/errors.js'
 import type { Recorders } from '../../src/persistence/recorder.js'
-import type { Notification, StoredEvent } from '../../src/persistence/stored-event.js'
+import type { Notification } from '../../src/persistence/stored-event.js'
 import { fromEnvironment, sqlite } from '../../src/sqlite/index.js'
 import { importDriver } from '../../src/sqlite/sqlite-database.js'
+import { event, failure } from '../fixtures/recorders.js'
 
 let directory: string
 const opened: { close(): unknown }[] = []
@@ -29,20 +30,6 @@ function track<T extends { close(): unknown }>(resource: T): T {
 
 async function open(options: Parameters<typeof sqlite>[0], applicationName = 'app'): Promise<Recorders> {
   return track(await sqlite(options).open(applicationName))
-}
-
-function event(originatorId: string, originatorVersion: number): StoredEvent {
-  return { originatorId, originatorVersion, topic: 'topic', state: new TextEncoder().encode(originatorId) }
-}
-
-/** Resolves to the error a promise rejects with. */
-async function failure(promise: Promise<unknown>): Promise<PersistenceError> {
-  const error = await promise.then(
-    () => undefined,
-    (error: unknown) => error,
-  )
-  expect(error).toBeInstanceOf(PersistenceError)
-  return error as PersistenceError
 }
 
 describe('sqlite: files', () => {
