@@ -138,10 +138,11 @@ export class Application implements AsyncDisposable {
    */
   async save(...aggregates: Aggregate[]): Promise<Recording[]> {
     const batches = aggregates.map((aggregate) => aggregate.collectEvents())
+    let stores: ApplicationStores
     let recordings: Recording[]
     let snapshots: StoredEvent[]
     try {
-      const stores = await this.stores()
+      stores = await this.stores()
       snapshots = aggregates
         .filter((aggregate, index) => this.#snapshotting.isDue(aggregate, aggregate.version - batches[index]!.length))
         .map((aggregate) => this.#snapshotStore(stores).toStoredEvent(aggregate))
@@ -153,7 +154,7 @@ export class Application implements AsyncDisposable {
     for (const aggregate of aggregates) this.repository.remember(aggregate)
     await this.#publish(recordings)
     if (snapshots.length > 0) {
-      await this.#snapshotStore(await this.stores())
+      await this.#snapshotStore(stores)
         .insert(snapshots)
         .catch((error: unknown) => {
           throw new SnapshotError(recordings, error)
