@@ -136,7 +136,16 @@ export class Application implements AsyncDisposable {
    * subscriber gives {@link SubscriberError} and a failing snapshot write
    * {@link SnapshotError}; the events are recorded then.
    */
-  async save(...aggregates: Aggregate[]): Promise<Recording[]> {
+  save(...aggregates: Aggregate[]): Promise<Recording[]> {
+    return this.saveTracked(aggregates)
+  }
+
+  /**
+   * Like {@link Application.save}, and records `tracking` in the same atomic
+   * write when given (even when the aggregates have no new events): how a
+   * follower records what it did with an upstream event.
+   */
+  protected async saveTracked(aggregates: readonly Aggregate[], tracking?: Tracking): Promise<Recording[]> {
     const batches = aggregates.map((aggregate) => aggregate.collectEvents())
     let stores: ApplicationStores
     let recordings: Recording[]
@@ -146,7 +155,7 @@ export class Application implements AsyncDisposable {
       snapshots = aggregates
         .filter((aggregate, index) => this.#snapshotting.isDue(aggregate, aggregate.version - batches[index]!.length))
         .map((aggregate) => this.#snapshotStore(stores).toStoredEvent(aggregate))
-      recordings = await stores.events.put(batches.flat())
+      recordings = await stores.events.put(batches.flat(), { tracking })
     } catch (error) {
       for (const [index, aggregate] of aggregates.entries()) uncollectEvents(aggregate, batches[index]!)
       throw error

@@ -1,6 +1,7 @@
 import { EventSourcingError } from '../domain/errors.js'
 import type { EventStore, Recording } from '../persistence/event-store.js'
-import type { SelectNotificationsOptions } from '../persistence/recorder.js'
+import type { DomainEvent } from '../domain/domain-event.js'
+import type { SelectNotificationsOptions, SubscribeOptions } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
 
 /** A page of an application's notification log. */
@@ -76,6 +77,24 @@ export class NotificationLog {
   async get(id: number): Promise<Recording | undefined> {
     const [recording] = await this.selectRecordings({ start: id, stop: id, limit: 1 })
     return recording
+  }
+
+  /**
+   * Yields the notifications after `options.gt`, then new ones as they are
+   * recorded, in increasing id order, each once, until the signal aborts.
+   */
+  async *subscribe(options: SubscribeOptions = {}): AsyncGenerator<Notification> {
+    yield* (await this.#events()).recorder.subscribe(options)
+  }
+
+  /**
+   * Returns the domain event of a notification of this log.
+   *
+   * @throws TopicError if its topic names no known class; UpcastError or DataError
+   * if it cannot be upcast or decoded.
+   */
+  async decode(notification: Notification): Promise<DomainEvent> {
+    return (await this.#events()).mapper.toDomainEvent(notification)
   }
 
   /** Returns the highest notification id, or 0 when the log is empty. */

@@ -1,0 +1,137 @@
+import { setImmediate, setTimeout } from 'node:timers/promises'
+import type { NotificationLog } from '../application/notification-log.js'
+import type { Notification } from '../persistence/stored-event.js'
+import { ProcessingError } from './processing-error.js'
+
+/** An application whose log is followed: its name and its notification log. */
+export interface Upstream {
+  readonly name: string
+  readonly notificationLog: NotificationLog
+}
+
+/** What {@link follow} needs to follow one upstream log into one follower. */
+export interface FollowOptions {
+  /** The follower's name, for errors. */
+  readonly follower: string
+  /** The application whose log is followed. */
+  readonly upstream: Upstream
+  /** Only notifications with these topics (all when not given). */
+  readonly topics?: readonly string[]
+  /** Returns the id of the last notification of the upstream log processed, 0 when none. */
+  position(): Promise<number>
+  /**
+   * Processes notifications, in order, committing their effects together with
+   * the tracking record of the last one: all of it, or nothing.
+   */
+  process(batch: readonly Notification[]): Promise<void>
+  /** Returns true if a notification was processed (an attempt that failed late may have committed). */
+  isProcessed(notificationId: number): Promise<boolean>
+  /** Called after each batch with the id of its last notification. */
+  onProgress?(notificationId: number): void
+  /** At most this many notifications per call of `process` (default 1). */
+  readonly batchSize?: number
+  /** Tries per notification before giving up (default 3). */
+  readonly attempts?: number
+  /** The delay before the first retry, doubled for each next one (default 100 ms). */
+  readonly retryDelayMs?: number
+  /** Stops following once the notification in hand is processed. */
+  readonly signal: AbortSignal
+}
+
+/**
+ * Processes an upstream log from the follower's position on: what is recorded
+ * already, then new notifications as they are recorded, until the signal
+ * aborts (it resolves then). A notification that fails is tried again a few
+ * times; a batch that fails is processed again one notification at a time, so
+ * that what comes before the bad one is done.
+ *
+ * @throws ProcessingError naming the notification that could not be processed.
+ */
+export async function follow(options: FollowOptions): Promise<void> {
+  const { upstream, topics, batchSize = 1 } = options
+  // Ends the subscription on failure too, so that leaving the loop does not wait for a next notification.
+  const failed = new AbortController()
+  const signal = AbortSignal.any([options.signal, failed.signal])
+  const gt = await options.position()
+  const notifications = upstream.notificationLog.subscribe({ gt, topics, signal })
+  for await (const batch of inBatches(notifications, batchSize)) {
+    let done: number | undefined
+    try {
+      done = await processBatch(options, batch)
+    } catch (error) {
+      failed.abort(error)
+      throw error
+    }
+    if (done !== undefined) options.onProgress?.(done)
+  }
+}
+
+/** Processes a batch and returns the id of the last notification processed, if any. */
+async function processBatch(options: FollowOptions, batch: readonly Notification[]): Promise<number | undefined> {
+  if (batch.length > 1) {
+    try {
+      await options.process(batch)
+      return batch.at(-1)!.id
+    } catch {
+      // Nothing of the batch was written; one at a time, the notifications before the bad one get done.
+    }
+  }
+  let done: number | undefined
+  for (const notification of batch) {
+    if (options.signal.aborted || !(await processOne(options, notification))) break
+    done = notification.id
+  }
+  return done
+}
+
+/** Processes one notification, trying again after failures; returns false if stopped before it was done. */
+async function processOne(options: FollowOptions, notification: Notification): Promise<boolean> {
+  const { attempts = 3, retryDelayMs = 100, signal } = options
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await options.process([notification])
+      return true
+    } catch (error) {
+      if (await options.isProcessed(notification.id)) return true
+      if (attempt >= attempts) {
+        throw new ProcessingError(options.follower, options.upstream.name, notification, attempt, error)
+      }
+    }
+    // Stopping while waiting to retry leaves the notification for the next start.
+    await setTimeout(retryDelayMs * 2 ** (attempt - 1), undefined, { signal }).catch(() => {})
+    if (signal.aborted) return false
+  }
+}
+
+/**
+ * Groups the items of an async iterable into arrays of at most `maxSize`: each
+ * array holds the next item and whatever else had arrived by then, so batches
+ * grow when the source runs ahead (catching up) and stay single when it is live.
+ */
+export async function* inBatches<T>(source: AsyncIterable<T>, maxSize: number): AsyncGenerator<T[]> {
+  const iterator = source[Symbol.asyncIterator]()
+  const pending = Symbol('pending')
+  let next = iterator.next()
+  try {
+    for (;;) {
+      const first = await next
+      if (first.done) return
+      const batch = [first.value]
+      next = iterator.next()
+      while (batch.length < maxSize) {
+        // An item that is ready settles before the next turn of the event loop.
+        const result = await Promise.race([next, setImmediate(pending)])
+        if (result === pending) break
+        if (result.done) {
+          yield batch
+          return
+        }
+        batch.push(result.value)
+        next = iterator.next()
+      }
+      yield batch
+    }
+  } finally {
+    await iterator.return?.()
+  }
+}

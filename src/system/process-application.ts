@@ -1,0 +1,117 @@
+import { Application } from '../application/application.js'
+import type { Aggregate } from '../domain/aggregate.js'
+import type { DomainEvent } from '../domain/domain-event.js'
+import { TopicError } from '../domain/errors.js'
+import { getTopic } from '../domain/topics.js'
+import type { Recording } from '../persistence/event-store.js'
+import type { Notification, Tracking } from '../persistence/stored-event.js'
+import type { Upstream } from './follow.js'
+
+/**
+ * What a policy does with one upstream event: the aggregates it saves, recorded
+ * together with the tracking record of the event when the policy returns.
+ */
+export class ProcessingEvent {
+  readonly #aggregates: Aggregate[] = []
+
+  /** Starts processing the upstream notification that `tracking` names. */
+  constructor(
+    /** The upstream application and notification id being processed. */
+    readonly tracking: Tracking,
+  ) {}
+
+  /** Adds aggregates whose new events are recorded with the tracking record, in one atomic write. */
+  save(...aggregates: Aggregate[]): void {
+    this.#aggregates.push(...aggregates)
+  }
+
+  /** The aggregates saved so far. */
+  get aggregates(): readonly Aggregate[] {
+    return this.#aggregates
+  }
+}
+
+/** An event class, or a topic, that a process application follows. */
+export type FollowedTopic = string | (abstract new (...args: never[]) => DomainEvent)
+
+/**
+ * An application that follows other applications: its policy reacts to their
+ * domain events by creating or changing its own aggregates, and what it saves
+ * is recorded together with a tracking record of the upstream event, so each
+ * upstream event takes effect exactly once. It resumes from its tracking
+ * records after any stop. Run it with a runner, as part of a {@link System}.
+ *
+ * @example
+ * ```ts
+ * class Reservations extends ProcessApplication {
+ *   static override readonly followTopics = [Order.Created]
+ *   protected policy(event: DomainEvent, processing: ProcessingEvent) {
+ *     if (event instanceof Order.Created) processing.save(Reservation.create({ orderId: event.originatorId }))
+ *   }
+ * }
+ * ```
+ */
+export abstract class ProcessApplication extends Application {
+  /** Only upstream events of these classes or topics reach the policy (all when not given). */
+  static readonly followTopics?: readonly FollowedTopic[]
+  /**
+   * Whether an upstream event whose topic names no known class is passed over
+   * (tracked, with no effect) rather than stopping the follower (default false).
+   */
+  static readonly skipUnknownTopics: boolean = false
+
+  #queue: Promise<unknown> = Promise.resolve()
+
+  /**
+   * Reacts to an upstream event: get aggregates from `this.repository`, change
+   * them, and hand them to `processing.save`. Throwing records nothing.
+   */
+  protected abstract policy(event: DomainEvent, processing: ProcessingEvent): void | Promise<void>
+
+  /** The topics followed, from `followTopics`; undefined means all. */
+  get followedTopics(): readonly string[] | undefined {
+    const topics = (this.constructor as typeof ProcessApplication).followTopics
+    return topics?.map((topic) => (typeof topic === 'string' ? topic : getTopic(topic)))
+  }
+
+  /**
+   * Processes one notification of an upstream log: decodes it, runs the policy,
+   * and records the saved aggregates' events with the tracking record in one
+   * atomic write. Calls are processed one at a time, in the order made.
+   *
+   * @throws IntegrityError if the notification was processed already (the
+   * tracking record is not newer) or an aggregate was changed meanwhile;
+   * TopicError for an unknown topic unless `skipUnknownTopics`; whatever the
+   * policy throws. Nothing is recorded then.
+   */
+  process(upstream: Upstream, notification: Notification): Promise<Recording[]> {
+    const processed = this.#queue.then(() => this.#process(upstream, notification))
+    this.#queue = processed.catch(() => {})
+    return processed
+  }
+
+  /** Returns the id of the last notification of `upstreamName` processed here, 0 when none. */
+  async position(upstreamName: string): Promise<number> {
+    return (await this.stores()).recorders.events.maxTrackingId(upstreamName)
+  }
+
+  /** Returns true if the notification of `upstreamName` was processed here. */
+  async isProcessed(upstreamName: string, notificationId: number): Promise<boolean> {
+    return (await this.stores()).recorders.events.hasTrackingId(upstreamName, notificationId)
+  }
+
+  async #process(upstream: Upstream, notification: Notification): Promise<Recording[]> {
+    const tracking = { applicationName: upstream.name, notificationId: notification.id }
+    let event: DomainEvent
+    try {
+      event = await upstream.notificationLog.decode(notification)
+    } catch (error) {
+      const skip = (this.constructor as typeof ProcessApplication).skipUnknownTopics && error instanceof TopicError
+      if (!skip) throw error
+      return this.saveTracked([], tracking)
+    }
+    const processing = new ProcessingEvent(tracking)
+    await this.policy(event, processing)
+    return this.saveTracked(processing.aggregates, tracking)
+  }
+}

@@ -1,0 +1,179 @@
+import { EventEmitter } from 'node:events'
+import type { Application } from '../application/application.js'
+import type { Environment } from '../application/config.js'
+import { ProgrammingError } from '../persistence/errors.js'
+import type { Persistence } from '../persistence/recorder.js'
+import { follow } from './follow.js'
+import { ProcessApplication } from './process-application.js'
+import type { ProcessingError } from './processing-error.js'
+import { type ApplicationClass, applicationName, type System } from './system.js'
+
+/** How a runner makes and drives the applications of a system. */
+export interface RunnerOptions {
+  /** The variables the applications read their settings from (default `process.env`). */
+  readonly env?: Environment
+  /** One backend for every application (default: each application's `PERSISTENCE` setting). */
+  readonly persistence?: Persistence
+  /**
+   * The followers whose policies run here (default: all). The others are
+   * still made, to read their logs and to be used through `get`, so that
+   * several processes sharing a database can each run some of the system.
+   */
+  readonly run?: readonly string[]
+  /** Tries per upstream event before a follower stops (default 3). */
+  readonly attempts?: number
+  /** The delay before the first retry, doubled for each next one (default 100 ms). */
+  readonly retryDelayMs?: number
+}
+
+/** The state of a follower in a runner. */
+export interface FollowerStatus {
+  /** The follower's name. */
+  readonly name: string
+  /** `running` until stopped, or `failed` when it could not process an event (see `error`). */
+  readonly state: 'running' | 'stopped' | 'failed'
+  /** The last notification id processed in this run, per upstream application. */
+  readonly positions: Readonly<Record<string, number>>
+  /** Why it failed, when it did: usually a {@link ProcessingError} naming the event. */
+  readonly error?: Error
+}
+
+/** The events a runner emits. */
+export interface RunnerEvents {
+  /** A follower stopped because it could not process an event (or reach its storage); the others go on. */
+  followerError: [error: Error, follower: string]
+}
+
+/**
+ * Runs a {@link System}: makes its applications and has each follower process
+ * its upstream logs, what is recorded already and then new events as they are
+ * recorded, each exactly once. Every runner has this interface.
+ */
+export interface Runner extends AsyncDisposable {
+  /** Makes the applications, connects them, and starts the followers; resolves once they are following. */
+  start(): Promise<void>
+  /** Lets each follower finish the event in hand, then stops them and closes the applications. */
+  stop(): Promise<void>
+  /** Returns this runner's instance of an application of the system. */
+  get<A extends Application>(cls: ApplicationClass<A>): A
+  /** Returns the state of each follower run here. */
+  status(): FollowerStatus[]
+  /** Calls `listener` when a follower stops on an error. */
+  on(event: 'followerError', listener: (error: Error, follower: string) => void): this
+}
+
+interface Following {
+  status: FollowerStatus
+  readonly stop: AbortController
+  done: Promise<void>
+}
+
+/**
+ * Runs a system in this process, on the event loop: a follower learns of new
+ * upstream events as soon as they are committed here (and by the backend's
+ * notifications or polling when another process commits them), and processes
+ * them one at a time per follower. With `run`, a process runs only some of the
+ * followers, so a system can be spread over processes or machines that share
+ * a database (PostgreSQL, or an SQLite file on one machine).
+ */
+export class EventLoopRunner extends EventEmitter<RunnerEvents> implements Runner {
+  readonly #system: System
+  readonly #options: RunnerOptions
+  readonly #applications = new Map<string, Application>()
+  readonly #following = new Map<string, Following>()
+  #started = false
+
+  /** Makes a runner of `system`; nothing happens until {@link EventLoopRunner.start}. */
+  constructor(system: System, options: RunnerOptions = {}) {
+    super()
+    this.#system = system
+    this.#options = options
+    for (const name of options.run ?? []) {
+      system.get(name)
+      if (!system.followers.includes(name)) {
+        throw new ProgrammingError(`${name} follows no application in this system, so there is nothing to run`)
+      }
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) throw new ProgrammingError('The runner was started already; make a new one to start again')
+    this.#started = true
+    const { env, persistence } = this.#options
+    for (const name of this.#system.names) {
+      this.#applications.set(name, new (this.#system.get(name))({ env, persistence }))
+    }
+    await Promise.all([...this.#applications.values()].map((application) => application.connect()))
+    for (const name of this.#options.run ?? this.#system.followers) this.#startFollower(name)
+  }
+
+  async stop(): Promise<void> {
+    for (const following of this.#following.values()) following.stop.abort()
+    await Promise.all([...this.#following.values()].map((following) => following.done))
+    await Promise.all([...this.#applications.values()].map((application) => application.close()))
+  }
+
+  get<A extends Application>(cls: ApplicationClass<A>): A {
+    const application = this.#applications.get(applicationName(cls))
+    if (application === undefined) {
+      this.#system.get(applicationName(cls))
+      throw new ProgrammingError('The runner has not started: call start() first')
+    }
+    return application as A
+  }
+
+  status(): FollowerStatus[] {
+    return [...this.#following.values()].map((following) => following.status)
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop()
+  }
+
+  #startFollower(name: string): void {
+    const follower = this.#applications.get(name)
+    if (!(follower instanceof ProcessApplication)) throw new ProgrammingError(`${name} is not a process application`)
+    const following: Following = {
+      status: { name, state: 'running', positions: {} },
+      stop: new AbortController(),
+      done: Promise.resolve(),
+    }
+    this.#following.set(name, following)
+    const loops = this.#system.leadersOf(name).map((leaderName) => {
+      const upstream = this.#applications.get(leaderName)!
+      return follow({
+        follower: name,
+        upstream,
+        topics: follower.followedTopics,
+        position: () => follower.position(leaderName),
+        process: async ([notification]) => {
+          await follower.process(upstream, notification!)
+        },
+        isProcessed: (id) => follower.isProcessed(leaderName, id),
+        onProgress: (id) => {
+          following.status = { ...following.status, positions: { ...following.status.positions, [leaderName]: id } }
+        },
+        attempts: this.#options.attempts,
+        retryDelayMs: this.#options.retryDelayMs,
+        signal: following.stop.signal,
+      })
+    })
+    // A follower stops as a whole: when one of its upstream loops fails, the others stop too.
+    const failures = loops.map((loop) =>
+      loop.catch((error: unknown) => {
+        following.stop.abort()
+        throw error
+      }),
+    )
+    following.done = Promise.allSettled(failures).then((results) => {
+      const failure = results.find((result) => result.status === 'rejected')
+      if (failure === undefined) {
+        following.status = { ...following.status, state: 'stopped' }
+        return
+      }
+      const error = failure.reason instanceof Error ? failure.reason : new Error(String(failure.reason))
+      following.status = { ...following.status, state: 'failed', error }
+      this.emit('followerError', error, name)
+    })
+  }
+}
