@@ -2,14 +2,7 @@
 // Orders records the reservation; Payments takes the payment of a reserved
 // order; Orders records the payment. Each arrow is a follower processing its
 // upstream log exactly once, on any runner.
-import {
-  Aggregate,
-  type DomainEvent,
-  ProcessApplication,
-  type ProcessingEvent,
-  System,
-  uuid5,
-} from '../src/index.js'
+import { Aggregate, type DomainEvent, ProcessApplication, type ProcessingEvent, System, uuid5 } from '../src/index.js'
 
 const NAMESPACE = '1f6a5e0e-7b1c-4a47-9d33-0d7c3b0f4a10'
 

@@ -68,7 +68,7 @@ export type {
 } from './persistence/recorder.js'
 export type { Notification, StoredEvent, Tracking } from './persistence/stored-event.js'
 export { JsonTranscoder, type Transcoder, type Transcoding } from './persistence/transcoder.js'
-export { follow, type FollowOptions, inBatches, type Upstream } from './system/follow.js'
+export { type FollowOptions, follow, inBatches, type Upstream } from './system/follow.js'
 export { type FollowedTopic, ProcessApplication, ProcessingEvent } from './system/process-application.js'
 export { ProcessingError } from './system/processing-error.js'
 export {

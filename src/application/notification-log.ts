@@ -1,6 +1,6 @@
+import type { DomainEvent } from '../domain/domain-event.js'
 import { EventSourcingError } from '../domain/errors.js'
 import type { EventStore, Recording } from '../persistence/event-store.js'
-import type { DomainEvent } from '../domain/domain-event.js'
 import type { SelectNotificationsOptions, SubscribeOptions } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
 
