@@ -2,7 +2,18 @@ import { setTimeout } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
 import { Order, Orders, ordersSystem, Payments, Reservations } from '../../examples/orders.js'
 import { EventLoopRunner } from '../../src/index.js'
-import { backends } from '../fixtures/backends.js'
+import { postgres } from '../../src/postgres/index.js'
+import { backends, type Store } from '../fixtures/backends.js'
+import { freshSchema, postgresUrl } from '../postgres/fixtures.js'
+
+/** The backends of the other application tests, and PostgreSQL with a fresh schema per store. */
+function systemBackends(): [name: string, newStore: () => Store][] {
+  const newPostgresStore = (): Store => {
+    const { schema } = freshSchema()
+    return () => postgres({ url: postgresUrl(), schema })
+  }
+  return [...backends(), ['postgres', newPostgresStore]]
+}
 
 /** Resolves once `check` returns true, polling; fails after `timeoutMs`. */
 async function eventually(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -13,7 +24,7 @@ async function eventually(check: () => Promise<boolean>, timeoutMs = 20_000): Pr
   }
 }
 
-describe.each(backends())('the orders system on %s, in one process', (_, newStore) => {
+describe.each(systemBackends())('the orders system on %s, in one process', (_, newStore) => {
   it('reserves and pays every order once', async () => {
     await using runner = new EventLoopRunner(ordersSystem, { persistence: newStore()() })
     await runner.start()

@@ -1,0 +1,190 @@
+import { describe, expect, it } from 'vitest'
+import { Order, Orders, Reservation } from '../../examples/orders.js'
+import {
+  Aggregate,
+  type DomainEvent,
+  EventLoopRunner,
+  memory,
+  type Persistence,
+  ProcessApplication,
+  ProcessingError,
+  type ProcessingEvent,
+  ProgrammingError,
+  System,
+  TopicError,
+} from '../../src/index.js'
+import { caught } from '../fixtures/errors.js'
+
+/** Counts orders: one Counted event per order created upstream, or fails on the orders named in `failOn`. */
+class Counter extends Aggregate {
+  static readonly topic = 'tests:Counter'
+  orderId = ''
+  static readonly Counted = Counter.created('tests:Counter.Counted', (counter, e: { orderId: string }) => {
+    counter.orderId = e.orderId
+  })
+}
+
+const failOn = new Set<string>()
+
+class Counting extends ProcessApplication {
+  static override readonly applicationName: string = 'Counting'
+  static override readonly followTopics = [Order.Created]
+
+  protected policy(event: DomainEvent, processing: ProcessingEvent): void {
+    if (!(event instanceof Order.Created)) return
+    if (failOn.has(event.name)) throw new Error(`cannot count ${event.name}`)
+    processing.save(Counter.create(Counter.Counted, { orderId: event.originatorId }))
+  }
+}
+
+/** Follows Orders with every topic, to meet topics it does not know. */
+class Everything extends ProcessApplication {
+  static override readonly applicationName: string = 'Everything'
+  protected policy(_event: DomainEvent, processing: ProcessingEvent): void {
+    processing.save(Counter.create(Counter.Counted, { orderId: processing.tracking.notificationId.toString() }))
+  }
+}
+
+class Tolerant extends Everything {
+  static override readonly applicationName = 'Tolerant'
+  static override readonly skipUnknownTopics = true
+}
+
+async function countedOrders(app: Counting | Everything): Promise<number> {
+  return (await app.notificationLog.select({ limit: 10_000 })).length
+}
+
+describe('a follower whose policy throws', () => {
+  it('stops with an error naming the event, writes nothing for it, and processes it once after a restart', async () => {
+    const persistence = memory()
+    const system = new System([[Orders, Counting]])
+    failOn.clear()
+    failOn.add('bad')
+    const errors: [Error, string][] = []
+    {
+      await using runner = new EventLoopRunner(system, { persistence, retryDelayMs: 1 })
+      runner.on('followerError', (error, follower) => errors.push([error, follower]))
+      await runner.start()
+      const orders = runner.get(Orders)
+      await orders.createOrder('good 1')
+      await orders.createOrder('bad')
+      await orders.createOrder('good 2')
+      const counting = runner.get(Counting)
+      await expect.poll(() => runner.status()[0]?.state).toBe('failed')
+      expect(errors).toHaveLength(1)
+      const [error, follower] = errors[0]!
+      expect(follower).toBe('Counting')
+      expect(error).toBeInstanceOf(ProcessingError)
+      const processingError = error as ProcessingError
+      expect(processingError.message).toBe(
+        "Counting stopped at notification 2 of Orders (topic 'orders:Order.Created') after 3 attempts: cannot count bad",
+      )
+      expect([processingError.upstream, processingError.notification.id, processingError.attempts]).toEqual([
+        'Orders',
+        2,
+        3,
+      ])
+      expect(runner.status()[0]?.error).toBe(error)
+      expect(await countedOrders(counting)).toBe(1)
+      expect(await counting.position('Orders')).toBe(1)
+      // The upstream application goes on.
+      await orders.createOrder('good 3')
+    }
+    failOn.clear()
+    await using runner = new EventLoopRunner(system, { persistence })
+    await runner.start()
+    const counting = runner.get(Counting)
+    await expect.poll(() => counting.position('Orders')).toBe(4)
+    expect(await countedOrders(counting)).toBe(4)
+    const counters = await counting.notificationLog.selectRecordings({ limit: 10 })
+    const orderIds = counters.map(
+      (recording) => (recording.domainEvent as InstanceType<typeof Counter.Counted>).orderId,
+    )
+    expect(new Set(orderIds).size).toBe(4)
+  })
+
+  it('is retried, and goes on when a retry succeeds', async () => {
+    failOn.clear()
+    let failures = 0
+    class Flaky extends Counting {
+      static override readonly applicationName = 'Flaky'
+      protected override policy(event: DomainEvent, processing: ProcessingEvent): void {
+        if (failures++ < 2) throw new Error('not yet')
+        super.policy(event, processing)
+      }
+    }
+    await using runner = new EventLoopRunner(new System([[Orders, Flaky]]), { persistence: memory(), retryDelayMs: 1 })
+    await runner.start()
+    await runner.get(Orders).createOrder('one')
+    await expect.poll(() => runner.get(Flaky).position('Orders')).toBe(1)
+    expect(runner.status()[0]).toMatchObject({ name: 'Flaky', state: 'running', positions: { Orders: 1 } })
+  })
+})
+
+describe('an upstream event of an unknown topic', () => {
+  async function recordUnknown(orders: Orders, persistence: Persistence): Promise<void> {
+    const order = Order.create(Order.Created, { name: 'x' })
+    const [recording] = await orders.save(order)
+    // An event stored under a topic no class of this process declares, as a newer version would write it.
+    const stored = { ...recording!.notification, originatorVersion: 2, topic: 'orders:Order.Renamed' }
+    await (await persistence.open('Orders')).events.insertEvents([stored])
+    await orders.createOrder('after')
+  }
+
+  it('stops the follower with a TopicError, unless the policy says to skip it', async () => {
+    const persistence = memory()
+    const system = new System([
+      [Orders, Everything],
+      [Orders, Tolerant],
+    ])
+    await using runner = new EventLoopRunner(system, { persistence, retryDelayMs: 1 })
+    await runner.start()
+    await recordUnknown(runner.get(Orders), persistence)
+    await expect.poll(() => runner.get(Tolerant).position('Orders')).toBe(3)
+    expect(await countedOrders(runner.get(Tolerant))).toBe(2)
+    await expect.poll(() => runner.status().find((s) => s.name === 'Everything')?.state).toBe('failed')
+    const error = runner.status().find((s) => s.name === 'Everything')?.error as ProcessingError
+    expect(error.notification.topic).toBe('orders:Order.Renamed')
+    expect(error.cause).toBeInstanceOf(TopicError)
+    expect(await runner.get(Everything).position('Orders')).toBe(1)
+  })
+})
+
+describe('a system', () => {
+  it('rejects short pipes, followers that are not process applications, and duplicate names', () => {
+    expect(caught(() => new System([[Orders]]))).toBeInstanceOf(ProgrammingError)
+    class Plain extends Orders {}
+    Object.defineProperty(Plain, 'applicationName', { value: 'Orders' })
+    expect((caught(() => new System([[Orders, Counting, Plain]])) as Error).message).toMatch(
+      /Two application classes are named 'Orders'/,
+    )
+    expect(caught(() => new System([[Counting, Reservation as never]]))).toBeInstanceOf(ProgrammingError)
+  })
+
+  it('names its applications and what they follow, and rejects unknown names', () => {
+    const system = new System([[Orders, Counting, Orders]])
+    expect(system.names).toEqual(['Orders', 'Counting'])
+    expect(system.followers).toEqual(['Counting', 'Orders'])
+    expect(system.leadersOf('Orders')).toEqual(['Counting'])
+    expect((caught(() => system.get('Nope')) as Error).message).toBe(
+      "No application named 'Nope' in this system; it has Orders, Counting",
+    )
+    expect(caught(() => new EventLoopRunner(system, { run: ['Nope'] }))).toBeInstanceOf(ProgrammingError)
+  })
+
+  it('runs only the followers it is told to, and replays the whole log to a new follower', async () => {
+    const persistence = memory()
+    failOn.clear()
+    {
+      await using runner = new EventLoopRunner(new System([[Orders, Counting]]), { persistence, run: [] })
+      await runner.start()
+      for (let i = 0; i < 5; i++) await runner.get(Orders).createOrder(`order ${i}`)
+      expect(runner.status()).toEqual([])
+      expect(await runner.get(Counting).position('Orders')).toBe(0)
+    }
+    await using runner = new EventLoopRunner(new System([[Orders, Counting]]), { persistence })
+    await runner.start()
+    await expect.poll(() => runner.get(Counting).position('Orders')).toBe(5)
+    expect(await countedOrders(runner.get(Counting))).toBe(5)
+  })
+})
