@@ -79,3 +79,4 @@ export {
   type RunnerOptions,
 } from './system/runner.js'
 export { type ApplicationClass, System } from './system/system.js'
+export { WorkerThreadError, WorkerThreadRunner, type WorkerThreadRunnerOptions } from './system/worker-runner.js'
