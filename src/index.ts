@@ -59,6 +59,7 @@ export type {
   ApplicationRecorder,
   Persistence,
   ProcessRecorder,
+  ProjectionStore,
   Recorders,
   SelectEventsOptions,
   SelectNotificationsOptions,
@@ -71,6 +72,7 @@ export { JsonTranscoder, type Transcoder, type Transcoding } from './persistence
 export { type FollowOptions, follow, inBatches, type Upstream } from './system/follow.js'
 export { type FollowedTopic, ProcessApplication, ProcessingEvent } from './system/process-application.js'
 export { ProcessingError } from './system/processing-error.js'
+export { Projection, ProjectionRunner, type ProjectionRunnerOptions } from './system/projection.js'
 export {
   EventLoopRunner,
   type FollowerStatus,

@@ -148,3 +148,72 @@ export interface Persistence {
    */
   open(applicationName: string): Promise<Recorders>
 }
+
+/**
+ * A projection store is the database of a projection: the tables of its view,
+ * which the projection writes with its own SQL through a transaction handle
+ * `T`, and a tracking table (`<name>_tracking`) recording how far the view has
+ * processed each upstream log. A change of the view commits together with its
+ * tracking record, so each upstream event takes effect exactly once however
+ * often processing stops and resumes.
+ *
+ * The store creates its tracking table on first use. Once it is closed, every
+ * method rejects with `ProgrammingError`.
+ */
+export interface ProjectionStore<T> extends AsyncDisposable {
+  /** The projection's name: it names the tracking table and the projection in errors. */
+  readonly name: string
+
+  /**
+   * Runs `work`, which creates the view's tables if they are missing, in one
+   * transaction; safe to run from several processes at once.
+   */
+  setup(work: (transaction: T) => void | Promise<void>): Promise<void>
+
+  /**
+   * Runs `work` in one transaction and returns what it returns, for reading
+   * the view consistently. The transaction is read-only: writes fail.
+   */
+  read<R>(work: (transaction: T) => R | Promise<R>): Promise<R>
+
+  /**
+   * Records the tracking record and runs `work` in one transaction: all of it,
+   * or nothing. The tracking record is written first, so a stale write fails
+   * before `work` runs. `work` may run again if a transient failure (a lost
+   * connection) makes the store retry the transaction; only one run commits.
+   *
+   * @throws IntegrityError if the tracking id is not greater than the last one
+   * recorded for that application, or not positive; whatever `work` throws
+   * (database errors as typed persistence errors). Nothing is written then.
+   */
+  write(tracking: Tracking, work: (transaction: T) => void | Promise<void>): Promise<void>
+
+  /**
+   * Runs `work`, which clears the view, and deletes the tracking record of
+   * `applicationName` in one transaction, so that processing starts again from
+   * the beginning of its log: for a rebuild.
+   */
+  reset(applicationName: string, work: (transaction: T) => void | Promise<void>): Promise<void>
+
+  /** Returns the highest notification id tracked for an upstream application, or 0 when none. */
+  maxTrackingId(applicationName: string): Promise<number>
+
+  /**
+   * Returns true if the notification was processed: its id is at most the highest
+   * tracked id. Returns true for an undefined id (nothing to wait for).
+   */
+  hasTrackingId(applicationName: string, notificationId: number | undefined): Promise<boolean>
+
+  /**
+   * Resolves once the notification was processed, at once after a write
+   * through this process and within the store's poll interval after a write
+   * by another process.
+   *
+   * @throws WaitTimeoutError naming the application and the id when `timeoutMs`
+   * (default 10,000) passes first; the signal's reason if it aborts.
+   */
+  waitForTracking(applicationName: string, notificationId: number, options?: WaitForTrackingOptions): Promise<void>
+
+  /** Waits for the operations in progress, then releases the connections; closing twice does nothing. */
+  close(): Promise<void>
+}

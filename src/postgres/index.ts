@@ -1,7 +1,14 @@
 /**
- * The PostgreSQL backend (`eventsourcing/postgres`): recorders on `pg`, which
- * is loaded only when a backend opens its first recorders.
+ * The PostgreSQL backend (`eventsourcing/postgres`): recorders and a
+ * projection store on `pg`, which is loaded only when first needed.
  *
  * @packageDocumentation
  */
+export {
+  type PostgresProjectionStoreOptions,
+  type PostgresQueryResult,
+  type PostgresTransaction,
+  postgresProjectionStore,
+} from './postgres-projection-store.js'
 export { fromEnvironment, type PostgresOptions, postgres } from './postgres-recorder.js'
+export type { PostgresConnectionOptions } from './postgres-settings.js'

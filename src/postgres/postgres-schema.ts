@@ -177,3 +177,45 @@ WHERE excluded.notification_id > t.notification_id`,
     maxTrackingId: `SELECT notification_id AS max FROM ${name} WHERE application_name = $1`,
   }
 }
+
+/** The statements on a projection's tracking table, which stands alone (there is no events table beside it). */
+export interface ProjectionTrackingSql extends TrackingSql {
+  /** Creates the schema and the table when they are missing, under the lock of {@link createTablesSql}. */
+  readonly createTable: CreateTablesSql
+  /** The first statement of a transaction that runs the projection's own SQL: unqualified names are in the schema. */
+  readonly begin: string
+  /** Like `begin`, and takes the lock of {@link createTablesSql}, for creating the view's tables. */
+  readonly beginSetup: string
+  /** Like `begin`, for a read-only transaction. */
+  readonly beginRead: string
+  /** Parameter: upstream application name. Deletes its tracking record. */
+  readonly deleteTracking: string
+}
+
+/**
+ * Returns the statements on a projection's tracking table, which has the
+ * columns of an application's. With a schema, the transactions set their
+ * search path to it, so that the projection's SQL finds its tables there.
+ */
+export function projectionTrackingSql(schema: string | undefined, table: string): ProjectionTrackingSql {
+  const name = qualified(schema, table)
+  const createSchema =
+    schema === undefined ? '' : `CREATE SCHEMA IF NOT EXISTS "${validIdentifier(schema, 'schema name')}";`
+  const searchPath = schema === undefined ? '' : `; SET LOCAL search_path TO "${schema}"`
+  const lock = `SELECT pg_advisory_xact_lock(${CREATE_TABLES_LOCK})`
+  return {
+    ...trackingSql(schema, table),
+    createTable: {
+      begin: `BEGIN; ${lock}`,
+      body: `${createSchema}
+CREATE TABLE IF NOT EXISTS ${name} (
+  application_name TEXT NOT NULL PRIMARY KEY,
+  notification_id BIGINT NOT NULL
+);`,
+    },
+    begin: `BEGIN${searchPath}`,
+    beginSetup: `BEGIN; ${lock}${searchPath}`,
+    beginRead: `BEGIN READ ONLY${searchPath}`,
+    deleteTracking: `DELETE FROM ${name} WHERE application_name = $1`,
+  }
+}

@@ -117,3 +117,23 @@ WHERE excluded.notification_id > t.notification_id`,
     maxTrackingId: `SELECT notification_id AS max FROM ${quote(table)} WHERE application_name = ?`,
   }
 }
+
+/** The statements on a projection's tracking table, which stands alone (there is no events table beside it). */
+export interface ProjectionTrackingSql extends TrackingSql {
+  /** Creates the table when it is missing; idempotent. */
+  readonly createTable: string
+  /** Parameter: upstream application name. Deletes its tracking record. */
+  readonly deleteTracking: string
+}
+
+/** Returns the statements on a projection's tracking table, which has the columns of an application's. */
+export function projectionTrackingSql(table: string): ProjectionTrackingSql {
+  return {
+    ...trackingSql(table),
+    createTable: `CREATE TABLE IF NOT EXISTS ${quote(table)} (
+  application_name TEXT NOT NULL PRIMARY KEY,
+  notification_id INTEGER NOT NULL
+) STRICT, WITHOUT ROWID`,
+    deleteTracking: `DELETE FROM ${quote(table)} WHERE application_name = ?`,
+  }
+}
