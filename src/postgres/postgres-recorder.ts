@@ -25,6 +25,7 @@ import {
   type TrackingSql,
   trackingSql,
 } from './postgres-schema.js'
+import { connectionSettings } from './postgres-settings.js'
 import { columns, WriteQueue } from './postgres-writes.js'
 
 const DEFAULT_POLL_MS = 2000
@@ -460,49 +461,6 @@ class PostgresRecorders implements Recorders {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }
-}
-
-function connectionSettings(options: PostgresOptions): ConnectionSettings {
-  const { url, host, port, user, password, database } = options
-  const { poolSize = 10, connectTimeoutMs = 5000, idleTimeoutMs = 10_000, statementTimeoutMs, lockTimeoutMs } = options
-  if (!Number.isSafeInteger(poolSize) || poolSize < 1) {
-    throw new ProgrammingError(`poolSize must be a positive integer, got ${poolSize}`)
-  }
-  const timeouts = { connectTimeoutMs, idleTimeoutMs, statementTimeoutMs, lockTimeoutMs }
-  for (const [name, value] of Object.entries(timeouts)) {
-    if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
-      throw new ProgrammingError(`${name} must be a non-negative integer, got ${value}`)
-    }
-  }
-  const common = {
-    connectionTimeoutMillis: connectTimeoutMs,
-    statement_timeout: statementTimeoutMs,
-    lock_timeout: lockTimeoutMs,
-    application_name: 'eventsourcing',
-  }
-  if (url !== undefined) {
-    if ([host, port, user, password, database].some((value) => value !== undefined)) {
-      throw new ProgrammingError('Give the PostgreSQL backend either a url or host, port, user, password and database')
-    }
-    let parsed: URL
-    try {
-      parsed = new URL(url)
-    } catch (error) {
-      throw new ProgrammingError('Invalid PostgreSQL url: use postgres://user:password@host:port/database', {
-        cause: error,
-      })
-    }
-    if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-      throw new ProgrammingError(`Invalid PostgreSQL url scheme ${parsed.protocol}: use postgres://`)
-    }
-    const server = `${parsed.hostname || 'localhost'}:${parsed.port || 5432}${parsed.pathname}`
-    return { config: { ...common, connectionString: url }, server, poolSize, idleTimeoutMs }
-  }
-  if (port !== undefined && (!Number.isSafeInteger(port) || port < 1 || port > 65_535)) {
-    throw new ProgrammingError(`port must be an integer from 1 to 65535, got ${port}`)
-  }
-  const server = `${host ?? 'localhost'}:${port ?? 5432}/${database ?? user ?? ''}`
-  return { config: { ...common, host, port, user, password, database }, server, poolSize, idleTimeoutMs }
 }
 
 /**

@@ -55,33 +55,32 @@ export async function follow(options: FollowOptions): Promise<void> {
   const gt = await options.position()
   const notifications = upstream.notificationLog.subscribe({ gt, topics, signal })
   for await (const batch of inBatches(notifications, batchSize)) {
-    let done: number | undefined
     try {
-      done = await processBatch(options, batch)
+      await processBatch(options, batch)
     } catch (error) {
       failed.abort(error)
       throw error
     }
-    if (done !== undefined) options.onProgress?.(done)
+    // A backend that answers without I/O (memory, SQLite) settles its promises at once: without a turn of the
+    // event loop here, a backlog would be worked through in one turn, starving the process's timers, I/O and signals.
+    await setImmediate()
   }
 }
 
-/** Processes a batch and returns the id of the last notification processed, if any. */
-async function processBatch(options: FollowOptions, batch: readonly Notification[]): Promise<number | undefined> {
+/** Processes a batch, reporting progress after each commit. */
+async function processBatch(options: FollowOptions, batch: readonly Notification[]): Promise<void> {
   if (batch.length > 1) {
     try {
       await options.process(batch)
-      return batch.at(-1)!.id
+      return options.onProgress?.(batch.at(-1)!.id)
     } catch {
       // Nothing of the batch was written; one at a time, the notifications before the bad one get done.
     }
   }
-  let done: number | undefined
   for (const notification of batch) {
-    if (options.signal.aborted || !(await processOne(options, notification))) break
-    done = notification.id
+    if (options.signal.aborted || !(await processOne(options, notification))) return
+    options.onProgress?.(notification.id)
   }
-  return done
 }
 
 /** Processes one notification, trying again after failures; returns false if stopped before it was done. */
@@ -118,9 +117,10 @@ export async function* inBatches<T>(source: AsyncIterable<T>, maxSize: number): 
       if (first.done) return
       const batch = [first.value]
       next = iterator.next()
+      // Items that are ready settle before the next turn of the event loop.
+      const turn = setImmediate(pending)
       while (batch.length < maxSize) {
-        // An item that is ready settles before the next turn of the event loop.
-        const result = await Promise.race([next, setImmediate(pending)])
+        const result = await Promise.race([next, turn])
         if (result === pending) break
         if (result.done) {
           yield batch
