@@ -70,7 +70,7 @@ export type {
 export type { Notification, StoredEvent, Tracking } from './persistence/stored-event.js'
 export { JsonTranscoder, type Transcoder, type Transcoding } from './persistence/transcoder.js'
 export { type FollowOptions, follow, inBatches, type Upstream } from './system/follow.js'
-export { type FollowedTopic, ProcessApplication, ProcessingEvent } from './system/process-application.js'
+export { type FollowedTopic, ProcessApplication, ProcessingEvent, type Source } from './system/process-application.js'
 export { ProcessingError } from './system/processing-error.js'
 export { Projection, ProjectionRunner, type ProjectionRunnerOptions } from './system/projection.js'
 export {
@@ -81,4 +81,5 @@ export {
   type RunnerOptions,
 } from './system/runner.js'
 export { type ApplicationClass, System } from './system/system.js'
+export { type PositionRecorder, TrackedFollower, type TrackedFollowerOptions } from './system/tracked-follower.js'
 export { WorkerThreadError, WorkerThreadRunner, type WorkerThreadRunnerOptions } from './system/worker-runner.js'

@@ -97,6 +97,11 @@ export class NotificationLog {
     return (await this.#events()).mapper.toDomainEvent(notification)
   }
 
+  /** Returns the media type of the notifications' states (see `Mapper.contentType`). */
+  async contentType(): Promise<string> {
+    return (await this.#events()).mapper.contentType
+  }
+
   /** Returns the highest notification id, or 0 when the log is empty. */
   async maxId(): Promise<number> {
     return (await this.#events()).recorder.maxNotificationId()

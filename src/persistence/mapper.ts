@@ -45,6 +45,15 @@ export class Mapper {
   }
 
   /**
+   * The media type of the states this mapper writes: `application/json`, or
+   * `application/octet-stream` when they are compressed or encrypted (a mapper
+   * with the same settings reads them).
+   */
+  get contentType(): string {
+    return this.#compressor === undefined && this.#cipher === undefined ? 'application/json' : 'application/octet-stream'
+  }
+
+  /**
    * Returns the stored form of a domain event.
    *
    * @throws TopicError if the event's class has no topic.

@@ -3,10 +3,10 @@ import type { NotificationLog } from '../application/notification-log.js'
 import type { Notification } from '../persistence/stored-event.js'
 import { ProcessingError } from './processing-error.js'
 
-/** An application whose log is followed: its name and its notification log. */
+/** An application whose log is followed: its name and its notification log (an `Application` is one). */
 export interface Upstream {
   readonly name: string
-  readonly notificationLog: NotificationLog
+  readonly notificationLog: Pick<NotificationLog, 'subscribe' | 'decode'>
 }
 
 /** What {@link follow} needs to follow one upstream log into one follower. */

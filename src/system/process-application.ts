@@ -7,6 +7,12 @@ import type { Recording } from '../persistence/event-store.js'
 import type { Notification, Tracking } from '../persistence/stored-event.js'
 import type { Upstream } from './follow.js'
 
+/** Where a processed notification comes from: the name it is tracked under, and how to decode it. */
+export interface Source {
+  readonly name: string
+  readonly notificationLog: Pick<Upstream['notificationLog'], 'decode'>
+}
+
 /**
  * What a policy does with one upstream event: the aggregates it saves, recorded
  * together with the tracking record of the event when the policy returns.
@@ -84,7 +90,7 @@ export abstract class ProcessApplication extends Application {
    * TopicError for an unknown topic unless `skipUnknownTopics`; whatever the
    * policy throws. Nothing is recorded then.
    */
-  process(upstream: Upstream, notification: Notification): Promise<Recording[]> {
+  process(upstream: Source, notification: Notification): Promise<Recording[]> {
     const processed = this.#queue.then(() => this.#process(upstream, notification))
     this.#queue = processed.catch(() => {})
     return processed
@@ -100,7 +106,7 @@ export abstract class ProcessApplication extends Application {
     return (await this.stores()).recorders.events.hasTrackingId(upstreamName, notificationId)
   }
 
-  async #process(upstream: Upstream, notification: Notification): Promise<Recording[]> {
+  async #process(upstream: Source, notification: Notification): Promise<Recording[]> {
     const tracking = { applicationName: upstream.name, notificationId: notification.id }
     let event: DomainEvent
     try {

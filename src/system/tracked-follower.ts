@@ -1,0 +1,167 @@
+import { EventEmitter } from 'node:events'
+import { ProgrammingError } from '../persistence/errors.js'
+import type { TrackingRecorder, WaitForTrackingOptions } from '../persistence/recorder.js'
+import type { Notification } from '../persistence/stored-event.js'
+import { follow, type Upstream } from './follow.js'
+import type { FollowerStatus, RunnerEvents } from './runner.js'
+
+/** The options every {@link TrackedFollower} takes. */
+export interface TrackedFollowerOptions {
+  /** The application whose log is followed (only read: it is not closed). */
+  readonly upstream: Upstream
+  /** At most this many notifications per batch; batches are that large only when catching up. */
+  readonly batchSize?: number
+  /** Tries per notification before stopping. */
+  readonly attempts?: number
+  /** The delay before the first retry, doubled for each next one (default 100 ms). */
+  readonly retryDelayMs?: number
+}
+
+/** What a {@link TrackedFollower} reads its position from: the tracking of the store it writes. */
+export type PositionRecorder = Pick<TrackingRecorder, 'maxTrackingId' | 'hasTrackingId' | 'waitForTracking'>
+
+/** One run, from a start to its stop or failure. */
+interface Run {
+  readonly stop: AbortController
+  done: Promise<void>
+}
+
+/**
+ * The part shared by the runners that follow one upstream log and record
+ * their position in a store of their own (projections, relays): start, a
+ * graceful stop, status, `followerError`, and waiting for a position.
+ * Subclasses say what is done with each batch, which must record the batch's
+ * last notification id in the store with its effects.
+ */
+export abstract class TrackedFollower extends EventEmitter<RunnerEvents> implements AsyncDisposable {
+  /** The application whose log is followed. */
+  protected readonly upstream: Upstream
+  readonly #name: string
+  readonly #positions: PositionRecorder
+  readonly #options: TrackedFollowerOptions & { batchSize: number; attempts: number }
+  #run: Run | undefined
+  #status: FollowerStatus
+  /** Aborted, with the error as reason, when the last run fails. */
+  #failure = new AbortController()
+
+  /**
+   * Makes the follower; nothing happens until {@link TrackedFollower.start}.
+   *
+   * @throws ProgrammingError for a batch size or number of attempts that is not a positive integer.
+   */
+  constructor(
+    name: string,
+    positions: PositionRecorder,
+    options: TrackedFollowerOptions & { batchSize: number; attempts: number },
+  ) {
+    super()
+    for (const [option, value] of Object.entries({ batchSize: options.batchSize, attempts: options.attempts })) {
+      if (!Number.isSafeInteger(value) || value < 1) {
+        throw new ProgrammingError(`${option} must be a positive integer, got ${value}`)
+      }
+    }
+    this.upstream = options.upstream
+    this.#name = name
+    this.#positions = positions
+    this.#options = options
+    this.#status = { name, state: 'stopped', positions: {} }
+  }
+
+  /**
+   * Prepares (see {@link TrackedFollower.prepare}), then starts processing from
+   * the recorded position on; resolves once processing has started.
+   *
+   * @throws ProgrammingError if it is running already; what preparing throws.
+   */
+  async start(): Promise<void> {
+    if (this.#run !== undefined) throw new ProgrammingError(`${this.#name} is running already`)
+    const run: Run = { stop: new AbortController(), done: Promise.resolve() }
+    this.#run = run
+    try {
+      await this.prepare()
+    } catch (error) {
+      this.#run = undefined
+      throw error
+    }
+    if (run.stop.signal.aborted) return
+    const applicationName = this.upstream.name
+    const failure = new AbortController()
+    this.#failure = failure
+    this.#status = { name: this.#name, state: 'running', positions: {} }
+    run.done = follow({
+      follower: this.#name,
+      upstream: this.upstream,
+      position: () => this.#positions.maxTrackingId(applicationName),
+      process: (batch) => this.process(batch),
+      isProcessed: (id) => this.#positions.hasTrackingId(applicationName, id),
+      onProgress: (id) => {
+        this.#status = { ...this.#status, positions: { [applicationName]: id } }
+      },
+      batchSize: this.#options.batchSize,
+      attempts: this.#options.attempts,
+      retryDelayMs: this.#options.retryDelayMs,
+      signal: run.stop.signal,
+    }).then(
+      () => {
+        this.#status = { ...this.#status, state: 'stopped' }
+        if (this.#run === run) this.#run = undefined
+      },
+      (reason: unknown) => {
+        const error = reason instanceof Error ? reason : new Error(String(reason))
+        this.#status = { ...this.#status, state: 'failed', error }
+        if (this.#run === run) this.#run = undefined
+        failure.abort(error)
+        this.emit('followerError', error, this.#name)
+      },
+    )
+  }
+
+  /** Lets the batch in hand finish, then stops; stopping one that is not running does nothing. */
+  async stop(): Promise<void> {
+    const run = this.#run
+    if (run === undefined) return
+    run.stop.abort()
+    await run.done
+    if (this.#run === run) this.#run = undefined
+  }
+
+  /**
+   * Resolves once the notification of the upstream log was processed (by this
+   * runner, or by another process recording in the same store).
+   *
+   * @throws WaitTimeoutError naming the application and the id when `timeoutMs`
+   * (default 10,000) passes first; the runner's error if it failed before
+   * processing it; the signal's reason if it aborts.
+   */
+  async waitForTracking(notificationId: number, options: WaitForTrackingOptions = {}): Promise<void> {
+    const failure = this.#failure.signal
+    const signal = options.signal === undefined ? failure : AbortSignal.any([options.signal, failure])
+    const applicationName = this.upstream.name
+    try {
+      await this.#positions.waitForTracking(applicationName, notificationId, { ...options, signal })
+    } catch (error) {
+      if (!failure.aborted || options.signal?.aborted) throw error
+      if (await this.#positions.hasTrackingId(applicationName, notificationId)) return
+      throw failure.reason
+    }
+  }
+
+  /** Returns the state: the name, running, stopped or failed (with the error), and the position. */
+  status(): FollowerStatus {
+    return this.#status
+  }
+
+  /** Stops (the store and the upstream application stay open). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop()
+  }
+
+  /** Runs before processing starts, on each start; does nothing unless overridden. */
+  protected async prepare(): Promise<void> {}
+
+  /**
+   * Processes a batch of notifications, in order, recording the last one's id
+   * in the store together with the effects: all of it, or nothing.
+   */
+  protected abstract process(batch: readonly Notification[]): Promise<void>
+}
