@@ -74,6 +74,22 @@ export { type FollowedTopic, ProcessApplication, ProcessingEvent, type Source } 
 export { ProcessingError } from './system/processing-error.js'
 export { Projection, ProjectionRunner, type ProjectionRunnerOptions } from './system/projection.js'
 export {
+  type BrokerPublisher,
+  type OutgoingMessage,
+  Relay,
+  type RelayOptions,
+  Republisher,
+  type RepublisherOptions,
+  type Verdict,
+} from './system/relay.js'
+export {
+  decodeMessage,
+  encodeMessage,
+  MalformedMessageError,
+  MESSAGE_FORMAT,
+  type RelayMessage,
+} from './system/relay-message.js'
+export {
   EventLoopRunner,
   type FollowerStatus,
   type Runner,
