@@ -1,0 +1,173 @@
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { Dog, DogSchool } from '../../examples/dog-school.js'
+import {
+  Aggregate,
+  type BrokerPublisher,
+  type DomainEvent,
+  decodeMessage,
+  MESSAGE_FORMAT,
+  memory,
+  OperationalError,
+  type OutgoingMessage,
+  ProcessApplication,
+  ProcessingError,
+  type ProcessingEvent,
+  Relay,
+  Republisher,
+  uuid5,
+} from '../../src/index.js'
+import { sqliteProjectionStore } from '../../src/sqlite/index.js'
+import { tempDir } from '../fixtures/temp.js'
+
+/** A broker in this process: keeps what was published, and refuses while `down`. */
+class LoopbackBroker implements BrokerPublisher {
+  readonly messages: OutgoingMessage[] = []
+  down = false
+
+  async publish(messages: readonly OutgoingMessage[]): Promise<void> {
+    if (this.down) throw new OperationalError('The loopback broker is down')
+    this.messages.push(...messages)
+  }
+}
+
+/** Records one Learnt aggregate per relayed trick, with an id derived from the upstream event. */
+class Learning extends Aggregate {
+  static readonly topic = 'tests:Learning'
+  trick = ''
+  static readonly Learnt = Learning.created('tests:Learning.Learnt', (learning, e: { trick: string }) => {
+    learning.trick = e.trick
+  })
+}
+
+let failOnTrick: string | undefined
+
+class Tricks extends ProcessApplication {
+  static override readonly applicationName = 'Tricks'
+  protected policy(event: DomainEvent, processing: ProcessingEvent): void {
+    if (!(event instanceof Dog.TrickAdded)) return
+    if (event.trick === failOnTrick) throw new Error(`cannot learn ${event.trick}`)
+    const id = uuid5('6f0c1f7e-8a4b-4f3e-9c55-1c1c1c1c1c1c', `${event.originatorId}:${event.originatorVersion}`)
+    processing.save(Learning.create(Learning.Learnt, { trick: event.trick }, { id }))
+  }
+}
+
+async function schoolWithTricks(count: number): Promise<{ school: DogSchool; dogs: string[] }> {
+  const school = new DogSchool({ persistence: memory() })
+  const dogs = [await school.register('Fido'), await school.register('Buster')]
+  for (let i = 0; i < count; i++) await school.addTrick(dogs[i % 2]!, `trick ${i}`)
+  return { school, dogs }
+}
+
+describe('a relay', () => {
+  it('publishes the log in order, records its position after the broker took the messages, and resumes', async () => {
+    const { school } = await schoolWithTricks(8)
+    const broker = new LoopbackBroker()
+    await using positions = sqliteProjectionStore({ path: join(tempDir('es-relay-'), 'relay.db'), name: 'relay' })
+    {
+      await using relay = new Relay({ upstream: school, publisher: broker, positions })
+      await relay.start()
+      await relay.waitForTracking(10)
+    }
+    expect(broker.messages).toHaveLength(10)
+    const first = broker.messages[0]!
+    expect(first.topic).toBe('dogschool:Dog.Registered')
+    expect(first.deduplicationId).toBe('DogSchool:1')
+    const decoded = decodeMessage(first.body)
+    expect(decoded.application).toBe('DogSchool')
+    expect(decoded.notification).toMatchObject({ id: 1, originatorId: first.groupId, originatorVersion: 1 })
+    expect(JSON.parse(first.body)).toMatchObject({ format: MESSAGE_FORMAT, contentType: 'application/json' })
+    expect(broker.messages.map((m) => decodeMessage(m.body).notification.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+
+    // Restarted, it publishes only what is new.
+    await school.register('Rex')
+    await using relay = new Relay({ upstream: school, publisher: broker, positions, topics: [Dog.Registered] })
+    await relay.start()
+    await relay.waitForTracking(11)
+    expect(broker.messages).toHaveLength(11)
+    await school.close()
+  })
+
+  it('does not move past messages the broker did not take, and stops after its attempts', async () => {
+    const { school } = await schoolWithTricks(2)
+    const broker = new LoopbackBroker()
+    broker.down = true
+    await using positions = sqliteProjectionStore({ path: join(tempDir('es-relay-'), 'relay.db'), name: 'relay' })
+    await using relay = new Relay({ upstream: school, publisher: broker, positions, attempts: 2, retryDelayMs: 1 })
+    const errors: Error[] = []
+    relay.on('followerError', (error) => errors.push(error))
+    await relay.start()
+    await expect(relay.waitForTracking(1)).rejects.toBeInstanceOf(ProcessingError)
+    expect(errors[0]?.message).toMatch(/^relay stopped at notification 1 of DogSchool .*The loopback broker is down/)
+    expect(await positions.maxTrackingId('DogSchool')).toBe(0)
+    broker.down = false
+    await relay.start()
+    await relay.waitForTracking(4)
+    expect(broker.messages).toHaveLength(4)
+    await school.close()
+  })
+})
+
+describe('a republisher', () => {
+  it('processes each relayed event once, in any order across aggregates, and says what to do with the message', async () => {
+    const { school } = await schoolWithTricks(6)
+    const broker = new LoopbackBroker()
+    await using positions = sqliteProjectionStore({ path: ':memory:', name: 'relay' })
+    await using relay = new Relay({ upstream: school, publisher: broker, positions })
+    await relay.start()
+    await relay.waitForTracking(8)
+
+    await using tricks = new Tricks({ persistence: memory() })
+    const republisher = new Republisher({ follower: tricks })
+    // Fido's events (odd tricks) first, then Buster's: per aggregate the order holds.
+    const byDog = [...broker.messages].sort((a, b) => a.groupId.localeCompare(b.groupId))
+    const verdicts = []
+    for (const message of byDog) verdicts.push((await republisher.handle(message.body)).outcome)
+    expect(verdicts).toEqual(Array(8).fill('processed'))
+    // Redelivered, every message is a duplicate.
+    for (const message of broker.messages)
+      expect(await republisher.handle(message.body)).toEqual({ outcome: 'duplicate' })
+    const learnt = await tricks.notificationLog.select({ limit: 100 })
+    expect(learnt).toHaveLength(6)
+    await school.close()
+  })
+
+  it('sends unreadable messages and ones that keep failing to the dead letters, with the reason', async () => {
+    const { school } = await schoolWithTricks(2)
+    const broker = new LoopbackBroker()
+    await using positions = sqliteProjectionStore({ path: ':memory:', name: 'relay' })
+    await using relay = new Relay({ upstream: school, publisher: broker, positions })
+    await relay.start()
+    await relay.waitForTracking(4)
+    await using tricks = new Tricks({ persistence: memory() })
+    const republisher = new Republisher({ follower: tricks, retryDelayMs: 1 })
+    const message = JSON.parse(broker.messages[2]!.body)
+
+    const reason = async (body: string) => {
+      const verdict = await republisher.handle(body)
+      return verdict.outcome === 'dead-letter' ? verdict.reason : verdict.outcome
+    }
+    expect(await reason('{not json')).toBe('The message is not JSON: "{not json"')
+    expect(await reason(JSON.stringify({ ...message, format: 'other/9' }))).toMatch(
+      /^The message's format is "other\/9", not eventsourcing.notification\/1/,
+    )
+    expect(await reason(JSON.stringify({ ...message, notificationId: -1 }))).toMatch(
+      /^The message's notificationId is not a positive integer/,
+    )
+    expect(await reason(JSON.stringify({ ...message, topic: 'dogschool:Dog.Unheard' }))).toMatch(
+      /^Tricks could not process notification 3 of DogSchool \(topic 'dogschool:Dog.Unheard'\): .*dogschool:Dog.Unheard/,
+    )
+    failOnTrick = 'trick 0'
+    try {
+      expect(await reason(broker.messages[2]!.body)).toBe(
+        "Tricks could not process notification 3 of DogSchool (topic 'dogschool:Dog.TrickAdded') after 3 attempts: cannot learn trick 0",
+      )
+    } finally {
+      failOnTrick = undefined
+    }
+    // Nothing of the failed ones was recorded; the next message is processed.
+    expect(await reason(broker.messages[3]!.body)).toBe('processed')
+    expect(await tricks.notificationLog.select({ limit: 100 })).toHaveLength(1)
+    await school.close()
+  })
+})
