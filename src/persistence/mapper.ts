@@ -50,7 +50,9 @@ export class Mapper {
    * with the same settings reads them).
    */
   get contentType(): string {
-    return this.#compressor === undefined && this.#cipher === undefined ? 'application/json' : 'application/octet-stream'
+    return this.#compressor === undefined && this.#cipher === undefined
+      ? 'application/json'
+      : 'application/octet-stream'
   }
 
   /**
