@@ -47,6 +47,42 @@ export interface ConnectionSettings {
   readonly synchronous: 'full' | 'normal'
 }
 
+/** The options of every SQLite object that opens a database: a file or a given database, and how to use it. */
+export interface SqliteConnectionOptions {
+  readonly path?: string
+  readonly database?: SqliteDatabase
+  readonly busyTimeoutMs?: number
+  readonly pollMs?: number
+  readonly synchronous?: 'full' | 'normal'
+}
+
+/**
+ * Returns the connection settings and poll interval of validated options
+ * (default: 5 s busy timeout, 100 ms polls, synchronous normal).
+ *
+ * @throws ProgrammingError naming the bad option; `what` names the object in the message.
+ */
+export function connectionOptions(
+  options: SqliteConnectionOptions,
+  what: string,
+): { settings: ConnectionSettings; pollMs: number } {
+  const { path, database, busyTimeoutMs = 5000, pollMs = 100, synchronous = 'normal' } = options
+  if ((path === undefined) === (database === undefined)) {
+    throw new ProgrammingError(`${what} needs either a path (a file or :memory:) or a database`)
+  }
+  if (path !== undefined && (typeof path !== 'string' || path === '')) {
+    throw new ProgrammingError(`Invalid SQLite path ${JSON.stringify(path)}: give a file path or :memory:`)
+  }
+  if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+    throw new ProgrammingError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`)
+  }
+  if (!(pollMs > 0)) throw new ProgrammingError(`pollMs must be positive, got ${pollMs}`)
+  if (synchronous !== 'full' && synchronous !== 'normal') {
+    throw new ProgrammingError(`synchronous must be 'full' or 'normal', got ${JSON.stringify(synchronous)}`)
+  }
+  return { settings: { busyTimeoutMs, synchronous }, pollMs }
+}
+
 const INSTALL = 'npm install better-sqlite3@12'
 
 /**

@@ -7,6 +7,7 @@ import type { ProjectionStore, WaitForTrackingOptions } from '../persistence/rec
 import type { Tracking } from '../persistence/stored-event.js'
 import {
   type ConnectionSettings,
+  connectionOptions,
   SqliteConnection,
   type SqliteDatabase,
   type SqliteSession,
@@ -72,8 +73,6 @@ export function sqliteProjectionStore(options: SqliteProjectionStoreOptions): Pr
  */
 const fileCommits = new CommitSignals()
 
-const DEFAULT_POLL_MS = 100
-
 /** The store's connection, once opened. */
 interface Opened {
   readonly session: SqliteSession
@@ -95,24 +94,12 @@ class SqliteProjectionStore implements ProjectionStore<SqliteTransaction> {
   #closed = false
 
   constructor(options: SqliteProjectionStoreOptions) {
-    const { name, path, database, busyTimeoutMs = 5000, pollMs = DEFAULT_POLL_MS, synchronous = 'normal' } = options
+    const { name, path } = options
     validIdentifier(name, 'projection name')
-    if ((path === undefined) === (database === undefined)) {
-      throw new ProgrammingError('An SQLite projection store needs either a path (a file or :memory:) or a database')
-    }
-    if (path !== undefined && (typeof path !== 'string' || path === '')) {
-      throw new ProgrammingError(`Invalid SQLite path ${JSON.stringify(path)}: give a file path or :memory:`)
-    }
-    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-      throw new ProgrammingError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`)
-    }
-    if (!(pollMs > 0)) throw new ProgrammingError(`pollMs must be positive, got ${pollMs}`)
-    if (synchronous !== 'full' && synchronous !== 'normal') {
-      throw new ProgrammingError(`synchronous must be 'full' or 'normal', got ${JSON.stringify(synchronous)}`)
-    }
+    const { settings, pollMs } = connectionOptions(options, 'An SQLite projection store')
     this.name = name
     this.#options = options
-    this.#settings = { busyTimeoutMs, synchronous }
+    this.#settings = settings
     this.#pollMs = pollMs
     this.#table = validIdentifier(`${name.toLowerCase()}_tracking`)
     this.#sql = projectionTrackingSql(this.#table)

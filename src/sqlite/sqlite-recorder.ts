@@ -17,6 +17,7 @@ import { parseBoolean } from '../persistence/settings.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
 import {
   type ConnectionSettings,
+  connectionOptions,
   isUniqueViolation,
   SqliteConnection,
   type SqliteDatabase,
@@ -31,8 +32,6 @@ import {
   type TrackingSql,
   trackingSql,
 } from './sqlite-schema.js'
-
-const DEFAULT_POLL_MS = 100
 
 /**
  * The commit signals of file databases, by file and table, shared by every
@@ -300,22 +299,9 @@ class SqlitePersistence implements Persistence {
 
   /** Makes the backend; connections are opened by {@link SqlitePersistence.open}. */
   constructor(options: SqliteOptions) {
-    const { path, database, busyTimeoutMs = 5000, pollMs = DEFAULT_POLL_MS, synchronous = 'normal' } = options
-    if ((path === undefined) === (database === undefined)) {
-      throw new ProgrammingError('The SQLite backend needs either a path (a file or :memory:) or a database')
-    }
-    if (path !== undefined && (typeof path !== 'string' || path === '')) {
-      throw new ProgrammingError(`Invalid SQLite path ${JSON.stringify(path)}: give a file path or :memory:`)
-    }
-    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-      throw new ProgrammingError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`)
-    }
-    if (!(pollMs > 0)) throw new ProgrammingError(`pollMs must be positive, got ${pollMs}`)
-    if (synchronous !== 'full' && synchronous !== 'normal') {
-      throw new ProgrammingError(`synchronous must be 'full' or 'normal', got ${JSON.stringify(synchronous)}`)
-    }
+    const { settings, pollMs } = connectionOptions(options, 'The SQLite backend')
     this.#options = options
-    this.#settings = { busyTimeoutMs, synchronous }
+    this.#settings = settings
     this.#pollMs = pollMs
   }
 
