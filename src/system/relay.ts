@@ -104,6 +104,8 @@ export type Verdict =
   | { readonly outcome: 'processed' }
   /** Processed before (a redelivery): acknowledge it. */
   | { readonly outcome: 'duplicate' }
+  /** Of a topic the follower does not follow (`followTopics`): acknowledge it. */
+  | { readonly outcome: 'skipped' }
   /** It can never be processed: move it to the dead-letter destination with the reason, and acknowledge it. */
   | { readonly outcome: 'dead-letter'; readonly reason: string }
 
@@ -150,7 +152,7 @@ export class Republisher {
   /**
    * Processes one message's body, trying again after failures.
    *
-   * @returns `processed` or `duplicate` (acknowledge it), or `dead-letter`
+   * @returns `processed`, `duplicate` or `skipped` (acknowledge it), or `dead-letter`
    * with the reason for a message that cannot be read (not JSON, another
    * format version, an unknown topic, an undecodable state) or whose
    * processing kept failing.
@@ -166,6 +168,7 @@ export class Republisher {
       if (error instanceof MalformedMessageError) return { outcome: 'dead-letter', reason: error.message }
       throw error
     }
+    if (!(this.#follower.followedTopics?.includes(notification.topic) ?? true)) return { outcome: 'skipped' }
     const source = {
       name: `${application}/${notification.originatorId}`,
       notificationLog: {

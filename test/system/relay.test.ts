@@ -129,6 +129,15 @@ describe('a republisher', () => {
       expect(await republisher.handle(message.body)).toEqual({ outcome: 'duplicate' })
     const learnt = await tricks.notificationLog.select({ limit: 100 })
     expect(learnt).toHaveLength(6)
+    // A follower that follows some topics acknowledges the others without processing them.
+    class Registrations extends ProcessApplication {
+      static override readonly followTopics = [Dog.Registered]
+      protected policy(): void {}
+    }
+    await using registrations = new Registrations({ persistence: memory() })
+    const outcomes = new Republisher({ follower: registrations })
+    const handled = await Promise.all(broker.messages.slice(1, 3).map((message) => outcomes.handle(message.body)))
+    expect(handled.map((verdict) => verdict.outcome)).toEqual(['processed', 'skipped'])
     await school.close()
   })
 
