@@ -13,6 +13,7 @@ import {
   System,
   TopicError,
 } from '../../src/index.js'
+import { backends } from '../fixtures/backends.js'
 import { caught } from '../fixtures/errors.js'
 
 /** Counts orders: one Counted event per order created upstream, or fails on the orders named in `failOn`. */
@@ -51,7 +52,7 @@ class Tolerant extends Everything {
 }
 
 async function countedOrders(app: Counting | Everything): Promise<number> {
-  return (await app.notificationLog.select({ limit: 10_000 })).length
+  return (await app.notificationLog.select({ limit: 20_000 })).length
 }
 
 describe('a follower whose policy throws', () => {
@@ -170,6 +171,23 @@ describe('a system', () => {
       "No application named 'Nope' in this system; it has Orders, Counting",
     )
     expect(caught(() => new EventLoopRunner(system, { run: ['Nope'] }))).toBeInstanceOf(ProgrammingError)
+  })
+
+  it.each(backends())('catches up a follower added after 10,000 upstream events, on %s', async (_, newStore) => {
+    const persistence = newStore()
+    failOn.clear()
+    {
+      await using orders = new Orders({ persistence: persistence() })
+      for (let save = 0; save < 100; save++) {
+        await orders.save(
+          ...Array.from({ length: 100 }, (_, i) => Order.create(Order.Created, { name: `${save}.${i}` })),
+        )
+      }
+    }
+    await using runner = new EventLoopRunner(new System([[Orders, Counting]]), { persistence: persistence() })
+    await runner.start()
+    await expect.poll(() => runner.get(Counting).position('Orders'), { timeout: 60_000 }).toBe(10_000)
+    expect(await countedOrders(runner.get(Counting))).toBe(10_000)
   })
 
   it('runs only the followers it is told to, and replays the whole log to a new follower', async () => {
