@@ -1,0 +1,291 @@
+// Helpers of the SQS tests: the fauxqs emulator on 127.0.0.1, an upstream
+// application and a follower whose effects can be counted, and a republisher
+// wrapper that counts what it is handed.
+
+import { type ChildProcess, fork } from 'node:child_process'
+import { setTimeout as delay } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import {
+  DeleteMessageBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs'
+import { buildApp } from 'fauxqs'
+import {
+  Aggregate,
+  Application,
+  type DomainEvent,
+  ProcessApplication,
+  type ProcessingEvent,
+  type Republisher,
+  uuid5,
+  type Verdict,
+} from '../../src/index.js'
+import { type CreateQueuesOptions, createQueues, type Queues, type SqsClientOptions } from '../../src/sqs/index.js'
+
+/** The credentials the SDK signs requests to the emulator with (it checks none). */
+export const credentials = { accessKeyId: 'test', secretAccessKey: 'test' }
+
+/** A running fauxqs server: its endpoint, the client options that reach it, and how to stop it. */
+export interface Fauxqs {
+  readonly endpoint: string
+  readonly connection: SqsClientOptions
+  /** An SDK client of the test's own, for sending and receiving around the library. */
+  readonly client: SQSClient
+  /** Creates a FIFO queue (or a standard one) and its dead-letter queue, with a fresh name. */
+  queues(options?: Partial<CreateQueuesOptions>): Promise<Queues>
+  close(): Promise<void>
+}
+
+let queueNumber = 0
+
+/** Starts fauxqs in this process, listening on 127.0.0.1 only. */
+export async function startFauxqs(): Promise<Fauxqs> {
+  const app = buildApp({ logger: false })
+  const endpoint = await app.listen({ port: 0, host: '127.0.0.1' })
+  const connection = { endpoint, region: 'us-east-1', credentials }
+  const client = new SQSClient(connection)
+  return {
+    endpoint,
+    connection,
+    client,
+    queues: (options = {}) => createQueues({ name: `test-${++queueNumber}`, ...connection, ...options }),
+    close: async () => {
+      client.destroy()
+      await app.close()
+    },
+  }
+}
+
+/** A sensor whose readings are the upstream events. */
+export class Sensor extends Aggregate {
+  static readonly topic = 'sqs-test:Sensor'
+  readings = 0
+
+  static readonly Installed = Sensor.created('sqs-test:Sensor.Installed')
+  static readonly Read = Sensor.event('sqs-test:Sensor.Read', (sensor, _e: { value: number }) => {
+    sensor.readings++
+  })
+
+  static install(): Sensor {
+    return Sensor.create(Sensor.Installed, {})
+  }
+
+  read(value: number): void {
+    this.trigger(Sensor.Read, { value })
+  }
+}
+
+/** The upstream application. */
+export class Sensors extends Application {
+  static override readonly applicationName = 'Sensors'
+
+  /**
+   * Records `sensors` new sensors of `events` events each (installed, then
+   * readings), `perSave` sensors per save; returns the last notification id.
+   */
+  async installSensors(sensors: number, events: number, perSave = 100): Promise<number> {
+    let last = 0
+    for (let start = 0; start < sensors; start += perSave) {
+      const saved = Array.from({ length: Math.min(perSave, sensors - start) }, () => {
+        const sensor = Sensor.install()
+        for (let value = 1; value < events; value++) sensor.read(value)
+        return sensor
+      })
+      last = (await this.save(...saved)).at(-1)!.notification.id
+    }
+    return last
+  }
+}
+
+const MARKS = '5b0f9c1e-0d7a-4d55-9a8e-3f7e1c2b6a40'
+
+/** One effect of one upstream event; its id is derived from the event, so a second effect of one event cannot be saved. */
+export class Mark extends Aggregate {
+  static readonly topic = 'sqs-test:Mark'
+  upstream = ''
+
+  static readonly Made = Mark.created('sqs-test:Mark.Made', (mark, e: { upstream: string }) => {
+    mark.upstream = e.upstream
+  })
+}
+
+/** Returns the id of the mark of an upstream event. */
+export function markId(originatorId: string, originatorVersion: number): string {
+  return uuid5(MARKS, `${originatorId}/${originatorVersion}`)
+}
+
+/** The follower: one mark per upstream event. */
+export class Marks extends ProcessApplication {
+  static override readonly applicationName: string = 'Marks'
+
+  protected policy(event: DomainEvent, processing: ProcessingEvent): void {
+    const upstream = `${event.originatorId}/${event.originatorVersion}`
+    processing.save(Mark.create(Mark.Made, { upstream }, { id: markId(event.originatorId, event.originatorVersion) }))
+  }
+}
+
+/** A follower of the readings only: the sensors' Installed events are skipped. */
+export class ReadingMarks extends Marks {
+  static override readonly applicationName = 'ReadingMarks'
+  static override readonly followTopics = [Sensor.Read]
+}
+
+/** Returns the number of marks recorded, and the number of distinct upstream events they mark. */
+export async function countMarks(marks: Marks): Promise<{ marks: number; distinct: number }> {
+  const seen = new Set<string>()
+  let count = 0
+  for (let start = 1; ; ) {
+    const page = await marks.notificationLog.select({ start, limit: 1000 })
+    if (page.length === 0) break
+    for (const notification of page) {
+      count++
+      seen.add(notification.originatorId)
+    }
+    start = page.at(-1)!.id + 1
+  }
+  return { marks: count, distinct: seen.size }
+}
+
+/** Resolves once `count()` returns at least `expected`, or fails with what it returned last after `timeoutMs`. */
+export async function until(count: () => Promise<number>, expected: number, timeoutMs: number, what: string) {
+  const deadline = Date.now() + timeoutMs
+  let last = await count()
+  while (last < expected) {
+    if (Date.now() > deadline)
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}: ${last} of ${expected}`)
+    await delay(50)
+    last = await count()
+  }
+  return last
+}
+
+/** A republisher that counts the calls and verdicts per body, and can be slowed or made to fail. */
+export class CountingHandler {
+  readonly calls = new Map<string, number>()
+  readonly verdicts = { processed: 0, duplicate: 0, skipped: 0, 'dead-letter': 0 }
+  /** Called before each handling; what it throws is thrown to the consumer. */
+  before: (body: string, call: number) => Promise<void> | void = () => {}
+  /** Called after each handling, before the verdict is returned. */
+  after: (body: string, call: number, verdict: Verdict) => Promise<void> | void = () => {}
+
+  constructor(readonly republisher: Pick<Republisher, 'handle'>) {}
+
+  async handle(body: string): Promise<Verdict> {
+    const call = (this.calls.get(body) ?? 0) + 1
+    this.calls.set(body, call)
+    await this.before(body, call)
+    const verdict = await this.republisher.handle(body)
+    this.verdicts[verdict.outcome]++
+    await this.after(body, call, verdict)
+    return verdict
+  }
+}
+
+/** Receives every message now in a queue (deleting them), waiting up to `waitSeconds` for the first. */
+export async function drain(client: SQSClient, queueUrl: string, waitSeconds = 1): Promise<Message[]> {
+  const all: Message[] = []
+  for (;;) {
+    const { Messages = [] } = await client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: all.length === 0 ? waitSeconds : 0,
+        MessageAttributeNames: ['All'],
+        MessageSystemAttributeNames: ['All'],
+      }),
+    )
+    if (Messages.length === 0) return all
+    all.push(...Messages)
+    await client.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: Messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })),
+      }),
+    )
+  }
+}
+
+/** Sends one body to a FIFO queue, in its own group. */
+export async function sendRaw(client: SQSClient, queueUrl: string, body: string, group: string): Promise<void> {
+  await client.send(
+    new SendMessageCommand({
+      QueueUrl: queueUrl,
+      MessageBody: body,
+      MessageGroupId: group,
+      MessageDeduplicationId: group,
+    }),
+  )
+}
+
+const CHILD = fileURLToPath(new URL('./relay-child.ts', import.meta.url))
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+/** What the relay child sends to its parent. */
+export type RelayChildMessage = { readonly type: 'started' } | { readonly type: 'progress'; readonly position: number }
+
+const children = new Set<ChildProcess>()
+
+/** A child process running a relay of Sensors to SQS (relay-child.ts). */
+export class RelayChild {
+  readonly #process: ChildProcess
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  position = 0
+  stderr = ''
+  #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined
+
+  constructor(env: { UPSTREAM_PATH: string; POSITIONS_PATH: string; SQS_ENDPOINT: string; QUEUE_URL: string }) {
+    this.#process = fork(CHILD, [], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    })
+    children.add(this.#process)
+    this.#process.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stderr += chunk
+    })
+    this.#process.on('message', (message: RelayChildMessage) => {
+      if (message.type === 'progress') this.position = message.position
+    })
+    this.exited = new Promise((resolve) => {
+      this.#process.on('close', (code, signal) => {
+        children.delete(this.#process)
+        this.#exit = { code, signal }
+        resolve(this.#exit)
+      })
+    })
+  }
+
+  /** Resolves once the relay's position reaches `position`; fails if the child exits first or `timeoutMs` passes. */
+  async until(position: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (this.position < position) {
+      if (this.#exit) throw new Error(`The relay child exited (${JSON.stringify(this.#exit)}):\n${this.stderr}`)
+      if (Date.now() > deadline) {
+        throw new Error(`Timed out waiting for the relay to reach ${position} (at ${this.position}):\n${this.stderr}`)
+      }
+      await delay(10)
+    }
+  }
+
+  /** Kills the child with SIGKILL. */
+  async kill(): Promise<void> {
+    if (!this.#exit) this.#process.kill('SIGKILL')
+    await this.exited
+  }
+
+  /** Stops the child with SIGTERM. */
+  async stop(): Promise<void> {
+    if (!this.#exit) this.#process.kill('SIGTERM')
+    await this.exited
+  }
+}
+
+/** Kills every relay child still running, for the end of a test that failed half way. */
+export async function killRelayChildren(): Promise<void> {
+  for (const child of children) child.kill('SIGKILL')
+  while (children.size > 0) await delay(10)
+}
