@@ -283,9 +283,11 @@ try {
       `wal_sync_method=${await setting('wal_sync_method')}, commit_delay=${await setting('commit_delay')}`,
   )
   console.log(`median of ${ROUNDS} rounds, order rotated each round; events of ${state.length} bytes`)
-  await concurrentSaves(admin)
-  await bigSave(admin)
-  await reads(admin)
+  // `node bench/postgres.mjs a c` runs only sections (a) and (c).
+  const only = process.argv.slice(2)
+  for (const [section, run] of Object.entries({ a: concurrentSaves, b: bigSave, c: reads })) {
+    if (only.length === 0 || only.includes(section)) await run(admin)
+  }
   console.log(`(${((Date.now() - started) / 1000).toFixed(0)} s)`)
 } finally {
   await admin?.end()

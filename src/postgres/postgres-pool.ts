@@ -113,14 +113,54 @@ export class PostgresPool {
   }
 
   /**
-   * Runs `body` in a transaction that `begin` starts (for example
-   * `BEGIN; LOCK TABLE ...`), and commits it. Failures before the commit is
-   * sent are retried when transient; a connection lost while committing is
-   * not, because the commit may have happened.
+   * Runs `body` in a transaction that `begin` starts, and commits it. Failures
+   * before the commit is sent are retried when transient; a connection lost
+   * while committing is not, because the commit may have happened.
    *
+   * @param cleanup Run on the same connection after a failure rolled the
+   * transaction back, e.g. to release a session lock the body took.
    * @throws a typed persistence error; OperationalError when the outcome is unknown.
    */
-  async transaction<T>(begin: string, body: (run: Run) => Promise<T>): Promise<T> {
+  async transaction<T>(begin: string, body: (run: Run) => Promise<T>, cleanup?: string): Promise<T> {
+    return this.#onConnection(async (client, committing) => {
+      await client.query(begin)
+      const result = await body((text, values) =>
+        values === undefined ? client.query(text) : client.query({ name: this.#name(text), text, values }),
+      )
+      committing()
+      await client.query('COMMIT')
+      return result
+    }, cleanup)
+  }
+
+  /**
+   * Runs one prepared statement that commits by itself (autocommit). Only a
+   * failure to get a connection is retried: once the statement is sent, a
+   * lost connection leaves its outcome unknown.
+   *
+   * @param cleanup Run on the same connection after the statement failed.
+   * @throws a typed persistence error; OperationalError when the outcome is unknown.
+   */
+  async write<R extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[],
+    cleanup?: string,
+  ): Promise<pg.QueryResult<R>> {
+    return this.#onConnection((client, committing) => {
+      committing()
+      return client.query<R>({ name: this.#name(text), text, values })
+    }, cleanup)
+  }
+
+  /**
+   * Runs `work` on a pooled connection, retrying transient failures that
+   * happen before `work` says it is committing. After a failure the
+   * connection is rolled back and cleaned up, or destroyed if it cannot be.
+   */
+  async #onConnection<T>(
+    work: (client: pg.PoolClient, committing: () => void) => Promise<T>,
+    cleanup: string | undefined,
+  ): Promise<T> {
     return this.retrying(async () => {
       const client = await this.pool.connect()
       // The pool listens for errors of idle connections only. A connection
@@ -130,22 +170,21 @@ export class PostgresPool {
       client.on('error', ignore)
       let committing = false
       try {
-        await client.query(begin)
-        const result = await body((text, values) =>
-          values === undefined ? client.query(text) : client.query({ name: this.#name(text), text, values }),
-        )
-        committing = true
-        await client.query('COMMIT')
+        const result = await work(client, () => {
+          committing = true
+        })
         client.off('error', ignore)
         client.release()
         return result
       } catch (error) {
-        await client.query('ROLLBACK').then(
+        // ROLLBACK outside a transaction (after an autocommit statement) only warns.
+        await client.query(cleanup === undefined ? 'ROLLBACK' : `ROLLBACK; ${cleanup}`).then(
           () => {
             client.off('error', ignore)
             client.release()
           },
-          // A connection that cannot roll back is destroyed, so it keeps the listener.
+          // A connection that cannot roll back is destroyed, so it keeps the
+          // listener; the server then ends its session and its locks.
           () => client.release(true),
         )
         // A serialization failure or deadlock reported at COMMIT means the

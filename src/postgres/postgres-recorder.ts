@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises'
 import { type CommitSignal, CommitSignals, followLog, waitForTracking } from '../persistence/commit-signal.js'
 import { ProgrammingError } from '../persistence/errors.js'
 import { type ApplicationTables, applicationTables, validIdentifier } from '../persistence/identifiers.js'
@@ -16,6 +17,7 @@ import type { Notification, StoredEvent, Tracking } from '../persistence/stored-
 import { type ConnectionSettings, PostgresListener, PostgresPool } from './postgres-pool.js'
 import {
   channelName,
+  columns,
   createTablesSql,
   type EventTableSql,
   eventTableSql,
@@ -26,10 +28,15 @@ import {
   trackingSql,
 } from './postgres-schema.js'
 import { connectionSettings } from './postgres-settings.js'
-import { columns, WriteQueue } from './postgres-writes.js'
+import { Announcer, WriteQueue } from './postgres-writes.js'
 
 const DEFAULT_POLL_MS = 2000
 const DEFAULT_SUBSCRIPTION_RETRY_MS = 60_000
+const DEFAULT_SETTLE_MS = 2000
+// The least time between two NOTIFYs of one backend object for one table.
+const NOTIFY_INTERVAL_MS = 50
+// Pauses of a read waiting for notifications to settle: 1 ms, doubling up to this.
+const MAX_SETTLE_PAUSE_MS = 50
 
 /** The part shared by both recorders: one table of stored events, keyed by originator and version. */
 export class PostgresEventTable {
@@ -41,13 +48,12 @@ export class PostgresEventTable {
    *
    * @param schema The schema of the table, already validated; the search path's when undefined.
    * @param table The name of the table, already validated.
-   * @param returning Whether inserts return notification ids (an events table).
    * @param closing Aborted when the recorders are closed.
    */
-  constructor(pool: PostgresPool, schema: string | undefined, table: string, returning: boolean, closing: AbortSignal) {
+  constructor(pool: PostgresPool, schema: string | undefined, table: string, closing: AbortSignal) {
     this.#pool = pool
     this.#closing = closing
-    this.sql = eventTableSql(schema, table, returning)
+    this.sql = eventTableSql(schema, table)
   }
 
   readonly #pool: PostgresPool
@@ -105,31 +111,38 @@ export class PostgresAggregateRecorder extends PostgresEventTable implements Agg
  * an id <= N). The danger is that an id drawn from a sequence at insert
  * becomes visible only at commit, so a transaction that drew a lower id can
  * commit after one that drew a higher id, and a reader in between sees the
- * higher id first. Here ids are assigned in commit order:
+ * higher id first. Here writers draw ids one at a time but commit side by
+ * side, and readers return only notifications that are settled:
  *
- * 1. Every transaction that inserts events first takes `LOCK TABLE <events>
- *    IN EXCLUSIVE MODE`, and holds it until it commits or rolls back. That
- *    mode conflicts with itself, so at most one such transaction is between
- *    drawing ids and ending at any time. (It also conflicts with the ROW
- *    EXCLUSIVE lock of any other INSERT, so even an insert made without the
- *    lock cannot hold uncommitted ids while a writer draws; plain SELECTs take
- *    ACCESS SHARE, which it does not block, so readers never wait.)
- * 2. The sequence hands out increasing values (cache 1, see postgres-schema.ts).
- *    A writer draws its ids after taking the lock, so after the previous
- *    holder drew all of its ids and committed. PostgreSQL releases a
- *    transaction's locks only after its commit is visible to new snapshots.
- * 3. So when a reader's snapshot sees a committed id N, every transaction
- *    that commits later takes the lock after N's transaction released it,
- *    and draws ids greater than N. An event that becomes visible later always
- *    has a greater id than any the reader has seen. A rolled-back transaction
- *    leaves a gap that no later commit can fill: readers pass over it.
+ * 1. Every statement that inserts events takes a session-level advisory lock
+ *    of the table (the write lock) before it inserts anything, and releases it
+ *    once every row is inserted, before the commit. It is its transaction's
+ *    first write, so the transaction's id (xid) is assigned under the lock;
+ *    each row records it (`transaction_id`). Ids come from a sequence with
+ *    cache 1, drawn only under the lock. So of two writers, the one that drew
+ *    lower ids has the lower xid, and each writer's ids follow one another.
+ * 2. A reader's statement takes a snapshot, whose `xmin` is the oldest xid
+ *    still running: every transaction with a lower xid has committed (and is
+ *    visible) or rolled back. A row whose `transaction_id` is below `xmin` is
+ *    settled: every writer that drew a lower id has a lower xid still, so it
+ *    has ended, and its rows, if committed, are visible to this statement.
+ * 3. A row is also settled when it follows a settled row, or the reader's
+ *    starting point, without a gap in the ids: no id in between remains to be
+ *    committed. This keeps a transaction that runs long elsewhere in the
+ *    server (which holds `xmin` back) from holding back a log that has no gaps.
+ * 4. Readers return the settled rows, which come first in id order (by 1, a
+ *    row that is not settled has a higher xid, so higher ids, than every row
+ *    settled by its xid), and stop at the first row that is not. When one is
+ *    there (an id before it still being committed, or a gap left by a rolled
+ *    back write that an older transaction still hides), a read waits for it
+ *    to settle, up to `settleMs`, and otherwise returns what precedes it. A
+ *    gap is passed over only once the database shows that nothing can fill
+ *    it: proof by transaction visibility, never by time passing.
  *
- * Proof by serialisation, not by waiting: nothing here skips a gap because time
- * passed. What would cost throughput, one lock per write, is avoided by the
- * application's {@link WriteQueue}, which writes all the saves waiting at once
- * in one locked transaction (one multi-row insert), and writes each save
- * alone only when its group fails for a reason that may be one save's (a
- * duplicate version, a value the table rejects), not the connection's.
+ * Writers thus wait for each other only while inserting, and their commits,
+ * each waiting for its WAL to be flushed, overlap. The writes of one backend
+ * object are also coalesced by its {@link WriteQueue}. Writes that bypass
+ * this library must take the same lock (see `writeLockKey` in postgres-schema.ts).
  */
 export class PostgresProcessRecorder extends PostgresEventTable implements ProcessRecorder {
   readonly #notifications: NotificationSql
@@ -143,6 +156,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
    * @param options.listen Starts listening for the commits of other connections.
    * @param options.pollMs How often waiters look for commits in case a notification was missed.
    * @param options.subscriptionRetryMs How long a subscription's queries may keep failing before it ends.
+   * @param options.settleMs How long a read waits for committed notifications to settle.
    */
   constructor(
     pool: PostgresPool,
@@ -156,9 +170,10 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
       readonly closing: AbortSignal
       readonly pollMs: number
       readonly subscriptionRetryMs: number
+      readonly settleMs: number
     },
   ) {
-    super(pool, schema, tables.events, true, options.closing)
+    super(pool, schema, tables.events, options.closing)
     this.#notifications = notificationSql(schema, tables.events)
     this.#tracking = trackingSql(schema, tables.tracking)
   }
@@ -177,17 +192,43 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
     return this.options.writes.write(events, tracking)
   }
 
-  /** Returns notifications in increasing id order, filtered as the options say, in one query; empty when none. */
-  async selectNotifications(options: SelectNotificationsOptions): Promise<Notification[]> {
+  /**
+   * Returns notifications in increasing id order, filtered as the options say;
+   * empty when none. Only settled notifications are returned (see above): when
+   * a committed one is not yet settled, this waits for it up to `settleMs`
+   * (default 2,000 ms), then returns those before it.
+   */
+  async selectNotifications(options: SelectNotificationsOptions, signal?: AbortSignal): Promise<Notification[]> {
     const { start, inclusiveOfStart = true, stop, topics, limit } = options
     // Ids are integers, so an exclusive start is the inclusive start one above.
-    const from = start === undefined ? 1 : inclusiveOfStart ? Math.ceil(start) : Math.floor(start) + 1
+    let from = start === undefined ? 1 : inclusiveOfStart ? Math.ceil(start) : Math.floor(start) + 1
     const to = stop ?? Number.MAX_SAFE_INTEGER
-    const result =
+    const deadline = Date.now() + this.options.settleMs
+    const selected: Notification[] = []
+    for (let pause = 1; ; pause = Math.min(2 * pause, MAX_SETTLE_PAUSE_MS)) {
+      const page = await this.#settled(from, to, limit - selected.length, topics)
+      selected.push(...page.notifications)
+      if (!page.unsettled || selected.length >= limit || Date.now() >= deadline || signal?.aborted) return selected
+      // Everything up to the last one returned is settled: the next query starts after it.
+      from = (selected.at(-1)?.id ?? from - 1) + 1
+      await delay(pause)
+    }
+  }
+
+  /** Returns the settled notifications of a range, and whether an unsettled one follows them. */
+  async #settled(
+    from: number,
+    to: number,
+    limit: number,
+    topics: readonly string[] | undefined,
+  ): Promise<{ notifications: Notification[]; unsettled: boolean }> {
+    const { rows } =
       topics && topics.length > 0
-        ? await this.pool.query<Notification>(this.#notifications.selectNotificationsByTopic, [from, to, limit, topics])
-        : await this.pool.query<Notification>(this.#notifications.selectNotifications, [from, to, limit])
-    return result.rows
+        ? await this.pool.query<Row>(this.#notifications.selectNotificationsByTopic, [from, to, limit, topics])
+        : await this.pool.query<Row>(this.#notifications.selectNotifications, [from, to, limit])
+    const unsettled = rows.at(-1)?.settled === false
+    if (unsettled) rows.pop()
+    return { notifications: rows.map(({ settled: _, ...notification }) => notification), unsettled }
   }
 
   /** Returns the highest notification id recorded, or 0 when the log is empty. */
@@ -226,7 +267,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
       selectNotifications: async (select: SelectNotificationsOptions) =>
         signal.aborted
           ? []
-          : ((await this.pool.retryingFor(() => this.selectNotifications(select), retryMs, signal)) ?? []),
+          : ((await this.pool.retryingFor(() => this.selectNotifications(select, signal), retryMs, signal)) ?? []),
     }
     yield* followLog(source, this.options.commits, { ...options, signal, pollMs: this.options.pollMs })
   }
@@ -266,6 +307,11 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
   }
 }
 
+/** A row of the notification queries. */
+interface Row extends Notification {
+  readonly settled: boolean
+}
+
 function maxOf(rows: readonly { max: number }[]): number {
   return rows[0]?.max ?? 0
 }
@@ -294,12 +340,18 @@ export interface PostgresOptions {
   readonly idleTimeoutMs?: number
   /** Statements running longer than this are cancelled by the server (default: no limit). */
   readonly statementTimeoutMs?: number
-  /** Waits for a lock longer than this fail (default: no limit). Writers wait for each other's table lock. */
+  /** Waits for a lock longer than this fail (default: no limit). Writers wait for each other's write lock while inserting. */
   readonly lockTimeoutMs?: number
   /** Create missing tables (and the schema) when an application opens its recorders (default true). */
   readonly createTables?: boolean
   /** How often subscriptions and waits look for commits in case a notification was missed (default 2,000 ms). */
   readonly pollMs?: number
+  /**
+   * How long a read of the notification log waits for a committed
+   * notification to settle (until every transaction that could still commit
+   * a lower id has ended) before it returns the ones before it (default 2,000 ms).
+   */
+  readonly settleMs?: number
   /**
    * How long a subscription keeps trying while its queries fail with
    * OperationalError (the server restarting or unreachable), before it ends
@@ -338,25 +390,25 @@ class PostgresPersistence implements Persistence {
   readonly #settings: ConnectionSettings
   readonly #schema: string | undefined
   readonly #createTables: boolean
-  readonly #pollMs: number
-  readonly #subscriptionRetryMs: number
+  readonly #timing: { readonly pollMs: number; readonly subscriptionRetryMs: number; readonly settleMs: number }
   readonly #commits = new CommitSignals()
   #shared: Promise<Shared> | undefined
 
   /** Makes the backend; connections are made when recorders are opened and used. */
   constructor(options: PostgresOptions) {
     const { schema, createTables = true, pollMs = DEFAULT_POLL_MS } = options
-    const { subscriptionRetryMs = DEFAULT_SUBSCRIPTION_RETRY_MS } = options
+    const { subscriptionRetryMs = DEFAULT_SUBSCRIPTION_RETRY_MS, settleMs = DEFAULT_SETTLE_MS } = options
     if (schema !== undefined) validIdentifier(schema, 'schema name')
     if (!(pollMs > 0)) throw new ProgrammingError(`pollMs must be positive, got ${pollMs}`)
-    if (!Number.isSafeInteger(subscriptionRetryMs) || subscriptionRetryMs < 0) {
-      throw new ProgrammingError(`subscriptionRetryMs must be a non-negative integer, got ${subscriptionRetryMs}`)
+    for (const [name, value] of Object.entries({ subscriptionRetryMs, settleMs })) {
+      if (!Number.isSafeInteger(value) || value < 0) {
+        throw new ProgrammingError(`${name} must be a non-negative integer, got ${value}`)
+      }
     }
     this.#settings = connectionSettings(options)
     this.#schema = schema
     this.#createTables = createTables
-    this.#pollMs = pollMs
-    this.#subscriptionRetryMs = subscriptionRetryMs
+    this.#timing = { pollMs, subscriptionRetryMs, settleMs }
   }
 
   async open(applicationName: string): Promise<Recorders> {
@@ -388,11 +440,14 @@ class PostgresPersistence implements Persistence {
     if (writes === undefined) {
       // The signal is looked up on each commit: the recorders that made the
       // queue may have closed, and later ones hold a new signal for the channel.
-      writes = new WriteQueue(shared.pool, schema, tables, () => {
+      const notify = notificationSql(schema, tables.events).notify
+      const announcer = new Announcer(() => shared.pool.pool.query(notify), NOTIFY_INTERVAL_MS)
+      const onCommit = () => {
         const current = this.#commits.acquire(channel)
         current.signal.notify()
         current.release()
-      })
+      }
+      writes = new WriteQueue(shared.pool, schema, tables, onCommit, announcer)
       shared.queues.set(table, writes)
     }
     const events = new PostgresProcessRecorder(shared.pool, schema, tables, {
@@ -400,12 +455,11 @@ class PostgresPersistence implements Persistence {
       commits: commits.signal,
       listen: () => shared.listener.listen(channel),
       closing: closing.signal,
-      pollMs: this.#pollMs,
-      subscriptionRetryMs: this.#subscriptionRetryMs,
+      ...this.#timing,
     })
     return new PostgresRecorders(
       events,
-      new PostgresAggregateRecorder(shared.pool, schema, tables.snapshots, false, closing.signal),
+      new PostgresAggregateRecorder(shared.pool, schema, tables.snapshots, closing.signal),
       release,
     )
   }

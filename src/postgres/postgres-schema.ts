@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto'
 import { type ApplicationTables, validIdentifier } from '../persistence/identifiers.js'
+import type { StoredEvent } from '../persistence/stored-event.js'
 
 // Every statement of the PostgreSQL backend is built here, from schema and
 // table names that passed validIdentifier; every value is a `$n` parameter.
@@ -44,10 +46,11 @@ export interface CreateTablesSql {
  * several processes can otherwise fail on the unique index of the type catalog.
  *
  * The notification id is an identity column on a sequence with the default
- * cache of 1, so ids are drawn in one global order (a per-session cache
- * would hand out ids out of order across sessions, and break the proof in
- * postgres-recorder.ts). There is no index on topic: readers page through
- * the log in id order, which the primary key serves.
+ * cache of 1, so ids are drawn in one global order, one after another (a
+ * per-session cache would hand out ids out of order across sessions, and
+ * break the proof in postgres-recorder.ts); `transaction_id` is the id of the
+ * transaction that wrote the row. There is no index on topic: readers page
+ * through the log in id order, which the primary key serves.
  */
 export function createTablesSql(schema: string | undefined, tables: ApplicationTables): CreateTablesSql {
   const createSchema =
@@ -61,6 +64,7 @@ CREATE TABLE IF NOT EXISTS ${qualified(schema, tables.events)} (
   originator_version INTEGER NOT NULL,
   topic TEXT NOT NULL,
   state BYTEA NOT NULL,
+  transaction_id XID8 NOT NULL DEFAULT pg_current_xact_id(),
   UNIQUE (originator_id, originator_version)
 );
 CREATE TABLE IF NOT EXISTS ${qualified(schema, tables.snapshots)} (
@@ -80,9 +84,8 @@ CREATE TABLE IF NOT EXISTS ${qualified(schema, tables.tracking)} (
 /** The statements on a table of stored events (an events table or a snapshots table). */
 export interface EventTableSql {
   /**
-   * Parameters: arrays of originator ids, versions, topics and states, one
-   * element per event. Inserts the rows in array order; returns
-   * `notification_id`, `originator_id` and `originator_version` on an events table.
+   * Parameters: see {@link columns}. Inserts the rows in array order, without
+   * returning anything: for a snapshots table, which has no notification ids.
    */
   readonly insertEvents: string
   /** Parameters: originator id, versions greater than, versions at most, limit (null for none). */
@@ -93,61 +96,139 @@ export interface EventTableSql {
   readonly deleteEvents: string
 }
 
-/** Returns the statements on a table of stored events; `returning` adds the notification ids. */
-export function eventTableSql(schema: string | undefined, table: string, returning: boolean): EventTableSql {
+/** Returns the statements on a table of stored events. */
+export function eventTableSql(schema: string | undefined, table: string): EventTableSql {
   const name = qualified(schema, table)
   const select = `SELECT originator_id AS "originatorId", originator_version AS "originatorVersion", topic, state
 FROM ${name}
 WHERE originator_id = $1 AND originator_version > $2::bigint AND originator_version <= $3::bigint
 ORDER BY originator_version`
-  // One statement for any number of events: the ORDER BY on the ordinality
-  // makes the rows, and so the identity values drawn for them, follow the
-  // input order.
-  // The states come as one bytea (which pg sends in binary) cut by lengths:
-  // a bytea[] would be sent as hex text, twice the size, and parsed row by row.
-  const insert = `INSERT INTO ${name} (originator_id, originator_version, topic, state)
-SELECT i, v, t, substring($4::bytea FROM (sum(l) OVER (ORDER BY n) - l + 1)::int FOR l)
-FROM unnest($1::text[], $2::int[], $3::text[], $5::int[]) WITH ORDINALITY AS e(i, v, t, l, n)
-ORDER BY n`
   return {
-    insertEvents: returning ? `${insert} RETURNING notification_id, originator_id, originator_version` : insert,
+    insertEvents: `INSERT INTO ${name} (originator_id, originator_version, topic, state) ${rowsOf('')}`,
     selectEvents: `${select} LIMIT $4`,
     selectEventsDesc: `${select} DESC LIMIT $4`,
     deleteEvents: `DELETE FROM ${name} WHERE originator_id = $1`,
   }
 }
 
+/**
+ * Returns the rows of a multi-row insert from the parameters of {@link columns},
+ * in input order (the ORDER BY on the ordinality makes the identity values
+ * drawn for them follow that order), joined with `join` (e.g. `locked, `).
+ * The states come as one bytea (which pg sends in binary) cut by lengths: a
+ * bytea[] would be sent as hex text, twice the size, and parsed row by row.
+ */
+function rowsOf(join: string): string {
+  return `SELECT i, v, t, substring($4::bytea FROM (sum(l) OVER (ORDER BY n) - l + 1)::int FOR l)
+FROM ${join}unnest($1::text[], $2::int[], $3::text[], $5::int[]) WITH ORDINALITY AS e(i, v, t, l, n)
+ORDER BY n`
+}
+
+/** The parameters of a multi-row insert: originator ids, versions, topics, the states joined, and their lengths. */
+export function columns(events: readonly StoredEvent[]): unknown[] {
+  return [
+    events.map((e) => e.originatorId),
+    events.map((e) => e.originatorVersion),
+    events.map((e) => e.topic),
+    Buffer.concat(events.map((e) => e.state)),
+    events.map((e) => e.state.byteLength),
+  ]
+}
+
+/** The parameters of {@link NotificationSql.insertEvent}: originator id, version, topic, state. */
+export function oneEvent(event: StoredEvent): unknown[] {
+  return [event.originatorId, event.originatorVersion, event.topic, event.state]
+}
+
+/**
+ * Returns the key of the session-level advisory lock under which the ids of
+ * an events table are drawn: 64 bits of a hash of its qualified name, the
+ * same in every process.
+ */
+export function writeLockKey(schema: string | undefined, table: string): bigint {
+  const digest = createHash('sha256')
+    .update(`eventsourcing write lock ${qualified(schema, table)}`)
+    .digest()
+  return digest.readBigInt64BE(0)
+}
+
 /** The statements on an application's notification log (its events table). */
 export interface NotificationSql {
   /**
-   * The first statement of a write transaction that assigns ids: takes the
-   * table lock (see postgres-recorder.ts) and queues a notification to
-   * listeners, delivered only if the transaction commits.
+   * Parameters: see {@link oneEvent}. Records one event and returns its `id`.
+   * The statement takes the write lock, inserts, and releases the lock (see
+   * postgres-recorder.ts), so it must be the first write of its transaction;
+   * if it fails, the lock may still be held: run `unlock`.
    */
-  readonly beginWrite: string
-  /** The first statement of a transaction that writes tracking alone: no ids are assigned, so no lock. */
-  readonly beginTracking: string
-  /** Parameters: ids at least, ids at most, limit. */
+  readonly insertEvent: string
+  /** Like `insertEvent` for any number of events (parameters: see {@link columns}); returns their ids in input order. */
+  readonly insertEvents: string
+  /** Releases the write lock if this session holds it (after a failed insert); harmless otherwise. */
+  readonly unlock: string
+  /**
+   * Wakes the subscribers of other processes (they LISTEN on the channel), in
+   * a transaction of its own that does not wait for its WAL to be flushed: a
+   * NOTIFY inside a write transaction would hold a lock of the whole cluster
+   * through that transaction's commit and serialise every writer.
+   */
+  readonly notify: string
+  /**
+   * Parameters: ids at least, ids at most, limit. Returns up to `limit`
+   * notifications with a `settled` column: the settled ones (see
+   * postgres-recorder.ts) in id order, then, when there is a committed
+   * notification after them that is not yet settled, one more row for it with
+   * `settled` false and no state.
+   */
   readonly selectNotifications: string
-  /** Parameters: ids at least, ids at most, limit, topics as a text array. */
+  /** Like `selectNotifications`, filtered by topic; the fourth parameter is the topics as a text array. */
   readonly selectNotificationsByTopic: string
-  /** Returns one row `{ max }`, 0 when the log is empty. */
+  /** Returns one row `{ max }`: the highest committed id, settled or not; 0 when the log is empty. */
   readonly maxNotificationId: string
 }
 
 /** Returns the statements on an application's notification log. */
 export function notificationSql(schema: string | undefined, table: string): NotificationSql {
   const name = qualified(schema, table)
-  const notify = `NOTIFY "${channelName(schema, table)}"`
-  const select = `SELECT notification_id AS id, originator_id AS "originatorId", originator_version AS "originatorVersion",
-  topic, state
-FROM ${name}
-WHERE notification_id >= $1::bigint AND notification_id <= $2::bigint`
+  const key = writeLockKey(schema, table)
+  // Both statements first take the lock: the CTE is scanned by the insert, so
+  // no row is inserted (no id drawn, no transaction id assigned) before it.
+  // The lock is released in the projection of a row that exists only once
+  // every row is inserted: after the insert, before the commit.
+  const locked = `WITH locked AS MATERIALIZED (SELECT pg_advisory_lock(${key})::text)`
+  const into = `INSERT INTO ${name} (originator_id, originator_version, topic, state)`
+  const fields = `notification_id AS id, originator_id AS "originatorId", originator_version AS "originatorVersion", topic`
+  // The transaction ids below the oldest one still running in the statement's snapshot.
+  const finished = '(SELECT pg_snapshot_xmin(pg_current_snapshot()))'
+  const range = 'notification_id >= $1::bigint AND notification_id <= $2::bigint'
+  // The last settled id by transaction id, or the one before the start: the
+  // rows after it are settled while their ids follow on without a gap.
+  const start = `(SELECT COALESCE(max(notification_id), $1::bigint - 1) FROM ${name}
+    WHERE ${range} AND transaction_id < ${finished})`
+  const select = (topics: string) => `(SELECT ${fields}, state, true AS settled FROM ${name}
+  WHERE ${range} AND transaction_id < ${finished}${topics}
+  ORDER BY notification_id LIMIT $3)
+UNION ALL
+(SELECT id, "originatorId", "originatorVersion", topic, CASE WHEN gaps = 0 THEN state END, gaps = 0 FROM (
+  SELECT *, count(*) FILTER (WHERE NOT follows) OVER (ORDER BY id) AS gaps FROM (
+    SELECT ${fields}, state, notification_id = 1 + lag(notification_id, 1, ${start}) OVER (ORDER BY notification_id) AS follows
+    FROM ${name}
+    WHERE notification_id > ${start} AND notification_id <= $2::bigint
+  ) AS unfinished
+) AS checked
+WHERE (gaps = 0${topics}) OR (gaps = 1 AND NOT follows)
+ORDER BY id LIMIT $3)
+ORDER BY id LIMIT $3`
   return {
-    beginWrite: `BEGIN; LOCK TABLE ${name} IN EXCLUSIVE MODE; ${notify}`,
-    beginTracking: `BEGIN; ${notify}`,
-    selectNotifications: `${select} ORDER BY notification_id LIMIT $3`,
-    selectNotificationsByTopic: `${select} AND topic = ANY($4::text[]) ORDER BY notification_id LIMIT $3`,
+    insertEvent: `${locked}, inserted AS (${into} SELECT $1::text, $2::int, $3::text, $4::bytea FROM locked RETURNING notification_id)
+SELECT notification_id AS id, pg_advisory_unlock(${key}) FROM inserted`,
+    insertEvents: `${locked}, inserted AS (${into} ${rowsOf('locked, ')} RETURNING notification_id)
+SELECT unnest(ids) AS id FROM (
+  SELECT array_agg(notification_id ORDER BY notification_id) AS ids, pg_advisory_unlock(${key}) FROM inserted
+) AS done`,
+    unlock: `SELECT pg_advisory_unlock(${key})`,
+    notify: `SET LOCAL synchronous_commit TO off; SELECT pg_notify('${channelName(schema, table)}', '')`,
+    selectNotifications: select(''),
+    selectNotificationsByTopic: select(' AND topic = ANY($4::text[])'),
     maxNotificationId: `SELECT COALESCE(MAX(notification_id), 0) AS max FROM ${name}`,
   }
 }

@@ -3,10 +3,10 @@ import type { ApplicationTables } from '../persistence/identifiers.js'
 import type { StoredEvent, Tracking } from '../persistence/stored-event.js'
 import type { PostgresPool, Run } from './postgres-pool.js'
 import {
-  type EventTableSql,
-  eventTableSql,
+  columns,
   type NotificationSql,
   notificationSql,
+  oneEvent,
   type TrackingSql,
   trackingSql,
 } from './postgres-schema.js'
@@ -26,13 +26,12 @@ const MAX_GROUP_EVENTS = 10_000
 /**
  * The writes of one application through one backend object, coalesced.
  *
- * Ids are assigned only by a transaction that holds `LOCK TABLE <events> IN
- * EXCLUSIVE MODE` from before its insert until its commit, which serialises
- * the writers of the table (see the proof in postgres-recorder.ts). To keep
- * throughput near that of unlocked inserts, the writes that arrive while a
- * transaction runs wait here, and the next transaction writes all of them
- * at once: one lock, one multi-row insert, their tracking records, one commit.
- * So the lock is taken once per round of concurrent writes, not once per write.
+ * Ids are drawn only under the table's write lock (see the proof in
+ * postgres-recorder.ts), which is released before the commit, so that
+ * writers in different processes commit, and flush the WAL, side by side.
+ * Within one backend object, the writes that arrive while a transaction runs
+ * wait here, and the next transaction writes all of them at once: one
+ * multi-row insert, their tracking records, one commit.
  *
  * A combined transaction is all or nothing, so one write with a duplicate
  * version (or a tracking id that is not newer) would fail the others with
@@ -41,7 +40,6 @@ const MAX_GROUP_EVENTS = 10_000
  * fail, exactly as if the writes had been made one after another.
  */
 export class WriteQueue {
-  readonly #events: EventTableSql
   readonly #notifications: NotificationSql
   readonly #tracking: TrackingSql
   readonly #table: string
@@ -52,14 +50,15 @@ export class WriteQueue {
    * Makes the queue of an application's tables.
    *
    * @param onCommit Called after each commit, to wake this process's readers at once.
+   * @param announcer Wakes the readers of other processes after each commit.
    */
   constructor(
     private readonly pool: PostgresPool,
     schema: string | undefined,
     tables: ApplicationTables,
     private readonly onCommit: () => void,
+    private readonly announcer: Announcer,
   ) {
-    this.#events = eventTableSql(schema, tables.events, true)
     this.#notifications = notificationSql(schema, tables.events)
     this.#tracking = trackingSql(schema, tables.tracking)
     this.#table = tables.events
@@ -78,9 +77,10 @@ export class WriteQueue {
     })
   }
 
-  /** Resolves once every write accepted so far is settled. */
+  /** Resolves once every write accepted so far is settled, and announced to other processes. */
   async idle(): Promise<void> {
     await this.#draining
+    await this.announcer.idle()
   }
 
   async #drain(): Promise<void> {
@@ -111,7 +111,7 @@ export class WriteQueue {
     if (group.length > 1) {
       try {
         const ids = await this.#transaction(group)
-        this.onCommit()
+        this.#committed()
         for (const [i, write] of group.entries()) write.resolve(ids[i]!)
         return
       } catch (error) {
@@ -127,53 +127,82 @@ export class WriteQueue {
     }
     for (const write of group) {
       try {
-        const [ids] = await this.#transaction([write])
-        this.onCommit()
-        write.resolve(ids!)
+        const ids = await this.#writeAlone(write)
+        this.#committed()
+        write.resolve(ids)
       } catch (error) {
         write.reject(error)
       }
     }
   }
 
-  /** Writes a group in one transaction and returns the ids of each write's events. */
-  #transaction(group: readonly Write[]): Promise<number[][]> {
-    const events = group.flatMap((write) => write.events)
-    // A transaction that only tracks assigns no id, so it needs no table lock;
-    // both kinds NOTIFY, for waitForTracking in other processes.
-    const begin = events.length > 0 ? this.#notifications.beginWrite : this.#notifications.beginTracking
-    return this.pool.transaction(begin, async (run) => {
-      const ids = events.length > 0 ? await this.#insert(run, events) : []
-      for (const { tracking } of group) if (tracking) await this.#track(run, tracking)
-      let offset = 0
-      return group.map((write) => {
-        const start = offset
-        offset += write.events.length
-        return ids.slice(start, offset)
-      })
+  #committed(): void {
+    this.onCommit()
+    this.announcer.announce()
+  }
+
+  /** Writes one write, in one statement that commits by itself (one round trip) unless it has both events and tracking. */
+  async #writeAlone(write: Write): Promise<number[]> {
+    const { events, tracking } = write
+    if (tracking === undefined) return this.#insertAlone(events)
+    if (events.length > 0) return (await this.#transaction([write]))[0]!
+    await this.#track((text, values) => this.pool.write(text, values), tracking)
+    return []
+  }
+
+  async #insertAlone(events: readonly StoredEvent[]): Promise<number[]> {
+    const [text, values] =
+      events.length === 1
+        ? [this.#notifications.insertEvent, oneEvent(events[0]!)]
+        : [this.#notifications.insertEvents, columns(events)]
+    return this.#duplicates(async () => {
+      const { rows } = await this.pool.write<{ id: number }>(text, values, this.#notifications.unlock)
+      return rows.map((row) => row.id)
     })
   }
 
-  async #insert(run: Run, events: readonly StoredEvent[]): Promise<number[]> {
-    let rows: { notification_id: number; originator_id: string; originator_version: number }[]
-    try {
-      rows = (await run<(typeof rows)[number]>(this.#events.insertEvents, columns(events))).rows
-    } catch (error) {
-      if (errorCode(error) === '23505') {
-        const detail = (error as { detail?: string }).detail ?? ''
-        throw new IntegrityError(`An event version is already recorded in ${this.#table}: ${detail}`, {
-          cause: error,
+  /** Writes a group in one transaction and returns the ids of each write's events. */
+  #transaction(group: readonly Write[]): Promise<number[][]> {
+    const events = group.flatMap((write) => write.events)
+    // The insert comes first: it must be the transaction's first write (see postgres-recorder.ts).
+    return this.pool.transaction(
+      'BEGIN',
+      async (run) => {
+        const ids = events.length > 0 ? await this.#insert(run, events) : []
+        for (const { tracking } of group) if (tracking) await this.#track(run, tracking)
+        let offset = 0
+        return group.map((write) => {
+          const start = offset
+          offset += write.events.length
+          return ids.slice(start, offset)
         })
-      }
-      throw error
-    }
-    // Matched by key rather than trusting the order of RETURNING, which
-    // PostgreSQL does not promise.
-    const ids = new Map(rows.map((row) => [`${row.originator_version}\0${row.originator_id}`, row.notification_id]))
-    return events.map((event) => ids.get(`${event.originatorVersion}\0${event.originatorId}`)!)
+      },
+      this.#notifications.unlock,
+    )
   }
 
-  async #track(run: Run, { applicationName, notificationId }: Tracking): Promise<void> {
+  #insert(run: Run, events: readonly StoredEvent[]): Promise<number[]> {
+    return this.#duplicates(async () => {
+      const { rows } = await run<{ id: number }>(this.#notifications.insertEvents, columns(events))
+      return rows.map((row) => row.id)
+    })
+  }
+
+  /** Runs an insert, reporting a duplicate event version as IntegrityError. */
+  async #duplicates(insert: () => Promise<number[]>): Promise<number[]> {
+    try {
+      return await insert()
+    } catch (error) {
+      if (errorCode(error) !== '23505') throw error
+      const detail = (error as { detail?: string }).detail ?? ''
+      throw new IntegrityError(`An event version is already recorded in ${this.#table}: ${detail}`, { cause: error })
+    }
+  }
+
+  async #track(
+    run: (text: string, values: unknown[]) => Promise<{ rowCount: number | null }>,
+    { applicationName, notificationId }: Tracking,
+  ): Promise<void> {
     const result = await run(this.#tracking.insertTracking, [applicationName, notificationId])
     if (result.rowCount === 0) {
       throw new IntegrityError(
@@ -183,13 +212,50 @@ export class WriteQueue {
   }
 }
 
-/** Returns the parameters of a multi-row insert: originator ids, versions, topics, the states joined, and their lengths. */
-export function columns(events: readonly StoredEvent[]): unknown[] {
-  return [
-    events.map((e) => e.originatorId),
-    events.map((e) => e.originatorVersion),
-    events.map((e) => e.topic),
-    Buffer.concat(events.map((e) => e.state)),
-    events.map((e) => e.state.byteLength),
-  ]
+/**
+ * Wakes the subscribers of other processes after commits, with NOTIFY on the
+ * events table's channel: at once after a quiet spell, then at most once per
+ * interval while commits keep coming, so that a busy writer sends few. A
+ * NOTIFY that fails is not reported: the readers it would have woken also
+ * poll, so it costs them latency, never a notification.
+ */
+export class Announcer {
+  readonly #sending = new Set<Promise<void>>()
+  #lastSent = Number.NEGATIVE_INFINITY
+  #timer: NodeJS.Timeout | undefined
+
+  /**
+   * @param send Sends one NOTIFY.
+   * @param intervalMs The least time between two NOTIFYs.
+   */
+  constructor(
+    private readonly send: () => Promise<unknown>,
+    private readonly intervalMs: number,
+  ) {}
+
+  /** Announces a commit: now, or at the end of the current interval. */
+  announce(): void {
+    if (this.#timer !== undefined) return
+    const wait = this.#lastSent + this.intervalMs - Date.now()
+    if (wait <= 0) this.#sendNow()
+    else this.#timer = setTimeout(() => this.#sendNow(), wait)
+  }
+
+  /** Sends a pending announcement at once, and resolves once every announcement is sent. */
+  async idle(): Promise<void> {
+    if (this.#timer !== undefined) this.#sendNow()
+    await Promise.all(this.#sending)
+  }
+
+  #sendNow(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#lastSent = Date.now()
+    const sending = this.send().then(
+      () => {},
+      () => {},
+    )
+    this.#sending.add(sending)
+    void sending.finally(() => this.#sending.delete(sending))
+  }
 }

@@ -1,11 +1,12 @@
 import { setTimeout as delay } from 'node:timers/promises'
+import fc from 'fast-check'
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { IntegrityError, OperationalError, PersistenceError, ProgrammingError } from '../../src/persistence/errors.js'
 import type { Persistence, Recorders } from '../../src/persistence/recorder.js'
-import type { Notification } from '../../src/persistence/stored-event.js'
 import { fromEnvironment, type PostgresOptions, postgres } from '../../src/postgres/index.js'
 import { importDriver } from '../../src/postgres/postgres-pool.js'
+import { notificationSql, writeLockKey } from '../../src/postgres/postgres-schema.js'
 import { Account, Bank } from '../application/fixtures.js'
 import { event, failure } from '../fixtures/recorders.js'
 import { admin, freshDatabase, freshSchema, postgresUrl } from './fixtures.js'
@@ -43,6 +44,13 @@ async function rawClient(url = postgresUrl()): Promise<pg.Client> {
   await client.connect()
   cleanups.push(() => client.end())
   return client
+}
+
+/** Resolves once `done()` is true, checking every 10 ms; fails after 10 s. */
+async function until(done: () => boolean): Promise<void> {
+  for (const start = Date.now(); !done(); await delay(10)) {
+    if (Date.now() - start > 10_000) throw new Error('Timed out')
+  }
 }
 
 /** Settles to 'pending' if the promise has not settled within `ms`. */
@@ -171,7 +179,7 @@ describe('postgres: coalesced writes', () => {
     const ids = await Promise.all(Array.from({ length: 50 }, (_, i) => events.insertEvents([event(`a${i}`, 1)])))
     expect(new Set(ids.flat()).size).toBe(50)
     // A row's xmin is the id of the transaction that wrote it, assigned at its
-    // first insert, so under the table lock: xmin order is commit order.
+    // first insert, so under the write lock: xmin order is id order.
     const { rows } = await admin<{ id: string; tx: string }>(
       `SELECT notification_id AS id, xmin::text AS tx FROM ${eventsTable()} ORDER BY notification_id`,
     )
@@ -219,80 +227,212 @@ describe('postgres: coalesced writes', () => {
 })
 
 describe('postgres: interleaved transactions', () => {
-  it('a save waits for a transaction holding the table lock; readers see nothing new meanwhile', async () => {
+  /**
+   * A raw connection that writes as the library does: in a transaction it
+   * opens, the library's own insert statement (which draws the id under the
+   * write lock and releases the lock), then holds the transaction open until
+   * the test commits or rolls it back.
+   */
+  async function slowWriter() {
+    const raw = await rawClient()
+    const sql = notificationSql(schema, 'app_events')
+    return {
+      raw,
+      sql,
+      /** Begins a transaction and inserts one event in it; returns its id. */
+      async draw(originatorId: string, topic = 'topic'): Promise<number> {
+        await raw.query('BEGIN')
+        const { rows } = await raw.query<{ id: string }>({
+          text: sql.insertEvent,
+          values: [originatorId, 1, topic, Buffer.from(originatorId)],
+        })
+        return Number(rows[0]!.id)
+      },
+      /** Commits, and wakes subscribers as the library does after a commit. */
+      async commit(): Promise<void> {
+        await raw.query('COMMIT')
+        await raw.query(sql.notify)
+      },
+    }
+  }
+
+  /** Follows the log after `gt` into `followed` until aborted. */
+  function follow(events: Recorders['events'], gt: number) {
+    const controller = new AbortController()
+    const followed: number[] = []
+    const done = (async () => {
+      for await (const n of events.subscribe({ gt, signal: controller.signal })) followed.push(n.id)
+    })()
+    const stop = () => {
+      controller.abort()
+      return done
+    }
+    return { followed, stop }
+  }
+
+  const readAfter = (events: Recorders['events'], id: number) =>
+    events.selectNotifications({ start: id, inclusiveOfStart: false, limit: 10 })
+
+  it('a save does not wait for the commit of a writer that drew an id before it, and readers hold it back until then', async () => {
+    const { events } = await open(backend({ settleMs: 100 }))
+    const [first] = await events.insertEvents([event('a', 1)])
+    const slow = await slowWriter()
+    const slowId = await slow.draw('slow')
+    // Not blocked: the slow writer released the write lock before its commit.
+    const [fast] = await events.insertEvents([event('a', 2)])
+    expect(fast).toBe(slowId + 1)
+    const following = follow(events, first!)
+    await delay(150)
+    expect(await readAfter(events, first!)).toEqual([])
+    expect(following.followed).toEqual([])
+    expect(await events.maxNotificationId()).toBe(fast)
+    await slow.commit()
+    await until(() => following.followed.length === 2)
+    await following.stop()
+    expect(following.followed).toEqual([slowId, fast])
+    expect((await readAfter(events, first!)).map((n) => n.originatorId)).toEqual(['slow', 'a'])
+  })
+
+  it('a read waits for an earlier id to commit, up to settleMs', async () => {
+    const { events } = await open(backend({ settleMs: 5_000 }))
+    const slow = await slowWriter()
+    const slowId = await slow.draw('slow')
+    const [fast] = await events.insertEvents([event('a', 1)])
+    const reading = readAfter(events, 0)
+    expect(await stateAfter(reading, 100)).toBe('pending')
+    await slow.commit()
+    expect((await reading).map((n) => n.id)).toEqual([slowId, fast])
+  })
+
+  it('a writer holding the write lock holds back the saves of others until it lets go; readers are not blocked', async () => {
     const { events } = await open(backend())
     const [first] = await events.insertEvents([event('a', 1)])
-    const table = eventsTable()
-    const raw = await rawClient()
-    await raw.query(`BEGIN; LOCK TABLE ${table} IN EXCLUSIVE MODE`)
+    const slow = await slowWriter()
+    await slow.raw.query(`SELECT pg_advisory_lock(${writeLockKey(schema, 'app_events')})`)
     const saving = events.insertEvents([event('a', 2)])
-    for (let poll = 0; poll < 5; poll++) {
-      expect(await events.selectNotifications({ start: first!, inclusiveOfStart: false, limit: 10 })).toEqual([])
-      expect(await events.maxNotificationId()).toBe(first)
-      await delay(20)
-    }
-    expect(await stateAfter(saving, 50)).toBe('pending')
-    await raw.query('COMMIT')
+    expect(await stateAfter(saving, 100)).toBe('pending')
+    expect(await readAfter(events, 0)).toHaveLength(1)
+    await slow.raw.query(slow.sql.unlock)
     expect(await saving).toEqual([first! + 1])
   })
 
-  it('a slow transaction that took its id first and commits last is not skipped by a reader', async () => {
-    const { events } = await open(backend())
+  it('a rolled-back insert leaves a gap that readers and subscriptions pass over once nothing can fill it', async () => {
+    // Nothing announces a rollback: the subscription finds the gap passable when it polls.
+    const { events } = await open(backend({ settleMs: 100, pollMs: 200 }))
     const [first] = await events.insertEvents([event('a', 1)])
-    const table = eventsTable()
-    const raw = await rawClient()
-    await raw.query(`BEGIN; LOCK TABLE ${table} IN EXCLUSIVE MODE`)
-    const { rows } = await raw.query<{ id: string }>(
-      `INSERT INTO ${table} (originator_id, originator_version, topic, state) VALUES ($1, 1, 'topic', '\\x00') RETURNING notification_id AS id`,
-      ['slow'],
-    )
-    const slowId = Number(rows[0]!.id)
-    const saving = events.insertEvents([event('a', 2)])
-    const controller = new AbortController()
-    const followed: Notification[] = []
-    const following = (async () => {
-      for await (const n of events.subscribe({ gt: first, signal: controller.signal })) {
-        followed.push(n)
-        if (followed.length === 2) controller.abort()
-      }
-    })()
-    await delay(100)
-    expect(await events.selectNotifications({ start: first!, inclusiveOfStart: false, limit: 10 })).toEqual([])
-    expect(followed).toEqual([])
-    await raw.query('COMMIT')
-    const [fast] = await saving
-    expect(fast).toBe(slowId + 1)
-    await following
-    expect(followed.map((n) => n.id)).toEqual([slowId, fast])
-    const log = await events.selectNotifications({ start: first!, inclusiveOfStart: false, limit: 10 })
-    expect(log.map((n) => n.originatorId)).toEqual(['slow', 'a'])
+    const slow = await slowWriter()
+    const gone = await slow.draw('gone')
+    const [next] = await events.insertEvents([event('a', 2)])
+    expect(next).toBe(gone + 1)
+    const following = follow(events, first!)
+    expect(await readAfter(events, first!)).toEqual([])
+    await slow.raw.query('ROLLBACK')
+    expect((await readAfter(events, first!)).map((n) => n.id)).toEqual([next])
+    await until(() => following.followed.length === 1)
+    await following.stop()
+    expect(following.followed).toEqual([next])
   })
 
-  it('a rolled-back insert leaves a gap that readers and subscriptions pass over', async () => {
-    const { events } = await open(backend())
-    const [first] = await events.insertEvents([event('a', 1)])
-    const table = eventsTable()
-    const raw = await rawClient()
-    await raw.query(`BEGIN; LOCK TABLE ${table} IN EXCLUSIVE MODE`)
-    await raw.query(
-      `INSERT INTO ${table} (originator_id, originator_version, topic, state) VALUES ('gone', 1, 't', '')`,
+  it('a long transaction elsewhere holds back only notifications after a gap, and only until it ends', async () => {
+    const { events } = await open(backend({ settleMs: 100 }))
+    const other = await rawClient()
+    await other.query('BEGIN')
+    await other.query('SELECT pg_current_xact_id()')
+    // Without a gap, notifications are settled whatever else runs.
+    const ids = await events.insertEvents([event('a', 1), event('a', 2)])
+    expect((await readAfter(events, 0)).map((n) => n.id)).toEqual(ids)
+    // A version conflict draws an id and rolls back: a gap.
+    await failure(events.insertEvents([event('a', 2)]))
+    const [afterGap] = await events.insertEvents([event('b', 1)])
+    expect(afterGap).toBe(ids[1]! + 2)
+    expect((await readAfter(events, 0)).map((n) => n.id)).toEqual(ids)
+    await other.query('COMMIT')
+    expect((await readAfter(events, 0)).map((n) => n.id)).toEqual([...ids, afterGap])
+  })
+
+  interface Reader {
+    readonly topics: string[] | undefined
+    readonly seen: number[]
+    last: number
+  }
+
+  it('model-based: writers drawing, committing and rolling back in any order; no reader ever skips a committed event', async () => {
+    const { events } = await open(backend({ settleMs: 0 }))
+    const writers = await Promise.all(Array.from({ length: 3 }, () => slowWriter()))
+    const other = await rawClient()
+    const command = fc.oneof(
+      fc.record({ kind: fc.constant('draw' as const), writer: fc.nat(2), topic: fc.constantFrom('t', 'u') }),
+      fc.record({ kind: fc.constantFrom('commit' as const, 'rollback' as const), writer: fc.nat(2) }),
+      fc.record({ kind: fc.constant('save' as const), topic: fc.constantFrom('t', 'u') }),
+      fc.record({ kind: fc.constant('conflict' as const) }),
+      fc.record({ kind: fc.constantFrom('begin other' as const, 'end other' as const) }),
+      fc.record({ kind: fc.constant('read' as const), topics: fc.constantFrom(undefined, ['t']) }),
     )
-    const saving = events.insertEvents([event('a', 2)])
-    const controller = new AbortController()
-    const followed: number[] = []
-    const following = (async () => {
-      for await (const n of events.subscribe({ gt: first, signal: controller.signal })) {
-        followed.push(n.id)
-        controller.abort()
-      }
-    })()
-    await raw.query('ROLLBACK')
-    const [next] = await saving
-    expect(next).toBe(first! + 2)
-    await following
-    expect(followed).toEqual([next])
-    const log = await events.selectNotifications({ start: first!, inclusiveOfStart: false, limit: 10 })
-    expect(log.map((n) => n.id)).toEqual([next])
+    let run = 0
+    await fc.assert(
+      fc.asyncProperty(fc.array(command, { minLength: 10, maxLength: 40, size: 'max' }), async (commands) => {
+        const prefix = `r${++run}-`
+        const base = await events.maxNotificationId()
+        const open = new Map<number, { id: number; topic: string }>() // what each writer drew, in its open transaction
+        const committed = new Map<number, string>() // id -> topic
+        let otherOpen = false
+        // One reader per filter: what it has seen, and the highest id.
+        const readers = new Map<string, Reader>(
+          [undefined, ['t']].map((topics) => [topics?.[0] ?? '', { topics, seen: [], last: base }]),
+        )
+        const read = async (reader: Reader) => {
+          const page = await events.selectNotifications({
+            start: reader.last,
+            inclusiveOfStart: false,
+            limit: 100,
+            topics: reader.topics,
+          })
+          for (const n of page) {
+            expect(n.id).toBeGreaterThan(reader.last)
+            expect(committed.has(n.id)).toBe(true)
+            reader.last = n.id
+            reader.seen.push(n.id)
+          }
+          // Every committed event of the reader's topics up to its last id was seen.
+          const due = [...committed].filter(
+            ([id, topic]) => id <= reader.last && (reader.topics?.includes(topic) ?? true),
+          )
+          expect(reader.seen.filter((id) => id > base)).toEqual(due.map(([id]) => id).sort((a, b) => a - b))
+        }
+        let saves = 0
+        for (const c of commands) {
+          if (c.kind === 'draw' && !open.has(c.writer)) {
+            open.set(c.writer, { id: await writers[c.writer]!.draw(`${prefix}${saves++}`, c.topic), topic: c.topic })
+          } else if ((c.kind === 'commit' || c.kind === 'rollback') && open.has(c.writer)) {
+            await writers[c.writer]!.raw.query(c.kind.toUpperCase())
+            const drawn = open.get(c.writer)!
+            if (c.kind === 'commit') committed.set(drawn.id, drawn.topic)
+            open.delete(c.writer)
+          } else if (c.kind === 'save') {
+            const [id] = await events.insertEvents([{ ...event(`${prefix}${saves++}`, 1), topic: c.topic }])
+            committed.set(id!, c.topic)
+          } else if (c.kind === 'conflict') {
+            const twice = event(`${prefix}${saves++}`, 1)
+            await failure(events.insertEvents([twice, twice]))
+          } else if (c.kind === 'begin other' && !otherOpen) {
+            await other.query('BEGIN; SELECT pg_current_xact_id()')
+            otherOpen = true
+          } else if (c.kind === 'end other' && otherOpen) {
+            await other.query('COMMIT')
+            otherOpen = false
+          } else if (c.kind === 'read') await read(readers.get(c.topics?.[0] ?? '')!)
+        }
+        for (const [writer] of open) await writers[writer]!.raw.query('ROLLBACK')
+        if (otherOpen) await other.query('COMMIT')
+        // Once every transaction has ended, every committed event is settled and read.
+        for (const reader of readers.values()) {
+          await read(reader)
+          const due = [...committed].filter(([, topic]) => reader.topics?.includes(topic) ?? true)
+          expect(reader.seen.filter((id) => id > base)).toHaveLength(due.length)
+        }
+      }),
+      { numRuns: 100 },
+    )
   })
 })
 
