@@ -113,15 +113,25 @@ export class PostgresPool {
   }
 
   /**
+   * Runs a script of statements that take no values on a pooled connection,
+   * in one round trip, retrying transient failures; returns the rows of the last one.
+   *
+   * @throws a typed persistence error carrying the driver's error as `cause`.
+   */
+  async script(text: string): Promise<pg.QueryResultRow[]> {
+    const results = await this.retrying(() => this.pool.query(text))
+    // pg returns an array of results for a script of several statements.
+    return ([] as pg.QueryResult[]).concat(results).at(-1)?.rows ?? []
+  }
+
+  /**
    * Runs `body` in a transaction that `begin` starts, and commits it. Failures
    * before the commit is sent are retried when transient; a connection lost
    * while committing is not, because the commit may have happened.
    *
-   * @param cleanup Run on the same connection after a failure rolled the
-   * transaction back, e.g. to release a session lock the body took.
    * @throws a typed persistence error; OperationalError when the outcome is unknown.
    */
-  async transaction<T>(begin: string, body: (run: Run) => Promise<T>, cleanup?: string): Promise<T> {
+  async transaction<T>(begin: string, body: (run: Run) => Promise<T>): Promise<T> {
     return this.#onConnection(async (client, committing) => {
       await client.query(begin)
       const result = await body((text, values) =>
@@ -130,7 +140,7 @@ export class PostgresPool {
       committing()
       await client.query('COMMIT')
       return result
-    }, cleanup)
+    })
   }
 
   /**
@@ -138,29 +148,21 @@ export class PostgresPool {
    * failure to get a connection is retried: once the statement is sent, a
    * lost connection leaves its outcome unknown.
    *
-   * @param cleanup Run on the same connection after the statement failed.
    * @throws a typed persistence error; OperationalError when the outcome is unknown.
    */
-  async write<R extends pg.QueryResultRow>(
-    text: string,
-    values: unknown[],
-    cleanup?: string,
-  ): Promise<pg.QueryResult<R>> {
+  async write<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     return this.#onConnection((client, committing) => {
       committing()
       return client.query<R>({ name: this.#name(text), text, values })
-    }, cleanup)
+    })
   }
 
   /**
    * Runs `work` on a pooled connection, retrying transient failures that
    * happen before `work` says it is committing. After a failure the
-   * connection is rolled back and cleaned up, or destroyed if it cannot be.
+   * connection is rolled back, or destroyed if it cannot be.
    */
-  async #onConnection<T>(
-    work: (client: pg.PoolClient, committing: () => void) => Promise<T>,
-    cleanup: string | undefined,
-  ): Promise<T> {
+  async #onConnection<T>(work: (client: pg.PoolClient, committing: () => void) => Promise<T>): Promise<T> {
     return this.retrying(async () => {
       const client = await this.pool.connect()
       // The pool listens for errors of idle connections only. A connection
@@ -178,13 +180,12 @@ export class PostgresPool {
         return result
       } catch (error) {
         // ROLLBACK outside a transaction (after an autocommit statement) only warns.
-        await client.query(cleanup === undefined ? 'ROLLBACK' : `ROLLBACK; ${cleanup}`).then(
+        await client.query('ROLLBACK').then(
           () => {
             client.off('error', ignore)
             client.release()
           },
-          // A connection that cannot roll back is destroyed, so it keeps the
-          // listener; the server then ends its session and its locks.
+          // A connection that cannot roll back is destroyed, so it keeps the listener.
           () => client.release(true),
         )
         // A serialization failure or deadlock reported at COMMIT means the

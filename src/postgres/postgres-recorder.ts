@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import { type CommitSignal, CommitSignals, followLog, waitForTracking } from '../persistence/commit-signal.js'
-import { ProgrammingError } from '../persistence/errors.js'
+import { errorCode, ProgrammingError } from '../persistence/errors.js'
 import { type ApplicationTables, applicationTables, validIdentifier } from '../persistence/identifiers.js'
 import type {
   AggregateRecorder,
@@ -33,10 +33,14 @@ import { Announcer, WriteQueue } from './postgres-writes.js'
 const DEFAULT_POLL_MS = 2000
 const DEFAULT_SUBSCRIPTION_RETRY_MS = 60_000
 const DEFAULT_SETTLE_MS = 2000
+// How a read waits for a gap (see PostgresProcessRecorder): this many quick
+// looks (1, 2, 4, ... ms apart), then the exclusive lock, waiting for it at
+// most MAX_BARRIER_MS at a time and pausing BARRIER_PAUSE_MS between tries.
+const QUICK_LOOKS = 4
+const MAX_BARRIER_MS = 100
+const BARRIER_PAUSE_MS = 50
 // The least time between two NOTIFYs of one backend object for one table.
 const NOTIFY_INTERVAL_MS = 50
-// Pauses of a read waiting for notifications to settle: 1 ms, doubling up to this.
-const MAX_SETTLE_PAUSE_MS = 50
 
 /** The part shared by both recorders: one table of stored events, keyed by originator and version. */
 export class PostgresEventTable {
@@ -111,42 +115,43 @@ export class PostgresAggregateRecorder extends PostgresEventTable implements Agg
  * an id <= N). The danger is that an id drawn from a sequence at insert
  * becomes visible only at commit, so a transaction that drew a lower id can
  * commit after one that drew a higher id, and a reader in between sees the
- * higher id first. Here writers draw ids one at a time but commit side by
- * side, and readers return only notifications that are settled:
+ * higher id first. Here writers insert and commit side by side, and readers
+ * return only notifications that are settled, with proof from the database:
  *
- * 1. Every statement that inserts events takes a session-level advisory lock
- *    of the table (the write lock) before it inserts anything, and releases it
- *    once every row is inserted, before the commit. It is its transaction's
- *    first write, so the transaction's id (xid) is assigned under the lock;
- *    each row records it (`transaction_id`). Ids come from a sequence with
- *    cache 1, drawn only under the lock. So of two writers, the one that drew
- *    lower ids has the lower xid, and each writer's ids follow one another.
- * 2. A reader's statement takes a snapshot, whose `xmin` is the oldest xid
- *    still running: every transaction with a lower xid has committed (and is
- *    visible) or rolled back. A row whose `transaction_id` is below `xmin` is
- *    settled: every writer that drew a lower id has a lower xid still, so it
- *    has ended, and its rows, if committed, are visible to this statement.
- * 3. A row is also settled when it follows a settled row, or the reader's
- *    starting point, without a gap in the ids: no id in between remains to be
- *    committed. This keeps a transaction that runs long elsewhere in the
- *    server (which holds `xmin` back) from holding back a log that has no gaps.
- * 4. Readers return the settled rows, which come first in id order (by 1, a
- *    row that is not settled has a higher xid, so higher ids, than every row
- *    settled by its xid), and stop at the first row that is not. When one is
- *    there (an id before it still being committed, or a gap left by a rolled
- *    back write that an older transaction still hides), a read waits for it
- *    to settle, up to `settleMs`, and otherwise returns what precedes it. A
- *    gap is passed over only once the database shows that nothing can fill
- *    it: proof by transaction visibility, never by time passing.
+ * 1. Every statement that inserts events first takes the table's advisory
+ *    lock (the write lock) in shared mode, before any row, so before any id
+ *    is drawn, and holds it until its transaction ends. Writers do not block
+ *    each other: shared mode does not conflict with itself.
+ * 2. A row is settled when every id from the reader's starting point up to
+ *    its own is visible: there is no gap before it, so nothing can later
+ *    appear below it. Reading a log without gaps needs nothing more.
+ * 3. A gap is an id drawn by a transaction that is still running, or one that
+ *    rolled back (a failed save), which no commit can fill. To pass a gap, a
+ *    reader takes the write lock in exclusive mode, which PostgreSQL grants
+ *    once every transaction that held it in shared mode has ended (new
+ *    writers wait meanwhile), reads the sequence's last value R (the highest
+ *    id drawn so far, cache 1), and lets go at once. Every id up to R was
+ *    drawn under the shared lock, so by a transaction that has now ended: a
+ *    later statement sees all of those that committed, and the other ids up
+ *    to R never will be. Rows up to R are settled (R is kept: it only grows).
+ * 4. Readers return the settled rows in id order and stop at the first one
+ *    that is not. When a committed row follows a gap, a read first waits a
+ *    few milliseconds for the gap to fill (a writer committing), then takes
+ *    the exclusive lock as in 3, waiting at most 100 ms at a time so as not
+ *    to hold up writers for long, until `settleMs` has passed; then it
+ *    returns what precedes the gap. A gap is passed over only when the
+ *    database shows that nothing can fill it: proof by serialisation, never
+ *    by time passing.
  *
- * Writers thus wait for each other only while inserting, and their commits,
- * each waiting for its WAL to be flushed, overlap. The writes of one backend
- * object are also coalesced by its {@link WriteQueue}. Writes that bypass
- * this library must take the same lock (see `writeLockKey` in postgres-schema.ts).
+ * Writes that bypass this library must take the same lock (see
+ * `writeLockKey` in postgres-schema.ts). The writes of one backend object are
+ * also coalesced by its {@link WriteQueue}.
  */
 export class PostgresProcessRecorder extends PostgresEventTable implements ProcessRecorder {
   readonly #notifications: NotificationSql
   readonly #tracking: TrackingSql
+  // Every id up to this one is resolved: visible if committed, and never otherwise.
+  #resolved = 0
 
   /**
    * Makes the recorder of an application's events and tracking tables.
@@ -156,7 +161,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
    * @param options.listen Starts listening for the commits of other connections.
    * @param options.pollMs How often waiters look for commits in case a notification was missed.
    * @param options.subscriptionRetryMs How long a subscription's queries may keep failing before it ends.
-   * @param options.settleMs How long a read waits for committed notifications to settle.
+   * @param options.settleMs How long a read waits for a gap to be filled or shown to be empty.
    */
   constructor(
     pool: PostgresPool,
@@ -195,8 +200,8 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
   /**
    * Returns notifications in increasing id order, filtered as the options say;
    * empty when none. Only settled notifications are returned (see above): when
-   * a committed one is not yet settled, this waits for it up to `settleMs`
-   * (default 2,000 ms), then returns those before it.
+   * a committed one follows a gap, this waits for the gap to be filled or shown
+   * to be empty, up to `settleMs` (default 2,000 ms), then returns those before it.
    */
   async selectNotifications(options: SelectNotificationsOptions, signal?: AbortSignal): Promise<Notification[]> {
     const { start, inclusiveOfStart = true, stop, topics, limit } = options
@@ -205,30 +210,51 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
     const to = stop ?? Number.MAX_SAFE_INTEGER
     const deadline = Date.now() + this.options.settleMs
     const selected: Notification[] = []
-    for (let pause = 1; ; pause = Math.min(2 * pause, MAX_SETTLE_PAUSE_MS)) {
+    for (let attempt = 0; ; attempt++) {
       const page = await this.#settled(from, to, limit - selected.length, topics)
       selected.push(...page.notifications)
-      if (!page.unsettled || selected.length >= limit || Date.now() >= deadline || signal?.aborted) return selected
+      const left = deadline - Date.now()
+      if (!page.gap || selected.length >= limit || left <= 0 || signal?.aborted) return selected
       // Everything up to the last one returned is settled: the next query starts after it.
       from = (selected.at(-1)?.id ?? from - 1) + 1
-      await delay(pause)
+      // A writer still committing usually fills the gap within milliseconds.
+      if (attempt < QUICK_LOOKS && 2 ** attempt < left / 2) await delay(2 ** attempt)
+      else if (!(await this.#resolve(Math.min(left, MAX_BARRIER_MS)))) await delay(Math.min(left, BARRIER_PAUSE_MS))
     }
   }
 
-  /** Returns the settled notifications of a range, and whether an unsettled one follows them. */
+  /** Returns the settled notifications of a range, and whether a gap follows them. */
   async #settled(
     from: number,
     to: number,
     limit: number,
     topics: readonly string[] | undefined,
-  ): Promise<{ notifications: Notification[]; unsettled: boolean }> {
+  ): Promise<{ notifications: Notification[]; gap: boolean }> {
+    const values = [from, to, limit, this.#resolved]
     const { rows } =
       topics && topics.length > 0
-        ? await this.pool.query<Row>(this.#notifications.selectNotificationsByTopic, [from, to, limit, topics])
-        : await this.pool.query<Row>(this.#notifications.selectNotifications, [from, to, limit])
-    const unsettled = rows.at(-1)?.settled === false
-    if (unsettled) rows.pop()
-    return { notifications: rows.map(({ settled: _, ...notification }) => notification), unsettled }
+        ? await this.pool.query<Row>(this.#notifications.selectNotificationsByTopic, [...values, topics])
+        : await this.pool.query<Row>(this.#notifications.selectNotifications, values)
+    const gap = rows.at(-1)?.settled === false
+    if (gap) rows.pop()
+    return { notifications: rows.map(({ settled: _, ...notification }) => notification), gap }
+  }
+
+  /**
+   * Waits up to `timeoutMs` until no transaction that may draw ids is running,
+   * and raises the resolved id (see above).
+   *
+   * @returns false if the time ran out first.
+   */
+  async #resolve(timeoutMs: number): Promise<boolean> {
+    try {
+      const results = (await this.pool.script(this.#notifications.barrier(timeoutMs))) as { resolved: number }[]
+      this.#resolved = Math.max(this.#resolved, results[0]?.resolved ?? 0)
+      return true
+    } catch (error) {
+      if (errorCode((error as Error).cause) === '55P03') return false
+      throw error
+    }
   }
 
   /** Returns the highest notification id recorded, or 0 when the log is empty. */
@@ -340,16 +366,17 @@ export interface PostgresOptions {
   readonly idleTimeoutMs?: number
   /** Statements running longer than this are cancelled by the server (default: no limit). */
   readonly statementTimeoutMs?: number
-  /** Waits for a lock longer than this fail (default: no limit). Writers wait for each other's write lock while inserting. */
+  /** Waits for a lock longer than this fail (default: no limit). Writers may wait briefly for a reader passing a gap. */
   readonly lockTimeoutMs?: number
   /** Create missing tables (and the schema) when an application opens its recorders (default true). */
   readonly createTables?: boolean
   /** How often subscriptions and waits look for commits in case a notification was missed (default 2,000 ms). */
   readonly pollMs?: number
   /**
-   * How long a read of the notification log waits for a committed
-   * notification to settle (until every transaction that could still commit
-   * a lower id has ended) before it returns the ones before it (default 2,000 ms).
+   * How long a read of the notification log that finds a gap before a
+   * committed notification waits for the gap to be filled or shown to be
+   * empty (every transaction that could still fill it has ended), before it
+   * returns the notifications before the gap (default 2,000 ms).
    */
   readonly settleMs?: number
   /**

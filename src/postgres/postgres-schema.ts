@@ -46,11 +46,10 @@ export interface CreateTablesSql {
  * several processes can otherwise fail on the unique index of the type catalog.
  *
  * The notification id is an identity column on a sequence with the default
- * cache of 1, so ids are drawn in one global order, one after another (a
- * per-session cache would hand out ids out of order across sessions, and
- * break the proof in postgres-recorder.ts); `transaction_id` is the id of the
- * transaction that wrote the row. There is no index on topic: readers page
- * through the log in id order, which the primary key serves.
+ * cache of 1, so ids are drawn in one global order, and the sequence's last
+ * value is the highest id drawn (a per-session cache would break both, and
+ * the proof in postgres-recorder.ts). There is no index on topic: readers
+ * page through the log in id order, which the primary key serves.
  */
 export function createTablesSql(schema: string | undefined, tables: ApplicationTables): CreateTablesSql {
   const createSchema =
@@ -64,7 +63,6 @@ CREATE TABLE IF NOT EXISTS ${qualified(schema, tables.events)} (
   originator_version INTEGER NOT NULL,
   topic TEXT NOT NULL,
   state BYTEA NOT NULL,
-  transaction_id XID8 NOT NULL DEFAULT pg_current_xact_id(),
   UNIQUE (originator_id, originator_version)
 );
 CREATE TABLE IF NOT EXISTS ${qualified(schema, tables.snapshots)} (
@@ -141,9 +139,8 @@ export function oneEvent(event: StoredEvent): unknown[] {
 }
 
 /**
- * Returns the key of the session-level advisory lock under which the ids of
- * an events table are drawn: 64 bits of a hash of its qualified name, the
- * same in every process.
+ * Returns the key of the advisory lock of an events table (the write lock):
+ * 64 bits of a hash of its qualified name, the same in every process.
  */
 export function writeLockKey(schema: string | undefined, table: string): bigint {
   const digest = createHash('sha256')
@@ -156,15 +153,19 @@ export function writeLockKey(schema: string | undefined, table: string): bigint 
 export interface NotificationSql {
   /**
    * Parameters: see {@link oneEvent}. Records one event and returns its `id`.
-   * The statement takes the write lock, inserts, and releases the lock (see
-   * postgres-recorder.ts), so it must be the first write of its transaction;
-   * if it fails, the lock may still be held: run `unlock`.
+   * It first takes the write lock in shared mode, for the rest of its
+   * transaction (see postgres-recorder.ts).
    */
   readonly insertEvent: string
   /** Like `insertEvent` for any number of events (parameters: see {@link columns}); returns their ids in input order. */
   readonly insertEvents: string
-  /** Releases the write lock if this session holds it (after a failed insert); harmless otherwise. */
-  readonly unlock: string
+  /**
+   * Waits up to the given milliseconds for the write lock in exclusive mode,
+   * that is until every transaction that holds it in shared mode has ended,
+   * and returns `{ resolved }`: the highest id drawn so far, or 0 (see
+   * postgres-recorder.ts). Fails with SQLSTATE 55P03 when the time runs out.
+   */
+  readonly barrier: (timeoutMs: number) => string
   /**
    * Wakes the subscribers of other processes (they LISTEN on the channel), in
    * a transaction of its own that does not wait for its WAL to be flushed: a
@@ -173,14 +174,14 @@ export interface NotificationSql {
    */
   readonly notify: string
   /**
-   * Parameters: ids at least, ids at most, limit. Returns up to `limit`
-   * notifications with a `settled` column: the settled ones (see
-   * postgres-recorder.ts) in id order, then, when there is a committed
-   * notification after them that is not yet settled, one more row for it with
-   * `settled` false and no state.
+   * Parameters: ids at least, ids at most, limit, resolved (every id up to it
+   * is resolved). Returns up to `limit` notifications with a `settled` column:
+   * the settled ones (see postgres-recorder.ts) in id order, then, when a
+   * committed notification follows them after a gap, one more row for it
+   * with `settled` false and no state.
    */
   readonly selectNotifications: string
-  /** Like `selectNotifications`, filtered by topic; the fourth parameter is the topics as a text array. */
+  /** Like `selectNotifications`, filtered by topic; the fifth parameter is the topics as a text array. */
   readonly selectNotificationsByTopic: string
   /** Returns one row `{ max }`: the highest committed id, settled or not; 0 when the log is empty. */
   readonly maxNotificationId: string
@@ -190,45 +191,40 @@ export interface NotificationSql {
 export function notificationSql(schema: string | undefined, table: string): NotificationSql {
   const name = qualified(schema, table)
   const key = writeLockKey(schema, table)
-  // Both statements first take the lock: the CTE is scanned by the insert, so
-  // no row is inserted (no id drawn, no transaction id assigned) before it.
-  // The lock is released in the projection of a row that exists only once
-  // every row is inserted: after the insert, before the commit.
-  const locked = `WITH locked AS MATERIALIZED (SELECT pg_advisory_lock(${key})::text)`
+  // The lock is taken in a CTE that the insert scans, so before any row is
+  // inserted, which is when ids are drawn.
+  const locked = `WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(${key})::text)`
   const into = `INSERT INTO ${name} (originator_id, originator_version, topic, state)`
   const fields = `notification_id AS id, originator_id AS "originatorId", originator_version AS "originatorVersion", topic`
-  // The transaction ids below the oldest one still running in the statement's snapshot.
-  const finished = '(SELECT pg_snapshot_xmin(pg_current_snapshot()))'
-  const range = 'notification_id >= $1::bigint AND notification_id <= $2::bigint'
-  // The last settled id by transaction id, or the one before the start: the
-  // rows after it are settled while their ids follow on without a gap.
-  const start = `(SELECT COALESCE(max(notification_id), $1::bigint - 1) FROM ${name}
-    WHERE ${range} AND transaction_id < ${finished})`
+  // Rows up to the resolved id are settled; after it (or after the start),
+  // a row is settled while every id before it is there: its row number
+  // counts them.
+  const base = 'greatest($4::bigint, $1::bigint - 1)'
   const select = (topics: string) => `(SELECT ${fields}, state, true AS settled FROM ${name}
-  WHERE ${range} AND transaction_id < ${finished}${topics}
+  WHERE notification_id >= $1::bigint AND notification_id <= least($2::bigint, $4::bigint)${topics}
   ORDER BY notification_id LIMIT $3)
 UNION ALL
-(SELECT id, "originatorId", "originatorVersion", topic, CASE WHEN gaps = 0 THEN state END, gaps = 0 FROM (
-  SELECT *, count(*) FILTER (WHERE NOT follows) OVER (ORDER BY id) AS gaps FROM (
-    SELECT ${fields}, state, notification_id = 1 + lag(notification_id, 1, ${start}) OVER (ORDER BY notification_id) AS follows
-    FROM ${name}
-    WHERE notification_id > ${start} AND notification_id <= $2::bigint
-  ) AS unfinished
-) AS checked
-WHERE (gaps = 0${topics}) OR (gaps = 1 AND NOT follows)
+(SELECT id, "originatorId", "originatorVersion", topic, CASE WHEN id = ${base} + n THEN state END, id = ${base} + n
+FROM (
+  SELECT ${fields}, state, row_number() OVER w AS n, lag(notification_id, 1, ${base}) OVER w AS previous
+  FROM ${name}
+  WHERE notification_id > ${base} AND notification_id <= $2::bigint
+  WINDOW w AS (ORDER BY notification_id)
+) AS unresolved
+WHERE (id = ${base} + n${topics}) OR (id > ${base} + n AND previous = ${base} + n - 1)
 ORDER BY id LIMIT $3)
 ORDER BY id LIMIT $3`
+  const sequence = `pg_get_serial_sequence('${name}', 'notification_id')::regclass`
   return {
-    insertEvent: `${locked}, inserted AS (${into} SELECT $1::text, $2::int, $3::text, $4::bytea FROM locked RETURNING notification_id)
-SELECT notification_id AS id, pg_advisory_unlock(${key}) FROM inserted`,
+    insertEvent: `${locked} ${into} SELECT $1::text, $2::int, $3::text, $4::bytea FROM locked RETURNING notification_id AS id`,
     insertEvents: `${locked}, inserted AS (${into} ${rowsOf('locked, ')} RETURNING notification_id)
-SELECT unnest(ids) AS id FROM (
-  SELECT array_agg(notification_id ORDER BY notification_id) AS ids, pg_advisory_unlock(${key}) FROM inserted
-) AS done`,
-    unlock: `SELECT pg_advisory_unlock(${key})`,
+SELECT notification_id AS id FROM inserted ORDER BY notification_id`,
+    barrier: (timeoutMs) => `SET LOCAL lock_timeout = ${Math.max(1, Math.ceil(timeoutMs))};
+WITH barrier AS MATERIALIZED (SELECT pg_advisory_xact_lock(${key})::text)
+SELECT COALESCE(pg_sequence_last_value(${sequence}), 0) AS resolved FROM barrier`,
     notify: `SET LOCAL synchronous_commit TO off; SELECT pg_notify('${channelName(schema, table)}', '')`,
     selectNotifications: select(''),
-    selectNotificationsByTopic: select(' AND topic = ANY($4::text[])'),
+    selectNotificationsByTopic: select(' AND topic = ANY($5::text[])'),
     maxNotificationId: `SELECT COALESCE(MAX(notification_id), 0) AS max FROM ${name}`,
   }
 }

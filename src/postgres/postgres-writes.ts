@@ -26,10 +26,9 @@ const MAX_GROUP_EVENTS = 10_000
 /**
  * The writes of one application through one backend object, coalesced.
  *
- * Ids are drawn only under the table's write lock (see the proof in
- * postgres-recorder.ts), which is released before the commit, so that
- * writers in different processes commit, and flush the WAL, side by side.
- * Within one backend object, the writes that arrive while a transaction runs
+ * Writers in different processes insert and commit side by side (see
+ * postgres-recorder.ts for why no reader can skip an event). Within one
+ * backend object, the writes that arrive while a transaction runs
  * wait here, and the next transaction writes all of them at once: one
  * multi-row insert, their tracking records, one commit.
  *
@@ -156,7 +155,7 @@ export class WriteQueue {
         ? [this.#notifications.insertEvent, oneEvent(events[0]!)]
         : [this.#notifications.insertEvents, columns(events)]
     return this.#duplicates(async () => {
-      const { rows } = await this.pool.write<{ id: number }>(text, values, this.#notifications.unlock)
+      const { rows } = await this.pool.write<{ id: number }>(text, values)
       return rows.map((row) => row.id)
     })
   }
@@ -164,21 +163,16 @@ export class WriteQueue {
   /** Writes a group in one transaction and returns the ids of each write's events. */
   #transaction(group: readonly Write[]): Promise<number[][]> {
     const events = group.flatMap((write) => write.events)
-    // The insert comes first: it must be the transaction's first write (see postgres-recorder.ts).
-    return this.pool.transaction(
-      'BEGIN',
-      async (run) => {
-        const ids = events.length > 0 ? await this.#insert(run, events) : []
-        for (const { tracking } of group) if (tracking) await this.#track(run, tracking)
-        let offset = 0
-        return group.map((write) => {
-          const start = offset
-          offset += write.events.length
-          return ids.slice(start, offset)
-        })
-      },
-      this.#notifications.unlock,
-    )
+    return this.pool.transaction('BEGIN', async (run) => {
+      const ids = events.length > 0 ? await this.#insert(run, events) : []
+      for (const { tracking } of group) if (tracking) await this.#track(run, tracking)
+      let offset = 0
+      return group.map((write) => {
+        const start = offset
+        offset += write.events.length
+        return ids.slice(start, offset)
+      })
+    })
   }
 
   #insert(run: Run, events: readonly StoredEvent[]): Promise<number[]> {
