@@ -39,8 +39,7 @@ const DEFAULT_SETTLE_MS = 2000
 const QUICK_LOOKS = 4
 const MAX_BARRIER_MS = 100
 const BARRIER_PAUSE_MS = 50
-// The least time between two NOTIFYs of one backend object for one table.
-const NOTIFY_INTERVAL_MS = 50
+const DEFAULT_NOTIFY_INTERVAL_MS = 250
 
 /** The part shared by both recorders: one table of stored events, keyed by originator and version. */
 export class PostgresEventTable {
@@ -380,6 +379,15 @@ export interface PostgresOptions {
    */
   readonly settleMs?: number
   /**
+   * The least time between two NOTIFYs that one backend object sends for one
+   * application, to wake subscribers in other processes (default 250 ms). The
+   * first commit after a quiet spell is announced at once; while commits keep
+   * coming, they are announced together at the end of each interval. Each
+   * NOTIFY is a small transaction of its own, so 0 (every commit) costs
+   * throughput when many processes write.
+   */
+  readonly notifyIntervalMs?: number
+  /**
    * How long a subscription keeps trying while its queries fail with
    * OperationalError (the server restarting or unreachable), before it ends
    * with OperationalError (default 60,000 ms). Saves are not affected: they
@@ -418,6 +426,7 @@ class PostgresPersistence implements Persistence {
   readonly #schema: string | undefined
   readonly #createTables: boolean
   readonly #timing: { readonly pollMs: number; readonly subscriptionRetryMs: number; readonly settleMs: number }
+  readonly #notifyIntervalMs: number
   readonly #commits = new CommitSignals()
   #shared: Promise<Shared> | undefined
 
@@ -425,9 +434,10 @@ class PostgresPersistence implements Persistence {
   constructor(options: PostgresOptions) {
     const { schema, createTables = true, pollMs = DEFAULT_POLL_MS } = options
     const { subscriptionRetryMs = DEFAULT_SUBSCRIPTION_RETRY_MS, settleMs = DEFAULT_SETTLE_MS } = options
+    const { notifyIntervalMs = DEFAULT_NOTIFY_INTERVAL_MS } = options
     if (schema !== undefined) validIdentifier(schema, 'schema name')
     if (!(pollMs > 0)) throw new ProgrammingError(`pollMs must be positive, got ${pollMs}`)
-    for (const [name, value] of Object.entries({ subscriptionRetryMs, settleMs })) {
+    for (const [name, value] of Object.entries({ subscriptionRetryMs, settleMs, notifyIntervalMs })) {
       if (!Number.isSafeInteger(value) || value < 0) {
         throw new ProgrammingError(`${name} must be a non-negative integer, got ${value}`)
       }
@@ -436,6 +446,7 @@ class PostgresPersistence implements Persistence {
     this.#schema = schema
     this.#createTables = createTables
     this.#timing = { pollMs, subscriptionRetryMs, settleMs }
+    this.#notifyIntervalMs = notifyIntervalMs
   }
 
   async open(applicationName: string): Promise<Recorders> {
@@ -468,7 +479,7 @@ class PostgresPersistence implements Persistence {
       // The signal is looked up on each commit: the recorders that made the
       // queue may have closed, and later ones hold a new signal for the channel.
       const notify = notificationSql(schema, tables.events).notify
-      const announcer = new Announcer(() => shared.pool.pool.query(notify), NOTIFY_INTERVAL_MS)
+      const announcer = new Announcer(() => shared.pool.pool.query(notify), this.#notifyIntervalMs)
       const onCommit = () => {
         const current = this.#commits.acquire(channel)
         current.signal.notify()
