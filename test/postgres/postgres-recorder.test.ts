@@ -178,8 +178,8 @@ describe('postgres: coalesced writes', () => {
     const { events } = await open(backend())
     const ids = await Promise.all(Array.from({ length: 50 }, (_, i) => events.insertEvents([event(`a${i}`, 1)])))
     expect(new Set(ids.flat()).size).toBe(50)
-    // A row's xmin is the id of the transaction that wrote it, assigned at its
-    // first insert, so under the write lock: xmin order is id order.
+    // A row's xmin is the id of the transaction that wrote it; one backend
+    // object runs one write transaction at a time, so xmin order is id order.
     const { rows } = await admin<{ id: string; tx: string }>(
       `SELECT notification_id AS id, xmin::text AS tx FROM ${eventsTable()} ORDER BY notification_id`,
     )

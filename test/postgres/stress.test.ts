@@ -1,5 +1,5 @@
 // Stress of the PostgreSQL backend: many backend objects (so many pools and
-// write queues, racing for the table lock on separate connections) writing
+// write queues, inserting and committing side by side on separate connections) writing
 // while subscriptions and a paging reader follow the log.
 
 import { setTimeout as delay } from 'node:timers/promises'
