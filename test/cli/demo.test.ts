@@ -1,6 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
@@ -47,8 +46,13 @@ describe('eventsourcing demo, in process', () => {
 
 describe('eventsourcing demo, the built bin', () => {
   beforeAll(() => {
-    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
-    execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'pipe' })
+    execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'pipe' })
+  })
+
+  it('is an executable file, as `npx eventsourcing` runs it', () => {
+    const result = spawnSync(bin, ['--help'], { encoding: 'utf8' })
+    expect(result.error).toBeUndefined()
+    expect(result.status).toBe(0)
   })
 
   it('runs with --db and exits with 0', () => {
