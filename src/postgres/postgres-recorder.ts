@@ -35,10 +35,12 @@ const DEFAULT_SUBSCRIPTION_RETRY_MS = 60_000
 const DEFAULT_SETTLE_MS = 2000
 // How a read waits for a gap (see PostgresProcessRecorder): this many quick
 // looks (1, 2, 4, ... ms apart), then the exclusive lock, waiting for it at
-// most MAX_BARRIER_MS at a time and pausing BARRIER_PAUSE_MS between tries.
+// most MAX_BARRIER_MS at a time, pausing FIRST_BARRIER_PAUSE_MS after the
+// first try that runs out, then twice as long after each next one, so that
+// a writer that runs long holds up the others for a shrinking share of time.
 const QUICK_LOOKS = 4
-const MAX_BARRIER_MS = 100
-const BARRIER_PAUSE_MS = 50
+const MAX_BARRIER_MS = 50
+const FIRST_BARRIER_PAUSE_MS = 50
 const DEFAULT_NOTIFY_INTERVAL_MS = 250
 
 /** The part shared by both recorders: one table of stored events, keyed by originator and version. */
@@ -136,9 +138,9 @@ export class PostgresAggregateRecorder extends PostgresEventTable implements Agg
  * 4. Readers return the settled rows in id order and stop at the first one
  *    that is not. When a committed row follows a gap, a read first waits a
  *    few milliseconds for the gap to fill (a writer committing), then takes
- *    the exclusive lock as in 3, waiting at most 100 ms at a time so as not
- *    to hold up writers for long, until `settleMs` has passed; then it
- *    returns what precedes the gap. A gap is passed over only when the
+ *    the exclusive lock as in 3, waiting at most 50 ms at a time so as not
+ *    to hold up writers for long, with pauses that double between tries,
+ *    until `settleMs` has passed; then it returns what precedes the gap. A gap is passed over only when the
  *    database shows that nothing can fill it: proof by serialisation, never
  *    by time passing.
  *
@@ -209,6 +211,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
     const to = stop ?? Number.MAX_SAFE_INTEGER
     const deadline = Date.now() + this.options.settleMs
     const selected: Notification[] = []
+    let pause = FIRST_BARRIER_PAUSE_MS
     for (let attempt = 0; ; attempt++) {
       const page = await this.#settled(from, to, limit - selected.length, topics)
       selected.push(...page.notifications)
@@ -218,7 +221,10 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
       from = (selected.at(-1)?.id ?? from - 1) + 1
       // A writer still committing usually fills the gap within milliseconds.
       if (attempt < QUICK_LOOKS && 2 ** attempt < left / 2) await delay(2 ** attempt)
-      else if (!(await this.#resolve(Math.min(left, MAX_BARRIER_MS)))) await delay(Math.min(left, BARRIER_PAUSE_MS))
+      else if (!(await this.#resolve(Math.min(left, MAX_BARRIER_MS)))) {
+        await delay(Math.min(left, pause))
+        pause *= 2
+      }
     }
   }
 

@@ -304,7 +304,7 @@ describe('postgres: interleaved transactions', () => {
     expect((await reading).map((n) => n.id)).toEqual([slowId, fast])
   })
 
-  it('a reader passing a gap holds up new saves only while it waits for the writers in flight, at most 100 ms at a time', async () => {
+  it('a reader passing a gap holds up new saves only while it waits for the writers in flight, at most 50 ms at a time', async () => {
     const { events } = await open(backend({ settleMs: 10_000 }))
     const slow = await slowWriter()
     const slowId = await slow.draw('slow')
