@@ -11,4 +11,5 @@ export {
   postgresProjectionStore,
 } from './postgres-projection-store.js'
 export { fromEnvironment, type PostgresOptions, postgres } from './postgres-recorder.js'
+export { writeLockKey } from './postgres-schema.js'
 export type { PostgresConnectionOptions } from './postgres-settings.js'

@@ -132,7 +132,7 @@ export class PostgresPool {
    * @throws a typed persistence error; OperationalError when the outcome is unknown.
    */
   async transaction<T>(begin: string, body: (run: Run) => Promise<T>): Promise<T> {
-    return this.#onConnection(async (client, committing) => {
+    return this.#onConnection(true, async (client, committing) => {
       await client.query(begin)
       const result = await body((text, values) =>
         values === undefined ? client.query(text) : client.query({ name: this.#name(text), text, values }),
@@ -151,7 +151,7 @@ export class PostgresPool {
    * @throws a typed persistence error; OperationalError when the outcome is unknown.
    */
   async write<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
-    return this.#onConnection((client, committing) => {
+    return this.#onConnection(false, (client, committing) => {
       committing()
       return client.query<R>({ name: this.#name(text), text, values })
     })
@@ -160,9 +160,14 @@ export class PostgresPool {
   /**
    * Runs `work` on a pooled connection, retrying transient failures that
    * happen before `work` says it is committing. After a failure the
-   * connection is rolled back, or destroyed if it cannot be.
+   * connection's transaction is rolled back (when `inTransaction`: an
+   * autocommit statement that failed has already rolled back its own), and a
+   * connection that failed or cannot roll back is destroyed.
    */
-  async #onConnection<T>(work: (client: pg.PoolClient, committing: () => void) => Promise<T>): Promise<T> {
+  async #onConnection<T>(
+    inTransaction: boolean,
+    work: (client: pg.PoolClient, committing: () => void) => Promise<T>,
+  ): Promise<T> {
     return this.retrying(async () => {
       const client = await this.pool.connect()
       // The pool listens for errors of idle connections only. A connection
@@ -179,13 +184,17 @@ export class PostgresPool {
         client.release()
         return result
       } catch (error) {
-        // ROLLBACK outside a transaction (after an autocommit statement) only warns.
-        await client.query('ROLLBACK').then(
+        const rolledBack = isTransient(error)
+          ? Promise.reject(error)
+          : inTransaction
+            ? client.query('ROLLBACK')
+            : Promise.resolve()
+        await rolledBack.then(
           () => {
             client.off('error', ignore)
             client.release()
           },
-          // A connection that cannot roll back is destroyed, so it keeps the listener.
+          // A connection that is destroyed keeps the listener.
           () => client.release(true),
         )
         // A serialization failure or deadlock reported at COMMIT means the
@@ -409,6 +418,11 @@ const TRANSIENT_CODES = new Set([
   '40P01', // deadlock_detected
   '53300', // too_many_connections
 ])
+
+/** Returns the SQLSTATE of a driver error, or of the driver error a persistence error carries as `cause`. */
+export function sqlState(error: unknown): string | undefined {
+  return errorCode(error) ?? errorCode((error as { cause?: unknown } | undefined)?.cause)
+}
 
 /** Returns true for failures that a later attempt may not meet: lost connections, a restarting server, a serialization failure. */
 export function isTransient(error: unknown): boolean {

@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import { type CommitSignal, CommitSignals, followLog, waitForTracking } from '../persistence/commit-signal.js'
-import { errorCode, ProgrammingError } from '../persistence/errors.js'
+import { ProgrammingError } from '../persistence/errors.js'
 import { type ApplicationTables, applicationTables, validIdentifier } from '../persistence/identifiers.js'
 import type {
   AggregateRecorder,
@@ -14,7 +14,7 @@ import type {
 } from '../persistence/recorder.js'
 import { parseBoolean } from '../persistence/settings.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
-import { type ConnectionSettings, PostgresListener, PostgresPool } from './postgres-pool.js'
+import { type ConnectionSettings, PostgresListener, PostgresPool, sqlState } from './postgres-pool.js'
 import {
   channelName,
   columns,
@@ -33,14 +33,11 @@ import { Announcer, WriteQueue } from './postgres-writes.js'
 const DEFAULT_POLL_MS = 2000
 const DEFAULT_SUBSCRIPTION_RETRY_MS = 60_000
 const DEFAULT_SETTLE_MS = 2000
-// How a read waits for a gap (see PostgresProcessRecorder): this many quick
-// looks (1, 2, 4, ... ms apart), then the exclusive lock, waiting for it at
-// most MAX_BARRIER_MS at a time, pausing FIRST_BARRIER_PAUSE_MS after the
-// first try that runs out, then twice as long after each next one, so that
-// a writer that runs long holds up the others for a shrinking share of time.
+// How a read waits for a gap (see PostgresProcessRecorder): quick looks,
+// then the exclusive lock, waited for FIRST_BARRIER_MS, then twice as long
+// after each time that runs out, with pauses as long between tries.
 const QUICK_LOOKS = 4
-const MAX_BARRIER_MS = 50
-const FIRST_BARRIER_PAUSE_MS = 50
+const FIRST_BARRIER_MS = 50
 const DEFAULT_NOTIFY_INTERVAL_MS = 250
 
 /** The part shared by both recorders: one table of stored events, keyed by originator and version. */
@@ -138,9 +135,12 @@ export class PostgresAggregateRecorder extends PostgresEventTable implements Agg
  * 4. Readers return the settled rows in id order and stop at the first one
  *    that is not. When a committed row follows a gap, a read first waits a
  *    few milliseconds for the gap to fill (a writer committing), then takes
- *    the exclusive lock as in 3, waiting at most 50 ms at a time so as not
- *    to hold up writers for long, with pauses that double between tries,
- *    until `settleMs` has passed; then it returns what precedes the gap. A gap is passed over only when the
+ *    the exclusive lock as in 3 (once is enough: a gap found after that is
+ *    a write begun since), waiting for it 50 ms, then twice as long after
+ *    each time that runs out, with pauses as long between tries, so that
+ *    writers are held up for at most about half of the time, until
+ *    `settleMs` has passed (at least one try is made); then it returns what
+ *    precedes the gap. A gap is passed over only when the
  *    database shows that nothing can fill it: proof by serialisation, never
  *    by time passing.
  *
@@ -211,20 +211,26 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
     const to = stop ?? Number.MAX_SAFE_INTEGER
     const deadline = Date.now() + this.options.settleMs
     const selected: Notification[] = []
-    let pause = FIRST_BARRIER_PAUSE_MS
-    for (let attempt = 0; ; attempt++) {
+    let wait = FIRST_BARRIER_MS
+    for (let look = 0; ; look++) {
       const page = await this.#settled(from, to, limit - selected.length, topics)
       selected.push(...page.notifications)
-      const left = deadline - Date.now()
-      if (!page.gap || selected.length >= limit || left <= 0 || signal?.aborted) return selected
+      if (!page.gap || selected.length >= limit || signal?.aborted) return selected
       // Everything up to the last one returned is settled: the next query starts after it.
       from = (selected.at(-1)?.id ?? from - 1) + 1
+      const left = deadline - Date.now()
       // A writer still committing usually fills the gap within milliseconds.
-      if (attempt < QUICK_LOOKS && 2 ** attempt < left / 2) await delay(2 ** attempt)
-      else if (!(await this.#resolve(Math.min(left, MAX_BARRIER_MS)))) {
-        await delay(Math.min(left, pause))
-        pause *= 2
+      if (look < QUICK_LOOKS && 2 ** look < left / 2) {
+        await delay(2 ** look)
+        continue
       }
+      // One lock taken resolves this gap; a gap found after it is a write begun since, not waited for.
+      if (await this.#resolve(Math.min(Math.max(left, FIRST_BARRIER_MS), wait))) {
+        return [...selected, ...(await this.#settled(from, to, limit - selected.length, topics)).notifications]
+      }
+      if (Date.now() >= deadline) return selected
+      await delay(Math.min(deadline - Date.now(), wait))
+      wait *= 2
     }
   }
 
@@ -257,12 +263,16 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
       this.#resolved = Math.max(this.#resolved, results[0]?.resolved ?? 0)
       return true
     } catch (error) {
-      if (errorCode((error as Error).cause) === '55P03') return false
+      if (sqlState(error) === '55P03') return false
       throw error
     }
   }
 
-  /** Returns the highest notification id recorded, or 0 when the log is empty. */
+  /**
+   * Returns the highest notification id committed, or 0 when the log is
+   * empty. A lower id may still be committing: to follow the log from now
+   * on without missing one, start after the last id a read returned.
+   */
   async maxNotificationId(): Promise<number> {
     return maxOf((await this.pool.query<{ max: number }>(this.#notifications.maxNotificationId, [])).rows)
   }

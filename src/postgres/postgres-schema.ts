@@ -139,8 +139,14 @@ export function oneEvent(event: StoredEvent): unknown[] {
 }
 
 /**
- * Returns the key of the advisory lock of an events table (the write lock):
- * 64 bits of a hash of its qualified name, the same in every process.
+ * Returns the key of the advisory lock of an application's events table (the
+ * write lock): 64 bits of a hash of its qualified name, the same in every
+ * process. A program that inserts into the table without this library must
+ * first take it in shared mode, in the same transaction:
+ * `SELECT pg_advisory_xact_lock_shared(<key>)`; otherwise readers may skip its events.
+ *
+ * @param schema The schema, or undefined for the connection's search path.
+ * @param table The events table, e.g. `dogschool_events`.
  */
 export function writeLockKey(schema: string | undefined, table: string): bigint {
   const digest = createHash('sha256')

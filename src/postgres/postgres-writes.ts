@@ -1,7 +1,7 @@
 import { errorCode, IntegrityError, OperationalError } from '../persistence/errors.js'
 import type { ApplicationTables } from '../persistence/identifiers.js'
 import type { StoredEvent, Tracking } from '../persistence/stored-event.js'
-import type { PostgresPool, Run } from './postgres-pool.js'
+import { type PostgresPool, type Run, sqlState } from './postgres-pool.js'
 import {
   columns,
   type NotificationSql,
@@ -163,9 +163,11 @@ export class WriteQueue {
   /** Writes a group in one transaction and returns the ids of each write's events. */
   #transaction(group: readonly Write[]): Promise<number[][]> {
     const events = group.flatMap((write) => write.events)
+    // Tracking first: a tracking record that is not newer (a notification
+    // delivered again) then fails the transaction before it draws any id.
     return this.pool.transaction('BEGIN', async (run) => {
-      const ids = events.length > 0 ? await this.#insert(run, events) : []
       for (const { tracking } of group) if (tracking) await this.#track(run, tracking)
+      const ids = events.length > 0 ? await this.#insert(run, events) : []
       let offset = 0
       return group.map((write) => {
         const start = offset
@@ -187,9 +189,10 @@ export class WriteQueue {
     try {
       return await insert()
     } catch (error) {
-      if (errorCode(error) !== '23505') throw error
-      const detail = (error as { detail?: string }).detail ?? ''
-      throw new IntegrityError(`An event version is already recorded in ${this.#table}: ${detail}`, { cause: error })
+      if (sqlState(error) !== '23505') throw error
+      const cause = errorCode(error) === undefined ? (error as Error).cause : error
+      const detail = (cause as { detail?: string }).detail ?? ''
+      throw new IntegrityError(`An event version is already recorded in ${this.#table}: ${detail}`, { cause })
     }
   }
 
@@ -219,6 +222,8 @@ export class Announcer {
   #timer: NodeJS.Timeout | undefined
 
   /**
+   * Makes the announcer of one events table.
+   *
    * @param send Sends one NOTIFY.
    * @param intervalMs The least time between two NOTIFYs.
    */
@@ -232,7 +237,8 @@ export class Announcer {
     if (this.#timer !== undefined) return
     const wait = this.#lastSent + this.intervalMs - Date.now()
     if (wait <= 0) this.#sendNow()
-    else this.#timer = setTimeout(() => this.#sendNow(), wait)
+    // Unreferenced: a pending announcement does not keep the process alive (closing sends it).
+    else this.#timer = setTimeout(() => this.#sendNow(), wait).unref()
   }
 
   /** Sends a pending announcement at once, and resolves once every announcement is sent. */

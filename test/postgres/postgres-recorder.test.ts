@@ -335,6 +335,37 @@ describe('postgres: interleaved transactions', () => {
     expect((await reading).at(-1)?.id).toBe(fast)
   })
 
+  it('no id is drawn, by a save of one event or of many, while a reader holds the write lock in exclusive mode', async () => {
+    const { events } = await open(backend())
+    const [first] = await events.insertEvents([event('a', 1)])
+    const lastDrawn = async () =>
+      Number(
+        (
+          await admin<{ last: string }>(
+            `SELECT pg_sequence_last_value(pg_get_serial_sequence('${eventsTable()}', 'notification_id')) AS last`,
+          )
+        ).rows[0]!.last,
+      )
+    const reader = await rawClient()
+    await reader.query(`SELECT pg_advisory_lock(${writeLockKey(schema, 'app_events')})`)
+    // Two backend objects, so that the two saves are not coalesced into one.
+    const other = (await open(postgres({ url: postgresUrl(), schema }))).events
+    const saving = [events.insertEvents([event('b', 1)]), other.insertEvents([event('c', 1), event('c', 2)])]
+    await delay(100)
+    expect(await lastDrawn()).toBe(first)
+    await reader.query(`SELECT pg_advisory_unlock(${writeLockKey(schema, 'app_events')})`)
+    expect((await Promise.all(saving)).flat().sort((a, b) => a - b)).toEqual([first! + 1, first! + 2, first! + 3])
+  })
+
+  it('with settleMs 0, a read still tries once to show a gap empty', async () => {
+    const { events } = await open(backend({ settleMs: 0 }))
+    const ids = await events.insertEvents([event('a', 1)])
+    const conflict = await failure(events.insertEvents([event('a', 1)]))
+    expect(conflict.message).toMatch(/already recorded in app_events/)
+    ids.push(...(await events.insertEvents([event('b', 1)])))
+    expect((await readAfter(events, 0)).map((n) => n.id)).toEqual(ids)
+  })
+
   it('a rolled-back insert leaves a gap that readers and subscriptions pass over once nothing can fill it', async () => {
     // Nothing announces a rollback: the subscription finds the gap passable when it polls.
     const { events } = await open(backend({ settleMs: 100, pollMs: 200 }))
