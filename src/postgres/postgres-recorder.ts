@@ -28,7 +28,7 @@ import {
   trackingSql,
 } from './postgres-schema.js'
 import { connectionSettings } from './postgres-settings.js'
-import { Announcer, WriteQueue } from './postgres-writes.js'
+import { WriteQueue } from './postgres-writes.js'
 
 const DEFAULT_POLL_MS = 2000
 const DEFAULT_SUBSCRIPTION_RETRY_MS = 60_000
@@ -494,14 +494,12 @@ class PostgresPersistence implements Persistence {
     if (writes === undefined) {
       // The signal is looked up on each commit: the recorders that made the
       // queue may have closed, and later ones hold a new signal for the channel.
-      const notify = notificationSql(schema, tables.events).notify
-      const announcer = new Announcer(() => shared.pool.pool.query(notify), this.#notifyIntervalMs)
       const onCommit = () => {
         const current = this.#commits.acquire(channel)
         current.signal.notify()
         current.release()
       }
-      writes = new WriteQueue(shared.pool, schema, tables, onCommit, announcer)
+      writes = new WriteQueue(shared.pool, schema, tables, onCommit, this.#notifyIntervalMs)
       shared.queues.set(table, writes)
     }
     const events = new PostgresProcessRecorder(shared.pool, schema, tables, {

@@ -45,22 +45,26 @@ export class WriteQueue {
   #waiting: Write[] = []
   #draining: Promise<void> | undefined
 
+  readonly #announcer: Announcer
+
   /**
    * Makes the queue of an application's tables.
    *
    * @param onCommit Called after each commit, to wake this process's readers at once.
-   * @param announcer Wakes the readers of other processes after each commit.
+   * @param notifyIntervalMs The least time between two NOTIFYs that wake the readers of other processes.
    */
   constructor(
     private readonly pool: PostgresPool,
     schema: string | undefined,
     tables: ApplicationTables,
     private readonly onCommit: () => void,
-    private readonly announcer: Announcer,
+    notifyIntervalMs: number,
   ) {
     this.#notifications = notificationSql(schema, tables.events)
     this.#tracking = trackingSql(schema, tables.tracking)
     this.#table = tables.events
+    const { notify } = this.#notifications
+    this.#announcer = new Announcer(() => pool.pool.query(notify), notifyIntervalMs)
   }
 
   /**
@@ -79,7 +83,7 @@ export class WriteQueue {
   /** Resolves once every write accepted so far is settled, and announced to other processes. */
   async idle(): Promise<void> {
     await this.#draining
-    await this.announcer.idle()
+    await this.#announcer.idle()
   }
 
   async #drain(): Promise<void> {
@@ -137,7 +141,7 @@ export class WriteQueue {
 
   #committed(): void {
     this.onCommit()
-    this.announcer.announce()
+    this.#announcer.announce()
   }
 
   /** Writes one write, in one statement that commits by itself (one round trip) unless it has both events and tracking. */
@@ -216,7 +220,7 @@ export class WriteQueue {
  * NOTIFY that fails is not reported: the readers it would have woken also
  * poll, so it costs them latency, never a notification.
  */
-export class Announcer {
+class Announcer {
   readonly #sending = new Set<Promise<void>>()
   #lastSent = Number.NEGATIVE_INFINITY
   #timer: NodeJS.Timeout | undefined
