@@ -235,6 +235,35 @@ SELECT COALESCE(pg_sequence_last_value(${sequence}), 0) AS resolved FROM barrier
   }
 }
 
+/**
+ * Returns the statement that records events and a tracking record at once,
+ * in one statement that can commit by itself. Parameters: see {@link columns},
+ * then the upstream application's name and the notification id. Returns the
+ * events' ids in input order.
+ *
+ * A tracking id that is not greater than the one recorded, or not positive,
+ * must fail the whole statement: it is made NULL, which the column refuses
+ * (SQLSTATE 23502 on the tracking table's `notification_id`). The tracking
+ * record is written first, so such a failure draws no event id.
+ */
+export function trackedInsertSql(schema: string | undefined, tables: ApplicationTables): string {
+  const key = writeLockKey(schema, tables.events)
+  return `WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(${key})::text),
+tracked AS (
+  INSERT INTO ${qualified(schema, tables.tracking)} AS t (application_name, notification_id)
+  SELECT $6::text, CASE WHEN $7::bigint > 0 THEN $7::bigint END
+  ON CONFLICT (application_name) DO UPDATE
+  SET notification_id = CASE WHEN excluded.notification_id > t.notification_id THEN excluded.notification_id END
+  RETURNING 1
+),
+inserted AS (
+  INSERT INTO ${qualified(schema, tables.events)} (originator_id, originator_version, topic, state)
+  ${rowsOf('locked, tracked, ')}
+  RETURNING notification_id
+)
+SELECT notification_id AS id FROM inserted ORDER BY notification_id`
+}
+
 /** The statements on an application's tracking table. */
 export interface TrackingSql {
   /**

@@ -8,6 +8,7 @@ import {
   notificationSql,
   oneEvent,
   type TrackingSql,
+  trackedInsertSql,
   trackingSql,
 } from './postgres-schema.js'
 
@@ -41,7 +42,9 @@ const MAX_GROUP_EVENTS = 10_000
 export class WriteQueue {
   readonly #notifications: NotificationSql
   readonly #tracking: TrackingSql
+  readonly #trackedInsert: string
   readonly #table: string
+  readonly #trackingTable: string
   #waiting: Write[] = []
   #draining: Promise<void> | undefined
 
@@ -62,7 +65,9 @@ export class WriteQueue {
   ) {
     this.#notifications = notificationSql(schema, tables.events)
     this.#tracking = trackingSql(schema, tables.tracking)
+    this.#trackedInsert = trackedInsertSql(schema, tables)
     this.#table = tables.events
+    this.#trackingTable = tables.tracking
     const { notify } = this.#notifications
     this.#announcer = new Announcer(() => pool.pool.query(notify), notifyIntervalMs)
   }
@@ -144,13 +149,29 @@ export class WriteQueue {
     this.#announcer.announce()
   }
 
-  /** Writes one write, in one statement that commits by itself (one round trip) unless it has both events and tracking. */
+  /** Writes one write in one statement that commits by itself: one round trip. */
   async #writeAlone(write: Write): Promise<number[]> {
     const { events, tracking } = write
     if (tracking === undefined) return this.#insertAlone(events)
-    if (events.length > 0) return (await this.#transaction([write]))[0]!
+    if (events.length > 0) return this.#insertTracked(events, tracking)
     await this.#track((text, values) => this.pool.write(text, values), tracking)
     return []
+  }
+
+  async #insertTracked(events: readonly StoredEvent[], tracking: Tracking): Promise<number[]> {
+    const values = [...columns(events), tracking.applicationName, tracking.notificationId]
+    try {
+      return await this.#duplicates(async () => {
+        const { rows } = await this.pool.write<{ id: number }>(this.#trackedInsert, values)
+        return rows.map((row) => row.id)
+      })
+    } catch (error) {
+      const cause = (error as Error).cause as { table?: string; column?: string } | undefined
+      if (sqlState(error) === '23502' && cause?.table === this.#trackingTable && cause.column === 'notification_id') {
+        throw notNewer(tracking, error)
+      }
+      throw error
+    }
   }
 
   async #insertAlone(events: readonly StoredEvent[]): Promise<number[]> {
@@ -205,12 +226,15 @@ export class WriteQueue {
     { applicationName, notificationId }: Tracking,
   ): Promise<void> {
     const result = await run(this.#tracking.insertTracking, [applicationName, notificationId])
-    if (result.rowCount === 0) {
-      throw new IntegrityError(
-        `Tracking id ${notificationId} of ${applicationName} is not greater than the last one recorded, or not positive`,
-      )
-    }
+    if (result.rowCount === 0) throw notNewer({ applicationName, notificationId })
   }
+}
+
+function notNewer({ applicationName, notificationId }: Tracking, cause?: unknown): IntegrityError {
+  return new IntegrityError(
+    `Tracking id ${notificationId} of ${applicationName} is not greater than the last one recorded, or not positive`,
+    { cause },
+  )
 }
 
 /**

@@ -226,6 +226,30 @@ describe('postgres: coalesced writes', () => {
   })
 })
 
+describe('postgres: one statement for events and their tracking', () => {
+  it('a tracking id that is not newer, or not positive, fails the save with IntegrityError and writes nothing', async () => {
+    const { events } = await open(backend())
+    await events.insertEvents([event('a', 1)], { tracking: { applicationName: 'up', notificationId: 3 } })
+    for (const [applicationName, notificationId] of [
+      ['up', 3],
+      ['up', 2],
+      ['new', 0],
+    ] as const) {
+      const error = await failure(
+        events.insertEvents([event('b', 1)], { tracking: { applicationName, notificationId } }),
+      )
+      expect(error).toBeInstanceOf(IntegrityError)
+      expect(error.message).toContain(`Tracking id ${notificationId} of ${applicationName} is not greater`)
+    }
+    expect(await events.selectEvents('b')).toEqual([])
+    expect(await events.maxTrackingId('up')).toBe(3)
+    expect(await events.maxTrackingId('new')).toBe(0)
+    expect(
+      await events.insertEvents([event('b', 1)], { tracking: { applicationName: 'up', notificationId: 4 } }),
+    ).toHaveLength(1)
+  })
+})
+
 describe('postgres: interleaved transactions', () => {
   /**
    * A raw connection that writes as the library does: in a transaction it
