@@ -184,19 +184,17 @@ export class PostgresPool {
         client.release()
         return result
       } catch (error) {
-        const rolledBack = isTransient(error)
-          ? Promise.reject(error)
-          : inTransaction
-            ? client.query('ROLLBACK')
-            : Promise.resolve()
-        await rolledBack.then(
-          () => {
-            client.off('error', ignore)
-            client.release()
-          },
-          // A connection that is destroyed keeps the listener.
-          () => client.release(true),
-        )
+        // A connection that is destroyed keeps the listener.
+        if (isTransient(error)) client.release(true)
+        else {
+          await (inTransaction ? client.query('ROLLBACK') : Promise.resolve()).then(
+            () => {
+              client.off('error', ignore)
+              client.release()
+            },
+            () => client.release(true),
+          )
+        }
         // A serialization failure or deadlock reported at COMMIT means the
         // server rolled back: that outcome is known, and retrying is safe.
         if (committing && isTransient(error) && !errorCode(error)?.startsWith('40')) {
@@ -419,9 +417,19 @@ const TRANSIENT_CODES = new Set([
   '53300', // too_many_connections
 ])
 
-/** Returns the SQLSTATE of a driver error, or of the driver error a persistence error carries as `cause`. */
-export function sqlState(error: unknown): string | undefined {
-  return errorCode(error) ?? errorCode((error as { cause?: unknown } | undefined)?.cause)
+/** What a driver error says about a statement that failed. */
+export interface DriverError {
+  readonly code: string
+  readonly detail?: string
+  readonly table?: string
+  readonly column?: string
+}
+
+/** Returns the driver's error: `error` itself, or the one a persistence error carries as `cause`; undefined if neither has a code. */
+export function driverError(error: unknown): DriverError | undefined {
+  if (errorCode(error) !== undefined) return error as DriverError
+  const cause = (error as { cause?: unknown } | undefined)?.cause
+  return errorCode(cause) === undefined ? undefined : (cause as DriverError)
 }
 
 /** Returns true for failures that a later attempt may not meet: lost connections, a restarting server, a serialization failure. */

@@ -14,7 +14,7 @@ import type {
 } from '../persistence/recorder.js'
 import { parseBoolean } from '../persistence/settings.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
-import { type ConnectionSettings, PostgresListener, PostgresPool, sqlState } from './postgres-pool.js'
+import { type ConnectionSettings, driverError, PostgresListener, PostgresPool } from './postgres-pool.js'
 import {
   channelName,
   columns,
@@ -263,7 +263,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
       this.#resolved = Math.max(this.#resolved, results[0]?.resolved ?? 0)
       return true
     } catch (error) {
-      if (sqlState(error) === '55P03') return false
+      if (driverError(error)?.code === '55P03') return false
       throw error
     }
   }

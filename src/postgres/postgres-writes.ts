@@ -1,7 +1,7 @@
-import { errorCode, IntegrityError, OperationalError } from '../persistence/errors.js'
+import { IntegrityError, OperationalError } from '../persistence/errors.js'
 import type { ApplicationTables } from '../persistence/identifiers.js'
 import type { StoredEvent, Tracking } from '../persistence/stored-event.js'
-import { type PostgresPool, type Run, sqlState } from './postgres-pool.js'
+import { driverError, type PostgresPool, type Run } from './postgres-pool.js'
 import {
   columns,
   type NotificationSql,
@@ -152,38 +152,21 @@ export class WriteQueue {
   /** Writes one write in one statement that commits by itself: one round trip. */
   async #writeAlone(write: Write): Promise<number[]> {
     const { events, tracking } = write
-    if (tracking === undefined) return this.#insertAlone(events)
-    if (events.length > 0) return this.#insertTracked(events, tracking)
-    await this.#track((text, values) => this.pool.write(text, values), tracking)
-    return []
-  }
-
-  async #insertTracked(events: readonly StoredEvent[], tracking: Tracking): Promise<number[]> {
-    const values = [...columns(events), tracking.applicationName, tracking.notificationId]
-    try {
-      return await this.#duplicates(async () => {
-        const { rows } = await this.pool.write<{ id: number }>(this.#trackedInsert, values)
-        return rows.map((row) => row.id)
-      })
-    } catch (error) {
-      const cause = (error as Error).cause as { table?: string; column?: string } | undefined
-      if (sqlState(error) === '23502' && cause?.table === this.#trackingTable && cause.column === 'notification_id') {
-        throw notNewer(tracking, error)
-      }
-      throw error
+    if (tracking === undefined) {
+      return events.length === 1
+        ? this.#ids(this.#autocommit, this.#notifications.insertEvent, oneEvent(events[0]!))
+        : this.#ids(this.#autocommit, this.#notifications.insertEvents, columns(events))
     }
+    if (events.length === 0) {
+      await this.#track(this.#autocommit, tracking)
+      return []
+    }
+    const values = [...columns(events), tracking.applicationName, tracking.notificationId]
+    return this.#ids(this.#autocommit, this.#trackedInsert, values, tracking)
   }
 
-  async #insertAlone(events: readonly StoredEvent[]): Promise<number[]> {
-    const [text, values] =
-      events.length === 1
-        ? [this.#notifications.insertEvent, oneEvent(events[0]!)]
-        : [this.#notifications.insertEvents, columns(events)]
-    return this.#duplicates(async () => {
-      const { rows } = await this.pool.write<{ id: number }>(text, values)
-      return rows.map((row) => row.id)
-    })
-  }
+  /** Runs statements on pooled connections, each committing by itself. */
+  readonly #autocommit: Run = (text, values = []) => this.pool.write(text, values)
 
   /** Writes a group in one transaction and returns the ids of each write's events. */
   #transaction(group: readonly Write[]): Promise<number[][]> {
@@ -192,7 +175,7 @@ export class WriteQueue {
     // delivered again) then fails the transaction before it draws any id.
     return this.pool.transaction('BEGIN', async (run) => {
       for (const { tracking } of group) if (tracking) await this.#track(run, tracking)
-      const ids = events.length > 0 ? await this.#insert(run, events) : []
+      const ids = events.length > 0 ? await this.#ids(run, this.#notifications.insertEvents, columns(events)) : []
       let offset = 0
       return group.map((write) => {
         const start = offset
@@ -202,29 +185,29 @@ export class WriteQueue {
     })
   }
 
-  #insert(run: Run, events: readonly StoredEvent[]): Promise<number[]> {
-    return this.#duplicates(async () => {
-      const { rows } = await run<{ id: number }>(this.#notifications.insertEvents, columns(events))
-      return rows.map((row) => row.id)
-    })
-  }
-
-  /** Runs an insert, reporting a duplicate event version as IntegrityError. */
-  async #duplicates(insert: () => Promise<number[]>): Promise<number[]> {
+  /**
+   * Runs an insert that returns the events' ids, reporting a duplicate event
+   * version, or (for the statement with `tracking`) a tracking id that is not
+   * newer, as IntegrityError.
+   */
+  async #ids(run: Run, text: string, values: unknown[], tracking?: Tracking): Promise<number[]> {
     try {
-      return await insert()
+      return (await run<{ id: number }>(text, values)).rows.map((row) => row.id)
     } catch (error) {
-      if (sqlState(error) !== '23505') throw error
-      const cause = errorCode(error) === undefined ? (error as Error).cause : error
-      const detail = (cause as { detail?: string }).detail ?? ''
-      throw new IntegrityError(`An event version is already recorded in ${this.#table}: ${detail}`, { cause })
+      const cause = driverError(error)
+      if (cause?.code === '23505') {
+        throw new IntegrityError(`An event version is already recorded in ${this.#table}: ${cause.detail ?? ''}`, {
+          cause,
+        })
+      }
+      // See trackedInsertSql: the column refuses the NULL that a tracking id that is not newer becomes.
+      const refused = cause?.code === '23502' ? `${cause.table}.${cause.column}` : undefined
+      if (tracking && refused === `${this.#trackingTable}.notification_id`) throw notNewer(tracking, cause)
+      throw error
     }
   }
 
-  async #track(
-    run: (text: string, values: unknown[]) => Promise<{ rowCount: number | null }>,
-    { applicationName, notificationId }: Tracking,
-  ): Promise<void> {
+  async #track(run: Run, { applicationName, notificationId }: Tracking): Promise<void> {
     const result = await run(this.#tracking.insertTracking, [applicationName, notificationId])
     if (result.rowCount === 0) throw notNewer({ applicationName, notificationId })
   }
