@@ -4,36 +4,26 @@
 
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { Republisher } from '../../src/index.js'
 import { sqlite } from '../../src/sqlite/index.js'
-import { sqsRepublisher } from '../../src/sqs/index.js'
 import { tempDir } from '../fixtures/temp.js'
 import {
   CountingHandler,
   countMarks,
   drain,
-  type Fauxqs,
   killRelayChildren,
   Marks,
   RelayChild,
   Sensors,
-  startFauxqs,
   until,
+  useFauxqs,
 } from './fixtures.js'
 
-let fauxqs: Fauxqs
-
-beforeAll(async () => {
-  fauxqs = await startFauxqs()
-})
+const fauxqs = useFauxqs()
 
 afterEach(async () => {
   await killRelayChildren()
-})
-
-afterAll(async () => {
-  await fauxqs?.close()
 })
 
 describe('a relay to SQS killed with SIGKILL', () => {
@@ -49,12 +39,10 @@ describe('a relay to SQS killed with SIGKILL', () => {
     await using sensors = new Sensors({ persistence: sqlite({ path: env.UPSTREAM_PATH }) })
     await using marks = new Marks({ persistence: sqlite({ path: join(dir, 'marks.db') }) })
     const handler = new CountingHandler(new Republisher({ follower: marks }))
-    await using consumer = sqsRepublisher({
+    await using consumer = fauxqs.consumer({
       queueUrl,
       deadLetterQueueUrl,
       republisher: handler,
-      waitTimeSeconds: 1,
-      ...fauxqs.connection,
     })
     await consumer.start()
 

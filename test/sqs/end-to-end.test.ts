@@ -3,22 +3,14 @@
 // exactly once, counted from the follower's log.
 
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { Relay, Republisher } from '../../src/index.js'
 import { sqlite, sqliteProjectionStore } from '../../src/sqlite/index.js'
-import { sqsPublisher, sqsRepublisher } from '../../src/sqs/index.js'
+import { sqsPublisher } from '../../src/sqs/index.js'
 import { tempDir } from '../fixtures/temp.js'
-import { CountingHandler, countMarks, drain, type Fauxqs, Marks, Sensors, startFauxqs, until } from './fixtures.js'
+import { CountingHandler, countMarks, drain, Marks, Sensors, until, useFauxqs } from './fixtures.js'
 
-let fauxqs: Fauxqs
-
-beforeAll(async () => {
-  fauxqs = await startFauxqs()
-})
-
-afterAll(async () => {
-  await fauxqs?.close()
-})
+const fauxqs = useFauxqs()
 
 describe('relaying through SQS', () => {
   it('delivers 10,000 events, half recorded before the relay started and half while it ran, each exactly once', async () => {
@@ -36,12 +28,10 @@ describe('relaying through SQS', () => {
       positions: sqliteProjectionStore({ path: join(dir, 'relay.db'), name: 'relay' }),
     })
     const handler = new CountingHandler(new Republisher({ follower: marks }))
-    await using consumer = sqsRepublisher({
+    await using consumer = fauxqs.consumer({
       queueUrl,
       deadLetterQueueUrl,
       republisher: handler,
-      waitTimeSeconds: 1,
-      ...fauxqs.connection,
     })
     await relay.start()
     await consumer.start()

@@ -13,6 +13,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs'
 import { buildApp } from 'fauxqs'
+import { afterAll, beforeAll } from 'vitest'
 import {
   Aggregate,
   Application,
@@ -23,7 +24,15 @@ import {
   uuid5,
   type Verdict,
 } from '../../src/index.js'
-import { type CreateQueuesOptions, createQueues, type Queues, type SqsClientOptions } from '../../src/sqs/index.js'
+import {
+  type CreateQueuesOptions,
+  createQueues,
+  type Queues,
+  type SqsClientOptions,
+  type SqsRepublisher,
+  type SqsRepublisherOptions,
+  sqsRepublisher,
+} from '../../src/sqs/index.js'
 
 /** The credentials the SDK signs requests to the emulator with (it checks none). */
 export const credentials = { accessKeyId: 'test', secretAccessKey: 'test' }
@@ -41,8 +50,46 @@ export interface Fauxqs {
 
 let queueNumber = 0
 
+/**
+ * Starts fauxqs before the tests of the calling file and closes it after
+ * them; the returned object reaches the running server from inside tests.
+ */
+export function useFauxqs(): Omit<Fauxqs, 'close'> & {
+  /** A consumer of the running server's queue, long polling for 1 s; `options` may set any other option. */
+  consumer(
+    options: Partial<SqsRepublisherOptions> & Pick<SqsRepublisherOptions, RequiredConsumerOptions>,
+  ): SqsRepublisher
+} {
+  let started: Fauxqs | undefined
+  beforeAll(async () => {
+    started = await startFauxqs()
+  })
+  afterAll(async () => {
+    await started?.close()
+  })
+  const running = (): Fauxqs => {
+    if (started === undefined) throw new Error('fauxqs runs only while the tests of this file run')
+    return started
+  }
+  return {
+    get endpoint() {
+      return running().endpoint
+    },
+    get connection() {
+      return running().connection
+    },
+    get client() {
+      return running().client
+    },
+    queues: (options) => running().queues(options),
+    consumer: (options) => sqsRepublisher({ waitTimeSeconds: 1, ...running().connection, ...options }),
+  }
+}
+
+type RequiredConsumerOptions = 'queueUrl' | 'deadLetterQueueUrl' | 'republisher'
+
 /** Starts fauxqs in this process, listening on 127.0.0.1 only. */
-export async function startFauxqs(): Promise<Fauxqs> {
+async function startFauxqs(): Promise<Fauxqs> {
   const app = buildApp({ logger: false })
   const endpoint = await app.listen({ port: 0, host: '127.0.0.1' })
   const connection = { endpoint, region: 'us-east-1', credentials }

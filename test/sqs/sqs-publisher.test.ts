@@ -7,21 +7,13 @@ import {
   type SendMessageBatchCommandOutput,
   SQSClient,
 } from '@aws-sdk/client-sqs'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { OperationalError, type OutgoingMessage, ProgrammingError } from '../../src/index.js'
 import { createQueues, sqsPublisher, TOPIC_ATTRIBUTE } from '../../src/sqs/index.js'
 import { sqsId } from '../../src/sqs/sqs-publisher.js'
-import { credentials, drain, type Fauxqs, startFauxqs } from './fixtures.js'
+import { credentials, drain, useFauxqs } from './fixtures.js'
 
-let fauxqs: Fauxqs
-
-beforeAll(async () => {
-  fauxqs = await startFauxqs()
-})
-
-afterAll(async () => {
-  await fauxqs?.close()
-})
+const fauxqs = useFauxqs()
 
 /** `count` messages spread over `groups` groups in turn, numbered from 1. */
 function messages(count: number, groups: number, bodyBytes = 10): OutgoingMessage[] {

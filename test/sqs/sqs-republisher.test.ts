@@ -6,7 +6,7 @@
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   encodeMessage,
   MESSAGE_FORMAT,
@@ -28,24 +28,15 @@ import {
   CountingHandler,
   countMarks,
   drain,
-  type Fauxqs,
   Marks,
   ReadingMarks,
   Sensors,
   sendRaw,
-  startFauxqs,
   until,
+  useFauxqs,
 } from './fixtures.js'
 
-let fauxqs: Fauxqs
-
-beforeAll(async () => {
-  fauxqs = await startFauxqs()
-})
-
-afterAll(async () => {
-  await fauxqs?.close()
-})
+const fauxqs = useFauxqs()
 
 /** Sensors and Marks on SQLite files of a fresh directory, with a queue, its dead-letter queue, and a relay to it. */
 async function setUp(queueOptions: { visibilityTimeoutSeconds?: number } = {}) {
@@ -111,12 +102,10 @@ describe('an SQS republisher', () => {
     for (const [group, body] of Object.entries(malformed)) await sendRaw(fauxqs.client, queueUrl, body, group)
     await setup.publish(20, 3)
     const handler = new CountingHandler(new Republisher({ follower: marks, retryDelayMs: 1 }))
-    await using consumer = sqsRepublisher({
+    await using consumer = fauxqs.consumer({
       queueUrl,
       deadLetterQueueUrl,
       republisher: handler,
-      waitTimeSeconds: 1,
-      ...fauxqs.connection,
     })
     await consumer.start()
     await until(async () => handler.verdicts.processed, 60, 20_000, 'the events')
@@ -147,12 +136,10 @@ describe('an SQS republisher', () => {
     const { queueUrl, deadLetterQueueUrl } = setup
     await setup.publish(5, 3)
     await using readings = new ReadingMarks({ persistence: sqlite({ path: join(tempDir('es-sqs-'), 'readings.db') }) })
-    await using consumer = sqsRepublisher({
+    await using consumer = fauxqs.consumer({
       queueUrl,
       deadLetterQueueUrl,
       republisher: new Republisher({ follower: readings }),
-      waitTimeSeconds: 1,
-      ...fauxqs.connection,
     })
     await consumer.start()
     await until(async () => consumer.status().processed + consumer.status().skipped, 15, 20_000, 'the messages')
@@ -177,12 +164,10 @@ describe('an SQS republisher', () => {
     for (const m of first) expect(await republisher.handle(m.Body!)).toEqual({ outcome: 'processed' })
 
     const handler = new CountingHandler(republisher)
-    await using consumer = sqsRepublisher({
+    await using consumer = fauxqs.consumer({
       queueUrl,
       deadLetterQueueUrl,
       republisher: handler,
-      waitTimeSeconds: 1,
-      ...fauxqs.connection,
     })
     await consumer.start()
     await until(async () => handler.verdicts.processed + handler.verdicts.duplicate, 100, 20_000, 'the messages')
@@ -211,16 +196,14 @@ describe('an SQS republisher', () => {
       slow ??= body
       return body === slow && handler.calls.get(body) === 1 ? delay(2500) : undefined
     }
-    await using consumer = sqsRepublisher({
+    await using consumer = fauxqs.consumer({
       queueUrl,
       deadLetterQueueUrl,
       republisher: handler,
-      waitTimeSeconds: 1,
       visibilityTimeoutSeconds: 1,
       extendVisibility: false,
       maxMessages: 1,
       concurrency: 2,
-      ...fauxqs.connection,
     })
     await consumer.start()
     await until(async () => handler.verdicts.processed, 4, 20_000, 'the messages')
@@ -240,16 +223,14 @@ describe('an SQS republisher', () => {
     const handler = new CountingHandler(new Republisher({ follower: marks }))
     // Each message takes 2.5 s, while its visibility timeout is 1 s.
     handler.before = () => delay(2500)
-    await using consumer = sqsRepublisher({
+    await using consumer = fauxqs.consumer({
       queueUrl,
       deadLetterQueueUrl,
       republisher: handler,
-      waitTimeSeconds: 1,
       visibilityTimeoutSeconds: 1,
       maxMessages: 1,
       // A loop is free to receive a message of the others again, if it became visible.
       concurrency: 3,
-      ...fauxqs.connection,
     })
     await consumer.start()
     await until(async () => handler.verdicts.processed, 2, 30_000, 'the messages')
@@ -269,13 +250,11 @@ describe('an SQS republisher', () => {
     handler.before = () => {
       if (outage-- > 0) throw new OperationalError('the database is down')
     }
-    await using consumer = sqsRepublisher({
+    await using consumer = fauxqs.consumer({
       queueUrl,
       deadLetterQueueUrl,
       republisher: handler,
-      waitTimeSeconds: 1,
       retryDelayMs: 10,
-      ...fauxqs.connection,
     })
     await consumer.start()
     await until(async () => handler.verdicts.processed, 10, 20_000, 'the messages')
@@ -334,7 +313,7 @@ describe('an SQS republisher', () => {
     await setup.publish(1, 1)
     const failure = new TypeError('a bug')
     const errors: Error[] = []
-    await using consumer = sqsRepublisher({
+    await using consumer = fauxqs.consumer({
       queueUrl,
       deadLetterQueueUrl,
       republisher: {
@@ -342,8 +321,6 @@ describe('an SQS republisher', () => {
           throw failure
         },
       },
-      waitTimeSeconds: 1,
-      ...fauxqs.connection,
     })
     consumer.on('republisherError', (error) => errors.push(error))
     await consumer.start()
@@ -355,13 +332,14 @@ describe('an SQS republisher', () => {
   it('stops at once while waiting for messages, and can start again', async () => {
     await using setup = await setUp()
     const { queueUrl, deadLetterQueueUrl, marks } = setup
-    await using consumer = sqsRepublisher({
+    await using consumer = fauxqs.consumer({
       queueUrl,
       deadLetterQueueUrl,
       republisher: new Republisher({ follower: marks }),
+      // The library's default long poll, which stop() aborts.
+      waitTimeSeconds: 20,
       // A receive aborted by stop() may still take messages at the server: they come back after this.
       visibilityTimeoutSeconds: 1,
-      ...fauxqs.connection,
     })
     await consumer.start()
     await expect(consumer.start()).rejects.toThrow(ProgrammingError)
@@ -386,11 +364,11 @@ describe('an SQS republisher', () => {
       ),
     )
     const missing = `${fauxqs.endpoint}/000000000000/missing.fifo`
-    await using consumer = sqsRepublisher({
+    await using consumer = fauxqs.consumer({
       queueUrl: missing,
       deadLetterQueueUrl,
       republisher,
-      ...fauxqs.connection,
+      waitTimeSeconds: 20, // the library's default
     })
     const error = await consumer.start().catch((e: unknown) => e)
     expect(error).toBeInstanceOf(OperationalError)
