@@ -93,7 +93,7 @@ async function oursCatchUp(app, last, store, table, dialect, pipelined) {
   const runner = new ProjectionRunner({ upstream: app, projection: new Counts(table, dialect, pipelined), store })
   const start = process.hrtime.bigint()
   await runner.start()
-  await runner.waitForTracking(last, { timeoutMs: TIMEOUT_MS })
+  await runner.waitFor(last, { timeoutMs: TIMEOUT_MS })
   const seconds = Number(process.hrtime.bigint() - start) / 1e9
   await runner.stop()
   const position = await store.maxTrackingId(app.name)

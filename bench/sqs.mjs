@@ -106,7 +106,7 @@ async function oursPublish(connection, app, queueUrl) {
   })
   const rate = await timed(async () => {
     await relay.start()
-    await relay.waitForTracking(EVENTS, { timeoutMs: 600_000 })
+    await relay.waitFor(EVENTS, { timeoutMs: 600_000 })
   })
   await relay.stop()
   await publisher.close()

@@ -97,5 +97,16 @@ export {
   type RunnerOptions,
 } from './system/runner.js'
 export { type ApplicationClass, System } from './system/system.js'
-export { type PositionRecorder, TrackedFollower, type TrackedFollowerOptions } from './system/tracked-follower.js'
+export {
+  type PositionRecorder,
+  TrackedFollower,
+  type TrackedFollowerOptions,
+  type TrackedFollowerSettings,
+} from './system/tracked-follower.js'
+export {
+  type FollowerPosition,
+  type UpstreamLog,
+  type WaitForOptions,
+  waitForFollower,
+} from './system/wait-for.js'
 export { WorkerThreadError, WorkerThreadRunner, type WorkerThreadRunnerOptions } from './system/worker-runner.js'

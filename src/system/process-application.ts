@@ -6,6 +6,7 @@ import { getTopic } from '../domain/topics.js'
 import type { Recording } from '../persistence/event-store.js'
 import type { Notification, Tracking } from '../persistence/stored-event.js'
 import type { Upstream } from './follow.js'
+import { type UpstreamLog, type WaitForOptions, waitForFollower } from './wait-for.js'
 
 /** Where a processed notification comes from: the name it is tracked under, and how to decode it. */
 export interface Source {
@@ -104,6 +105,36 @@ export abstract class ProcessApplication extends Application {
   /** Returns true if the notification of `upstreamName` was processed here. */
   async isProcessed(upstreamName: string, notificationId: number): Promise<boolean> {
     return (await this.stores()).recorders.events.hasTrackingId(upstreamName, notificationId)
+  }
+
+  /**
+   * Resolves once this application has processed the notification
+   * `notificationId` of `upstream` (an application it follows), or has passed
+   * it because it does not follow its topic: once its position is at or beyond
+   * the last notification it follows at or below that id. It reads the
+   * tracking records, so it works from any process that opens the same
+   * storage as the one running the follower (PostgreSQL, an SQLite file); a
+   * runner's `waitFor` also rejects when the follower fails.
+   *
+   * @example
+   * ```ts
+   * const [recording] = await orders.save(order)
+   * await reservations.waitFor(orders, recording!.notification.id)
+   * ```
+   * @throws ProgrammingError if the id is not an integer; WaitTimeoutError
+   * naming this application, the upstream and the id when `timeoutMs`
+   * (default 10,000) passes first; the signal's reason if it aborts first.
+   */
+  async waitFor(upstream: UpstreamLog, notificationId: number, options?: WaitForOptions): Promise<void> {
+    const recorder = (await this.stores()).recorders.events
+    const position = {
+      follower: this.name,
+      upstream,
+      topics: this.followedTopics,
+      position: () => recorder.maxTrackingId(upstream.name),
+      waitForTracking: (id: number, wait: WaitForOptions) => recorder.waitForTracking(upstream.name, id, wait),
+    }
+    await waitForFollower(position, notificationId, options)
   }
 
   async #process(upstream: Source, notification: Notification): Promise<Recording[]> {

@@ -91,7 +91,7 @@ const DEFAULT_BATCH_SIZE = 500
  * await using runner = new ProjectionRunner({ upstream: school, projection: new Tricks(), store })
  * await runner.start()
  * const [recording] = await school.save(dog)
- * await runner.waitForTracking(recording!.notification.id)
+ * await runner.waitFor(recording!.notification.id)
  * ```
  */
 export class ProjectionRunner<T> extends TrackedFollower {
@@ -105,15 +105,16 @@ export class ProjectionRunner<T> extends TrackedFollower {
    * @throws ProgrammingError for a batch size or number of attempts that is not a positive integer.
    */
   constructor(options: ProjectionRunnerOptions<T>) {
+    const topics = options.projection.topics?.map((topic) => (typeof topic === 'string' ? topic : getTopic(topic)))
     super(options.store.name, options.store, {
       ...options,
       batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
       attempts: options.attempts ?? 3,
+      topics,
     })
     this.#projection = options.projection
     this.#store = options.store
-    const { topics } = options.projection
-    this.#topics = topics && new Set(topics.map((topic) => (typeof topic === 'string' ? topic : getTopic(topic))))
+    this.#topics = topics && new Set(topics)
   }
 
   /**

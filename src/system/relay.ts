@@ -7,7 +7,6 @@ import { DataError, errorMessage, OperationalError } from '../persistence/errors
 import { Mapper } from '../persistence/mapper.js'
 import type { ProjectionStore } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
-import type { Upstream } from './follow.js'
 import type { FollowedTopic, ProcessApplication } from './process-application.js'
 import { decodeMessage, encodeMessage, MalformedMessageError } from './relay-message.js'
 import { TrackedFollower, type TrackedFollowerOptions } from './tracked-follower.js'
@@ -39,7 +38,9 @@ export interface BrokerPublisher {
 /** How a {@link Relay} is set up. */
 export interface RelayOptions extends TrackedFollowerOptions {
   /** The application whose log is published. */
-  readonly upstream: Upstream & { readonly notificationLog: Pick<NotificationLog, 'contentType'> }
+  readonly upstream: TrackedFollowerOptions['upstream'] & {
+    readonly notificationLog: Pick<NotificationLog, 'contentType'>
+  }
   /** Where the messages go. */
   readonly publisher: BrokerPublisher
   /**
@@ -71,14 +72,16 @@ export class Relay extends TrackedFollower {
 
   /** Makes the relay; nothing happens until {@link TrackedFollower.start}. */
   constructor(options: RelayOptions) {
+    const topics = options.topics?.map((topic) => (typeof topic === 'string' ? topic : getTopic(topic)))
     super(options.positions.name, options.positions, {
       ...options,
       batchSize: options.batchSize ?? 100,
       attempts: options.attempts ?? 10,
+      topics,
     })
     this.#publisher = options.publisher
     this.#positions = options.positions
-    this.#topics = options.topics && new Set(options.topics.map((t) => (typeof t === 'string' ? t : getTopic(t))))
+    this.#topics = topics && new Set(topics)
     this.#contentType = () => options.upstream.notificationLog.contentType()
   }
 

@@ -7,6 +7,7 @@ import { follow } from './follow.js'
 import { ProcessApplication } from './process-application.js'
 import type { ProcessingError } from './processing-error.js'
 import { type ApplicationClass, applicationName, type System } from './system.js'
+import { type WaitForOptions, waitForAll } from './wait-for.js'
 
 /** How a runner makes and drives the applications of a system. */
 export interface RunnerOptions {
@@ -58,6 +59,21 @@ export interface Runner extends AsyncDisposable {
   get<A extends Application>(cls: ApplicationClass<A>): A
   /** Returns the state of each follower run here. */
   status(): FollowerStatus[]
+  /**
+   * Resolves once every follower run here that follows `upstream` (a class or
+   * name of an application of the system) has processed its notification
+   * `notificationId`, or has passed it because it does not follow its topic.
+   * Wait for a chain (A to B to C) hop by hop: for B on A's id, then for C on
+   * an id of B's log.
+   *
+   * @throws ProgrammingError if the runner has not started, `upstream` is not
+   * an application of the system, or no follower run here follows it; the
+   * error of a follower that failed, or fails while waited for, before it got
+   * there (usually a {@link ProcessingError}); WaitTimeoutError naming the
+   * follower, the upstream and the id when `timeoutMs` (default 10,000) passes
+   * first; the signal's reason if it aborts first.
+   */
+  waitFor(upstream: ApplicationClass | string, notificationId: number, options?: WaitForOptions): Promise<void>
   /** Calls `listener` when a follower stops on an error. */
   on(event: 'followerError', listener: (error: Error, follower: string) => void): this
 }
@@ -65,6 +81,8 @@ export interface Runner extends AsyncDisposable {
 interface Following {
   status: FollowerStatus
   readonly stop: AbortController
+  /** Aborted, with the error as reason, when the follower fails. */
+  readonly failure: AbortController
   done: Promise<void>
 }
 
@@ -126,6 +144,20 @@ export class EventLoopRunner extends EventEmitter<RunnerEvents> implements Runne
     return [...this.#following.values()].map((following) => following.status)
   }
 
+  waitFor(upstream: ApplicationClass | string, notificationId: number, options?: WaitForOptions): Promise<void> {
+    return waitForFollowers(
+      {
+        system: this.#system,
+        run: this.#options.run,
+        get: (name) => this.get(this.#system.get(name)),
+        failure: (name) => this.#following.get(name)!.failure.signal,
+      },
+      upstream,
+      notificationId,
+      options,
+    )
+  }
+
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop()
   }
@@ -136,6 +168,7 @@ export class EventLoopRunner extends EventEmitter<RunnerEvents> implements Runne
     const following: Following = {
       status: { name, state: 'running', positions: {} },
       stop: new AbortController(),
+      failure: new AbortController(),
       done: Promise.resolve(),
     }
     this.#following.set(name, following)
@@ -173,7 +206,53 @@ export class EventLoopRunner extends EventEmitter<RunnerEvents> implements Runne
       }
       const error = failure.reason instanceof Error ? failure.reason : new Error(String(failure.reason))
       following.status = { ...following.status, state: 'failed', error }
+      following.failure.abort(error)
       this.emit('followerError', error, name)
     })
   }
+}
+
+/** What {@link waitForFollowers} needs of a runner. */
+export interface RunnerFollowers {
+  /** The system run. */
+  readonly system: System
+  /** The followers run (all when not given). */
+  readonly run: readonly string[] | undefined
+  /**
+   * Returns the runner's instance of the named application.
+   *
+   * @throws ProgrammingError if the runner has not started.
+   */
+  get(name: string): Application
+  /** Returns a signal aborted, with the error as reason, when the named follower fails. */
+  failure(name: string): AbortSignal
+}
+
+/**
+ * Waits for the followers of `upstream` that a runner runs, as
+ * {@link Runner.waitFor} says: each through its own tracking records, and
+ * rejecting when one fails before it got there.
+ */
+export async function waitForFollowers(
+  runner: RunnerFollowers,
+  upstream: ApplicationClass | string,
+  notificationId: number,
+  options: WaitForOptions = {},
+): Promise<void> {
+  const { system, run } = runner
+  const name = typeof upstream === 'string' ? upstream : applicationName(upstream)
+  system.get(name)
+  const followers = (run ?? system.followers).filter((follower) => system.leadersOf(follower).includes(name))
+  if (followers.length === 0) {
+    const here = run === undefined ? 'in this system' : `among those this runner runs (${run.join(', ') || 'none'})`
+    throw new ProgrammingError(`No follower ${here} follows ${name}, so there is nothing to wait for`)
+  }
+  const leader = runner.get(name)
+  const waits = followers.map((follower) => {
+    const application = runner.get(follower) as ProcessApplication
+    const failure = runner.failure(follower)
+    return (signal: AbortSignal) =>
+      application.waitFor(leader, notificationId, { ...options, signal: AbortSignal.any([signal, failure]) })
+  })
+  await waitForAll(waits, options.signal)
 }

@@ -1,14 +1,15 @@
 import { EventEmitter } from 'node:events'
 import { ProgrammingError } from '../persistence/errors.js'
-import type { TrackingRecorder, WaitForTrackingOptions } from '../persistence/recorder.js'
+import type { TrackingRecorder } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
 import { follow, type Upstream } from './follow.js'
 import type { FollowerStatus, RunnerEvents } from './runner.js'
+import { type UpstreamLog, type WaitForOptions, waitForFollower } from './wait-for.js'
 
 /** The options every {@link TrackedFollower} takes. */
 export interface TrackedFollowerOptions {
   /** The application whose log is followed (only read: it is not closed). */
-  readonly upstream: Upstream
+  readonly upstream: Upstream & UpstreamLog
   /** At most this many notifications per batch; batches are that large only when catching up. */
   readonly batchSize?: number
   /** Tries per notification before stopping. */
@@ -19,6 +20,14 @@ export interface TrackedFollowerOptions {
 
 /** What a {@link TrackedFollower} reads its position from: the tracking of the store it writes. */
 export type PositionRecorder = Pick<TrackingRecorder, 'maxTrackingId' | 'hasTrackingId' | 'waitForTracking'>
+
+/** What a subclass tells a {@link TrackedFollower}: its options, with the defaults applied. */
+export interface TrackedFollowerSettings extends TrackedFollowerOptions {
+  readonly batchSize: number
+  readonly attempts: number
+  /** The topics of the notifications with an effect (all when not given); the others are tracked all the same. */
+  readonly topics?: readonly string[]
+}
 
 /** One run, from a start to its stop or failure. */
 interface Run {
@@ -35,10 +44,10 @@ interface Run {
  */
 export abstract class TrackedFollower extends EventEmitter<RunnerEvents> implements AsyncDisposable {
   /** The application whose log is followed. */
-  protected readonly upstream: Upstream
+  protected readonly upstream: Upstream & UpstreamLog
   readonly #name: string
   readonly #positions: PositionRecorder
-  readonly #options: TrackedFollowerOptions & { batchSize: number; attempts: number }
+  readonly #options: TrackedFollowerSettings
   #run: Run | undefined
   #status: FollowerStatus
   /** Aborted, with the error as reason, when the last run fails. */
@@ -49,11 +58,7 @@ export abstract class TrackedFollower extends EventEmitter<RunnerEvents> impleme
    *
    * @throws ProgrammingError for a batch size or number of attempts that is not a positive integer.
    */
-  constructor(
-    name: string,
-    positions: PositionRecorder,
-    options: TrackedFollowerOptions & { batchSize: number; attempts: number },
-  ) {
+  constructor(name: string, positions: PositionRecorder, options: TrackedFollowerSettings) {
     super()
     for (const [option, value] of Object.entries({ batchSize: options.batchSize, attempts: options.attempts })) {
       if (!Number.isSafeInteger(value) || value < 1) {
@@ -126,24 +131,29 @@ export abstract class TrackedFollower extends EventEmitter<RunnerEvents> impleme
   }
 
   /**
-   * Resolves once the notification of the upstream log was processed (by this
-   * runner, or by another process recording in the same store).
+   * Resolves once the notification `notificationId` of the upstream log was
+   * processed (by this runner, or by another process recording in the same
+   * store), or passed over because it is not of the topics given: once the
+   * position is at or beyond the last notification of those topics at or
+   * below that id (see `waitForFollower`).
    *
-   * @throws WaitTimeoutError naming the application and the id when `timeoutMs`
-   * (default 10,000) passes first; the runner's error if it failed before
-   * processing it; the signal's reason if it aborts.
+   * @throws ProgrammingError if the id is not an integer; WaitTimeoutError
+   * naming this runner, the upstream application and the id when `timeoutMs`
+   * (default 10,000) passes first; the runner's error if it failed before it
+   * got there; the signal's reason if it aborts first.
    */
-  async waitForTracking(notificationId: number, options: WaitForTrackingOptions = {}): Promise<void> {
+  async waitFor(notificationId: number, options: WaitForOptions = {}): Promise<void> {
     const failure = this.#failure.signal
     const signal = options.signal === undefined ? failure : AbortSignal.any([options.signal, failure])
     const applicationName = this.upstream.name
-    try {
-      await this.#positions.waitForTracking(applicationName, notificationId, { ...options, signal })
-    } catch (error) {
-      if (!failure.aborted || options.signal?.aborted) throw error
-      if (await this.#positions.hasTrackingId(applicationName, notificationId)) return
-      throw failure.reason
+    const position = {
+      follower: this.#name,
+      upstream: this.upstream,
+      topics: this.#options.topics,
+      position: () => this.#positions.maxTrackingId(applicationName),
+      waitForTracking: (id: number, wait: WaitForOptions) => this.#positions.waitForTracking(applicationName, id, wait),
     }
+    await waitForFollower(position, notificationId, { ...options, signal })
   }
 
   /** Returns the state: the name, running, stopped or failed (with the error), and the position. */

@@ -6,8 +6,16 @@ import type { Application } from '../application/application.js'
 import { Config, type Environment } from '../application/config.js'
 import { EventSourcingError } from '../domain/errors.js'
 import { ProgrammingError } from '../persistence/errors.js'
-import { EventLoopRunner, type FollowerStatus, type Runner, type RunnerEvents, type RunnerOptions } from './runner.js'
+import {
+  EventLoopRunner,
+  type FollowerStatus,
+  type Runner,
+  type RunnerEvents,
+  type RunnerOptions,
+  waitForFollowers,
+} from './runner.js'
 import type { ApplicationClass, System } from './system.js'
+import type { WaitForOptions } from './wait-for.js'
 import {
   errorFromData,
   type StopMessage,
@@ -37,7 +45,9 @@ export interface WorkerThreadRunnerOptions extends Omit<RunnerOptions, 'persiste
    * absolute file path: one that registers a loader, for instance, to run
    * TypeScript sources in the workers (with tsx, a module that calls
    * `register()` from `tsx/esm/api`; `--import` flags do not reach worker
-   * threads on Node 20).
+   * threads on Node 20). It must itself be JavaScript (`.js`, `.mjs`) where
+   * Node cannot run TypeScript by itself, as on Node 20: nothing would load
+   * the loader.
    */
   readonly workerSetup?: URL | string
 }
@@ -64,6 +74,8 @@ interface Thread {
   readonly started: Promise<void>
   /** Resolves when the thread has exited. */
   readonly exited: Promise<void>
+  /** Aborted, with the error as reason, when the follower fails or the worker crashes or exits while running. */
+  readonly failure: AbortController
 }
 
 /**
@@ -106,8 +118,9 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
    *
    * @throws ProgrammingError when an application's storage would be in memory
    * (each thread would have its own), when a backend object is passed as
-   * `persistence`, when `run` names an application that follows none, or
-   * when `module` or `workerSetup` is neither a URL nor an absolute path.
+   * `persistence`, when `run` names an application that follows none,
+   * when `module` or `workerSetup` is neither a URL nor an absolute path, or
+   * when `workerSetup` is TypeScript that Node cannot run by itself.
    */
   constructor(system: System, options: WorkerThreadRunnerOptions) {
     super()
@@ -121,7 +134,7 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
     this.#options = options
     this.#env = { ...(options.env ?? process.env) }
     this.#module = moduleUrl(options.module, 'module')
-    this.#setup = options.workerSetup === undefined ? undefined : moduleUrl(options.workerSetup, 'workerSetup')
+    this.#setup = options.workerSetup === undefined ? undefined : setupUrl(options.workerSetup)
     for (const name of system.names) checkSharedStorage(name, this.#env)
     for (const name of options.run ?? []) {
       system.get(name)
@@ -171,6 +184,29 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
     return [...this.#threads.values()].map((thread) => thread.status)
   }
 
+  /**
+   * Resolves once every follower run in a worker that follows `upstream` has
+   * processed its notification `notificationId`, or has passed it because it
+   * does not follow its topic (see {@link Runner.waitFor}): the workers record
+   * their tracking in the shared database, which this thread reads.
+   *
+   * @throws as {@link Runner.waitFor} says; a follower whose worker crashed
+   * or exited fails the wait with a {@link WorkerThreadError}.
+   */
+  waitFor(upstream: ApplicationClass | string, notificationId: number, options?: WaitForOptions): Promise<void> {
+    return waitForFollowers(
+      {
+        system: this.#system,
+        run: this.#options.run,
+        get: (name) => this.#local.get(this.#system.get(name)),
+        failure: (name) => this.#threads.get(name)!.failure.signal,
+      },
+      upstream,
+      notificationId,
+      options,
+    )
+  }
+
   /** Stops the runner (for `await using`). */
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop()
@@ -218,7 +254,13 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
     const { promise: exited, resolve: resolveExited } = promiseWithResolvers()
     // A worker that cannot start rejects start(), which is awaited; this keeps it from also being unhandled.
     starting.catch(() => {})
-    const thread: Thread = { worker, status: { name, state: 'running', positions: {} }, started: starting, exited }
+    const thread: Thread = {
+      worker,
+      status: { name, state: 'running', positions: {} },
+      started: starting,
+      exited,
+      failure: new AbortController(),
+    }
     const fail = (error: Error) => {
       if (!started) {
         rejectStarted(error)
@@ -226,6 +268,7 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
       }
       if (thread.status.state === 'failed') return
       thread.status = { ...thread.status, state: 'failed', error }
+      thread.failure.abort(error)
       this.emit('followerError', error, name)
     }
     worker.on('message', (message: WorkerMessage) => {
@@ -300,6 +343,25 @@ function moduleUrl(module: URL | string, option: string): string {
   if (isAbsolute(module)) return pathToFileURL(module).href
   if (URL.canParse(module)) return new URL(module).href
   throw new ProgrammingError(`${option} must be a URL or an absolute file path, got ${JSON.stringify(module)}`)
+}
+
+/**
+ * Returns the URL of the worker setup module, as {@link moduleUrl} does.
+ *
+ * @throws ProgrammingError for a TypeScript module where Node cannot run
+ * TypeScript by itself: the setup is what would register a loader for it.
+ */
+function setupUrl(module: URL | string): string {
+  const url = moduleUrl(module, 'workerSetup')
+  const typeScript = /\.[mc]?tsx?$/.test(new URL(url).pathname)
+  if (typeScript && !(process.features as { typescript?: unknown }).typescript) {
+    throw new ProgrammingError(
+      `workerSetup must be JavaScript, got ${url}: Node ${process.version} cannot import TypeScript without a ` +
+        'loader, and the setup module is what registers one in each worker. Give a .js or .mjs module that ' +
+        "registers the loader, e.g. with tsx: import { register } from 'tsx/esm/api'; register()",
+    )
+  }
+  return url
 }
 
 /** `Promise.withResolvers`, which Node 20 lacks. */

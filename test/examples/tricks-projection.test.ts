@@ -83,7 +83,7 @@ function describeTricks<T>(backend: string, newDatabase: () => Database<T>): voi
       const read = () => store.read((transaction) => database.dogsPerTrick(transaction))
       expect(await read()).toEqual([])
 
-      await runner.waitForTracking((await dogWith(school, 'Fido', 'sit', 'roll over')).notification.id)
+      await runner.waitFor((await dogWith(school, 'Fido', 'sit', 'roll over')).notification.id)
       expect(await read()).toEqual([
         { trick: 'roll over', dogs: 1 },
         { trick: 'sit', dogs: 1 },
@@ -91,9 +91,9 @@ function describeTricks<T>(backend: string, newDatabase: () => Database<T>): voi
 
       const buster = await dogWith(school, 'Buster')
       // A registration is not counted, but its position is tracked, so it can be waited for.
-      await runner.waitForTracking(buster.notification.id)
+      await runner.waitFor(buster.notification.id)
       const taught = await teach(school, buster.notification.originatorId, 'sit')
-      await runner.waitForTracking(taught.notification.id)
+      await runner.waitFor(taught.notification.id)
       expect(await read()).toEqual([
         { trick: 'roll over', dogs: 1 },
         { trick: 'sit', dogs: 2 },
@@ -116,7 +116,7 @@ function describeTricks<T>(backend: string, newDatabase: () => Database<T>): voi
           store: database.store(),
         })
         await runner.start()
-        await runner.waitForTracking(fido.notification.id)
+        await runner.waitFor(fido.notification.id)
       }
       // Taught while no runner runs.
       await teach(school, fido.notification.originatorId, 'beg')
@@ -125,7 +125,7 @@ function describeTricks<T>(backend: string, newDatabase: () => Database<T>): voi
       const store = database.store()
       await using runner = new ProjectionRunner({ upstream: school, projection: database.projection(), store })
       await runner.start()
-      await runner.waitForTracking(last.notification.id)
+      await runner.waitFor(last.notification.id)
       expect(await store.read((transaction) => database.dogsPerTrick(transaction))).toEqual([
         { trick: 'beg', dogs: 1 },
         { trick: 'sit', dogs: 2 },
@@ -142,7 +142,7 @@ function describeTricks<T>(backend: string, newDatabase: () => Database<T>): voi
       const tricks = ['sit', 'beg', 'fetch', 'roll over']
       let last: Recording | undefined
       for (let i = 0; i < 20; i++) last = await dogWith(school, `dog ${i}`, ...tricks.slice(0, i % 5))
-      await runner.waitForTracking(last!.notification.id)
+      await runner.waitFor(last!.notification.id)
       const read = () => store.read((transaction) => database.dogsPerTrick(transaction))
       const live = await read()
       expect(live).toEqual([
@@ -153,7 +153,7 @@ function describeTricks<T>(backend: string, newDatabase: () => Database<T>): voi
       ])
 
       await runner.rebuild()
-      await runner.waitForTracking(last!.notification.id)
+      await runner.waitFor(last!.notification.id)
       expect(await read()).toEqual(live)
     })
   })

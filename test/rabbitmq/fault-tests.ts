@@ -113,7 +113,7 @@ export function faultTests(): void {
     }
     const last = await streaming
     await untilProcessed(EVENTS, 60_000)
-    await relay.waitForTracking(last, { timeoutMs: 30_000 })
+    await relay.waitFor(last, { timeoutMs: 30_000 })
     expect(before.relayed, 'relayed when the broker stopped').toBeLessThan(last)
     expect(relay.status().state).toBe('running')
     expect(consumer.status()).toMatchObject({ state: 'running', processed: EVENTS, deadLettered: 0 })

@@ -27,7 +27,7 @@ export function flowTests(): void {
     const last = await flow.tickets.stream(EVENTS / 2, 2)
     expect(last).toBeGreaterThan(half)
     await flow.untilProcessed(EVENTS, 50_000)
-    await relay.waitForTracking(last)
+    await relay.waitFor(last)
     expect(flow.consumer.status()).toMatchObject({ state: 'running', processed: EVENTS, deadLettered: 0 })
     await expectEachEventOnce(flow.tickets, flow.receipts)
     const raw = await rawBroker()

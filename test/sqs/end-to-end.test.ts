@@ -40,7 +40,7 @@ describe('relaying through SQS', () => {
     expect(last).toBe(10_000)
 
     await until(async () => handler.verdicts.processed, 10_000, 100_000, 'the events')
-    await relay.waitForTracking(last)
+    await relay.waitFor(last)
     await consumer.stop()
     await relay.stop()
 

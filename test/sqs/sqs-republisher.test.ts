@@ -59,7 +59,7 @@ async function setUp(queueOptions: { visibilityTimeoutSeconds?: number } = {}) {
     async publish(count: number, events: number): Promise<number> {
       const last = await sensors.installSensors(count, events)
       await relay.start()
-      await relay.waitForTracking(last)
+      await relay.waitFor(last)
       await relay.stop()
       return last
     },

@@ -275,7 +275,7 @@ function describeProjections<T>(backend: Backend<T>): void {
       const writing = Date.now()
       for (let i = 0; i < 100; i++) last = await counters.saveCounters(20, 50)
       const written = Date.now()
-      await runner.waitForTracking(last, { timeoutMs: 120_000 })
+      await runner.waitFor(last, { timeoutMs: 120_000 })
       const live = await store.read((transaction) => Totals.read(sql, transaction))
       const caughtUp = Date.now()
       expect(live).toHaveLength(2000)
@@ -284,7 +284,7 @@ function describeProjections<T>(backend: Backend<T>): void {
 
       const rebuilding = Date.now()
       await runner.rebuild()
-      await runner.waitForTracking(last, { timeoutMs: 120_000 })
+      await runner.waitFor(last, { timeoutMs: 120_000 })
       const rebuilt = Date.now() - rebuilding
       expect(await store.read((transaction) => Totals.read(sql, transaction))).toEqual(live)
       expect(await store.maxTrackingId('Counters')).toBe(last)
@@ -331,13 +331,13 @@ function describeProjections<T>(backend: Backend<T>): void {
         `view stopped at notification 338 of Counters (topic 'projection-test:Counter.Counted') after 2 attempts: fault at ${event!.originatorId}:38`,
       )
       // Waiting for what it will not process fails at once with its error.
-      await expect(runner.waitForTracking(failing)).rejects.toBe(error)
-      await runner.waitForTracking(failing - 1)
+      await expect(runner.waitFor(failing)).rejects.toBe(error)
+      await runner.waitFor(failing - 1)
 
       projection.failOn.clear()
       await using again = new ProjectionRunner({ upstream: counters, projection, store })
       await again.start()
-      await again.waitForTracking(last)
+      await again.waitFor(last)
       const all = await store.read((transaction) => Sightings.read(sql, transaction))
       expect(all).toHaveLength(1000)
       expect(new Set(all.map((row) => `${row.counter}:${row.version}`)).size).toBe(1000)
@@ -364,7 +364,7 @@ function describeProjections<T>(backend: Backend<T>): void {
       expect(await store.read((transaction) => Sightings.read(sql, transaction))).toHaveLength(30)
 
       await runner.start()
-      await runner.waitForTracking(last)
+      await runner.waitFor(last)
       await runner.stop()
       const seen = await store.read((transaction) => Sightings.read(sql, transaction))
       expect(new Set(seen.map((row) => `${row.counter}:${row.version}`)).size).toBe(200)
@@ -380,7 +380,7 @@ function describeProjections<T>(backend: Backend<T>): void {
       await runner.start()
       const last = await counters.saveCounters(3, 4)
       // The last event is a count, which the projection does not follow.
-      await runner.waitForTracking(last)
+      await runner.waitFor(last)
       const seen = await store.read((transaction) => Sightings.read(sql, transaction))
       expect(seen.map((row) => [row.topic, row.version])).toEqual([
         ['started', 1],
@@ -427,7 +427,7 @@ function describeProjections<T>(backend: Backend<T>): void {
         store,
       })
       await lenient.start()
-      await lenient.waitForTracking(last)
+      await lenient.waitFor(last)
       expect(await store.read((transaction) => Sightings.read(sql, transaction))).toHaveLength(4)
 
       // A projection that does not follow the topic never decodes it.
@@ -437,7 +437,7 @@ function describeProjections<T>(backend: Backend<T>): void {
         store: newStore('counted'),
       })
       await following.start()
-      await following.waitForTracking(last)
+      await following.waitFor(last)
       expect(following.status().state).toBe('running')
     })
 
@@ -477,17 +477,19 @@ function describeProjections<T>(backend: Backend<T>): void {
       expect(await store.maxTrackingId('Up')).toBe(0)
     })
 
-    it('fails a wait for tracking with WaitTimeoutError naming the application and id', async () => {
+    it('fails a wait with WaitTimeoutError naming the projection, the application and the id', async () => {
       const { persistence, sql, store: newStore } = backend.database()
       await using counters = new Counters({ persistence })
       const store = newStore()
       await using runner = new ProjectionRunner({ upstream: counters, projection: new Sightings(sql), store })
       await runner.start()
-      const waiting = runner.waitForTracking(1, { timeoutMs: 50 })
+      const waiting = runner.waitFor(1, { timeoutMs: 50 })
       await expect(waiting).rejects.toThrow(WaitTimeoutError)
-      await expect(waiting).rejects.toThrow("Notification 1 of application 'Counters' was not tracked within 50 ms")
+      await expect(waiting).rejects.toThrow(
+        'view has not reached notification 1 of Counters within 50 ms: the log ends at 0',
+      )
       // A wait resolves as soon as the notification is processed.
-      const resolving = runner.waitForTracking(1)
+      const resolving = runner.waitFor(1)
       await counters.saveCounters(1, 1)
       await resolving
     })
@@ -556,7 +558,7 @@ describe('projection stores: options', () => {
     ]) {
       const runner = new ProjectionRunner({ upstream, projection: new Sightings(sqliteSql), store })
       await runner.start()
-      await runner.waitForTracking(last)
+      await runner.waitFor(last)
       await runner.stop()
       expect(await store.read((transaction) => Sightings.read(sqliteSql, transaction))).toHaveLength(6)
       await store.close()

@@ -67,7 +67,7 @@ describe('a relay', () => {
     {
       await using relay = new Relay({ upstream: school, publisher: broker, positions })
       await relay.start()
-      await relay.waitForTracking(10)
+      await relay.waitFor(10)
     }
     expect(broker.messages).toHaveLength(10)
     const first = broker.messages[0]!
@@ -83,7 +83,7 @@ describe('a relay', () => {
     await school.register('Rex')
     await using relay = new Relay({ upstream: school, publisher: broker, positions, topics: [Dog.Registered] })
     await relay.start()
-    await relay.waitForTracking(11)
+    await relay.waitFor(11)
     expect(broker.messages).toHaveLength(11)
     await school.close()
   })
@@ -97,12 +97,12 @@ describe('a relay', () => {
     const errors: Error[] = []
     relay.on('followerError', (error) => errors.push(error))
     await relay.start()
-    await expect(relay.waitForTracking(1)).rejects.toBeInstanceOf(ProcessingError)
+    await expect(relay.waitFor(1)).rejects.toBeInstanceOf(ProcessingError)
     expect(errors[0]?.message).toMatch(/^relay stopped at notification 1 of DogSchool .*The loopback broker is down/)
     expect(await positions.maxTrackingId('DogSchool')).toBe(0)
     broker.down = false
     await relay.start()
-    await relay.waitForTracking(4)
+    await relay.waitFor(4)
     expect(broker.messages).toHaveLength(4)
     await school.close()
   })
@@ -115,7 +115,7 @@ describe('a republisher', () => {
     await using positions = sqliteProjectionStore({ path: ':memory:', name: 'relay' })
     await using relay = new Relay({ upstream: school, publisher: broker, positions })
     await relay.start()
-    await relay.waitForTracking(8)
+    await relay.waitFor(8)
 
     await using tricks = new Tricks({ persistence: memory() })
     const republisher = new Republisher({ follower: tricks })
@@ -147,7 +147,7 @@ describe('a republisher', () => {
     await using positions = sqliteProjectionStore({ path: ':memory:', name: 'relay' })
     await using relay = new Relay({ upstream: school, publisher: broker, positions })
     await relay.start()
-    await relay.waitForTracking(4)
+    await relay.waitFor(4)
     await using tricks = new Tricks({ persistence: memory() })
     const republisher = new Republisher({ follower: tricks, retryDelayMs: 1 })
     const message = JSON.parse(broker.messages[2]!.body)

@@ -1,0 +1,160 @@
+import type { NotificationLog } from '../application/notification-log.js'
+import { ProgrammingError, WaitTimeoutError } from '../persistence/errors.js'
+import type { WaitForTrackingOptions } from '../persistence/recorder.js'
+
+/** How long a wait for a follower lasts when no `timeoutMs` is given. */
+const DEFAULT_TIMEOUT_MS = 10_000
+
+/** At most this many followed notifications are read at a time; the wait goes on from the last of them. */
+const PAGE_SIZE = 100
+
+/** Options for waiting until a follower has processed an upstream notification. */
+export interface WaitForOptions {
+  /** Give up after this many milliseconds (default 10,000) with a `WaitTimeoutError`. */
+  readonly timeoutMs?: number
+  /** Stops waiting, rejecting with the signal's reason, unless the follower has caught up by then. */
+  readonly signal?: AbortSignal
+}
+
+/** An application whose followers are waited for: its name and its notification log (an `Application` is one). */
+export interface UpstreamLog {
+  readonly name: string
+  readonly notificationLog: Pick<NotificationLog, 'select' | 'maxId' | 'subscribe'>
+}
+
+/** What {@link waitForFollower} needs to know of one follower of one upstream log. */
+export interface FollowerPosition {
+  /** The follower's name, for errors. */
+  readonly follower: string
+  /** The application whose log is followed. */
+  readonly upstream: UpstreamLog
+  /** The topics of the notifications the follower processes (all when not given). */
+  readonly topics?: readonly string[]
+  /** Returns the id of the last notification of the upstream log processed, 0 when none. */
+  position(): Promise<number>
+  /**
+   * Resolves once the follower's position is at or beyond a notification id
+   * (as `TrackingRecorder.waitForTracking` does).
+   *
+   * @throws WaitTimeoutError when `timeoutMs` passes first; the signal's reason if it aborts.
+   */
+  waitForTracking(notificationId: number, options: WaitForTrackingOptions): Promise<void>
+}
+
+/**
+ * Resolves once a follower has processed the notification `notificationId` of
+ * its upstream log, or has passed it because it does not follow its topic:
+ * once its position is at or beyond the last notification of its topics at or
+ * below that id. A follower's position moves only with the notifications it
+ * reads, so that last one is what it waits for, found by reading the upstream
+ * log from the position on. The log's reads are settled (a notification still
+ * being committed with a lower id is waited for, not passed over), so a
+ * followed notification committed late is not missed. An id the log has not
+ * reached yet is first waited for.
+ *
+ * Waiting for a chain (A to B to C) is done hop by hop: wait for B to process
+ * A's notification, then for C to process B's log up to the id it has reached.
+ *
+ * @throws ProgrammingError if the id is not an integer; WaitTimeoutError
+ * naming the follower, the upstream application and the id when `timeoutMs`
+ * (default 10,000) passes first; the signal's reason if it aborts before the
+ * follower has caught up.
+ */
+export async function waitForFollower(
+  follower: FollowerPosition,
+  notificationId: number,
+  options: WaitForOptions = {},
+): Promise<void> {
+  if (!Number.isSafeInteger(notificationId)) {
+    throw new ProgrammingError(`A notification id is an integer, got ${String(notificationId)}`)
+  }
+  const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const step = await nextStep(follower, notificationId)
+    if (step === undefined) return
+    signal?.throwIfAborted()
+    const remaining = deadline - Date.now()
+    if (remaining <= 0) throw timedOut(follower, notificationId, timeoutMs, step)
+    try {
+      if ('target' in step) await follower.waitForTracking(step.target, { timeoutMs: remaining, signal })
+      else await untilRecorded(follower.upstream, notificationId, remaining, signal)
+    } catch (error) {
+      // Aborted by a failure just after the follower caught up, say: the next look tells.
+      if (signal?.aborted) continue
+      throw error instanceof WaitTimeoutError ? timedOut(follower, notificationId, timeoutMs, step) : error
+    }
+  }
+}
+
+/** What a wait waits for next: the follower to track a notification, or the upstream log to reach the id. */
+type Step = { readonly position: number; readonly target: number } | { readonly position: number; readonly end: number }
+
+/**
+ * Returns what the wait for the follower waits for next: the last notification
+ * of its topics after its position and at most `notificationId` (of the next
+ * page of them), or the log to reach `notificationId`; undefined when the
+ * follower is past them all.
+ */
+async function nextStep(follower: FollowerPosition, notificationId: number): Promise<Step | undefined> {
+  const position = await follower.position()
+  if (position >= notificationId) return undefined
+  const log = follower.upstream.notificationLog
+  const end = await log.maxId()
+  if (end < notificationId) return { position, end }
+  // Read up to a committed id: a gap below it is a notification still being committed, which the read waits for
+  // (a gap with nothing committed after it within the range would not be seen).
+  const followed = await log.select({
+    start: position,
+    inclusiveOfStart: false,
+    stop: end,
+    topics: follower.topics,
+    limit: PAGE_SIZE,
+  })
+  const target = followed.filter((notification) => notification.id <= notificationId).at(-1)?.id
+  return target === undefined ? undefined : { position, target }
+}
+
+/** Resolves once the upstream log has a notification at or beyond `notificationId`, or `timeoutMs` passed, or the signal aborted. */
+async function untilRecorded(
+  upstream: UpstreamLog,
+  notificationId: number,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const timeout = AbortSignal.timeout(timeoutMs)
+  const until = signal === undefined ? timeout : AbortSignal.any([signal, timeout])
+  for await (const _recorded of upstream.notificationLog.subscribe({ gt: notificationId - 1, signal: until })) return
+}
+
+/** Returns the error of a wait whose time ran out at `step`. */
+function timedOut(follower: FollowerPosition, notificationId: number, timeoutMs: number, step: Step): WaitTimeoutError {
+  const why =
+    'target' in step
+      ? `it is at ${step.position}, and has yet to process ${step.target}, which it follows`
+      : `the log ends at ${step.end}`
+  return new WaitTimeoutError(
+    `${follower.follower} has not reached notification ${notificationId} of ${follower.upstream.name} ` +
+      `within ${timeoutMs} ms: ${why}`,
+  )
+}
+
+/**
+ * Runs waits side by side and resolves once all have; each is given a signal
+ * that aborts when `signal` does or another wait rejects, so that no wait
+ * outlives the first failure.
+ *
+ * @throws what the first wait to reject throws.
+ */
+export async function waitForAll(
+  waits: readonly ((signal: AbortSignal) => Promise<void>)[],
+  signal?: AbortSignal,
+): Promise<void> {
+  const settled = new AbortController()
+  const each = signal === undefined ? settled.signal : AbortSignal.any([signal, settled.signal])
+  try {
+    await Promise.all(waits.map((wait) => wait(each)))
+  } finally {
+    settled.abort()
+  }
+}
