@@ -5,14 +5,27 @@ import type { DomainEvent } from '../domain/domain-event.js'
 import { EventSourcingError } from '../domain/errors.js'
 import { ProgrammingError } from '../persistence/errors.js'
 import { EventStore, type Recording } from '../persistence/event-store.js'
+import type { Mapper } from '../persistence/mapper.js'
 import type { Persistence, Recorders } from '../persistence/recorder.js'
+import { parseInteger } from '../persistence/settings.js'
 import type { StoredEvent, Tracking } from '../persistence/stored-event.js'
-import { Config, type EncodingOptions, type Environment, mapperFromConfig, persistenceFromConfig } from './config.js'
+import {
+  Config,
+  checkPersistence,
+  type EncodingOptions,
+  type Environment,
+  mapperFromConfig,
+  persistenceFromConfig,
+} from './config.js'
 import { NotificationLog } from './notification-log.js'
 import { Repository } from './repository.js'
 import { SnapshotStore, SnapshottingPolicy } from './snapshotting.js'
 
-/** How an application is set up; each setting can also come from an environment variable (in brackets). */
+/**
+ * How an application is set up; each setting can also come from an
+ * environment variable (in brackets). Both forms are checked alike when the
+ * application is made: a bad value is a ProgrammingError naming the setting.
+ */
 export interface ApplicationOptions extends EncodingOptions {
   /** The application's name: its tables' prefix and its variables' prefix (default: the class's `applicationName` or name). */
   readonly name?: string
@@ -22,11 +35,14 @@ export interface ApplicationOptions extends EncodingOptions {
   readonly persistence?: Persistence
   /** Read and write snapshots (`IS_SNAPSHOTTING_ENABLED`); implied by an interval. */
   readonly snapshotting?: boolean
-  /** Take a snapshot of every aggregate each time its version passes a multiple of this (`SNAPSHOTTING_INTERVAL`). */
+  /**
+   * Take a snapshot of every aggregate each time its version passes a multiple
+   * of this non-negative integer (`SNAPSHOTTING_INTERVAL`; 0, the default, takes none).
+   */
   readonly snapshottingInterval?: number
   /** Keep this many recently used aggregates in memory (`AGGREGATE_CACHE_SIZE`; default 0, no cache). */
   readonly aggregateCacheSize?: number
-  /** The number of notifications in a notification log section (default 10). */
+  /** The number of notifications in a notification log section, a positive integer (default 10). */
   readonly sectionSize?: number
 }
 
@@ -76,7 +92,11 @@ export interface ApplicationStores {
 export class Application implements AsyncDisposable {
   /** The application's name when none is given in code; the class name otherwise (which minifiers may change). */
   static readonly applicationName?: string
-  /** Snapshot intervals per aggregate class, e.g. `new Map([[Dog, 50]])`. */
+  /**
+   * Snapshot intervals per aggregate class, e.g. `new Map([[Dog, 50]])`: non-negative
+   * integers, 0 turning a class's snapshots off. Each class given an interval
+   * (by this or by `snapshottingInterval`) needs a static `topic`, checked at its first save.
+   */
   static readonly snapshottingIntervals: ReadonlyMap<AggregateClass, number> = new Map()
 
   /** The application's name. */
@@ -89,6 +109,7 @@ export class Application implements AsyncDisposable {
   readonly notificationLog: NotificationLog
 
   readonly #options: ApplicationOptions
+  readonly #mapper: Mapper
   readonly #snapshotting: SnapshottingPolicy
   readonly #subscribers = new Set<EventSubscriber>()
   #stores: Promise<ApplicationStores> | undefined
@@ -96,23 +117,39 @@ export class Application implements AsyncDisposable {
   readonly #delivering = new AsyncLocalStorage<boolean>()
   #closed = false
 
-  /** Makes the application; its storage is opened on first use (see {@link Application.connect}). */
+  /**
+   * Makes the application; its storage is opened on first use (see {@link Application.connect}).
+   *
+   * @throws ProgrammingError for a bad setting, given in code or by a
+   * variable: a name the backend refuses, an unknown `PERSISTENCE` or
+   * `COMPRESSOR`, a malformed cipher key, a number out of range, a variable
+   * with the application's prefix that misspells a setting.
+   */
   constructor(options: ApplicationOptions = {}) {
     const cls = new.target as typeof Application
     this.name = options.name ?? cls.applicationName ?? cls.name
     this.config = new Config(this.name, options.env ?? process.env)
+    checkPersistence(this.config, options.persistence)
     this.#options = options
-    const interval = options.snapshottingInterval ?? this.config.integer('SNAPSHOTTING_INTERVAL')
+    this.#mapper = mapperFromConfig(this.config, options)
+    const interval =
+      parseInteger('snapshottingInterval', options.snapshottingInterval) ?? this.config.integer('SNAPSHOTTING_INTERVAL')
     this.#snapshotting = new SnapshottingPolicy(
+      this.name,
       options.snapshotting ?? this.config.boolean('IS_SNAPSHOTTING_ENABLED') ?? false,
       interval || undefined,
       cls.snapshottingIntervals,
     )
     this.repository = new Repository(
       () => this.stores(),
-      options.aggregateCacheSize ?? this.config.integer('AGGREGATE_CACHE_SIZE') ?? 0,
+      parseInteger('aggregateCacheSize', options.aggregateCacheSize) ??
+        this.config.integer('AGGREGATE_CACHE_SIZE') ??
+        0,
     )
-    this.notificationLog = new NotificationLog(async () => (await this.stores()).events, options.sectionSize)
+    this.notificationLog = new NotificationLog(
+      async () => (await this.stores()).events,
+      parseInteger('sectionSize', options.sectionSize, 1),
+    )
   }
 
   /**
@@ -132,7 +169,9 @@ export class Application implements AsyncDisposable {
    * first (get the aggregate again and retry); nothing is written then, and the
    * aggregates keep their new events, so saving them again fails the same way.
    * A due snapshot that cannot be made (TopicError, an unregistered type) also
-   * fails the save before anything is written. After the write, a failing
+   * fails the save before anything is written, and so does the first save of
+   * an aggregate whose class has automatic snapshots and no topic
+   * (TopicError), whether or not a snapshot is due. After the write, a failing
    * subscriber gives {@link SubscriberError} and a failing snapshot write
    * {@link SnapshotError}; the events are recorded then.
    */
@@ -151,6 +190,7 @@ export class Application implements AsyncDisposable {
     let recordings: Recording[]
     let snapshots: StoredEvent[]
     try {
+      for (const aggregate of aggregates) this.#snapshotting.checkTopic(aggregate)
       stores = await this.stores()
       snapshots = aggregates
         .filter((aggregate, index) => this.#snapshotting.isDue(aggregate, aggregate.version - batches[index]!.length))
@@ -254,7 +294,7 @@ export class Application implements AsyncDisposable {
   }
 
   async #openStores(): Promise<ApplicationStores> {
-    const mapper = mapperFromConfig(this.config, this.#options)
+    const mapper = this.#mapper
     const persistence = this.#options.persistence ?? (await persistenceFromConfig(this.config))
     const recorders = await persistence.open(this.name)
     return {

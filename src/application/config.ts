@@ -1,30 +1,68 @@
+import { closest, distance } from 'fastest-levenshtein'
 import { memory } from '../memory/memory-recorder.js'
 import { AesGcmCipher } from '../persistence/cipher.js'
 import { ZlibCompressor } from '../persistence/compressor.js'
 import { ProgrammingError } from '../persistence/errors.js'
+import { validApplicationName } from '../persistence/identifiers.js'
 import { Mapper } from '../persistence/mapper.js'
 import type { Persistence } from '../persistence/recorder.js'
-import { parseBoolean } from '../persistence/settings.js'
+import { parseBoolean, parseInteger } from '../persistence/settings.js'
 import { JsonTranscoder, type Transcoding } from '../persistence/transcoder.js'
 
 /** Environment variables as a plain record, like `process.env`. */
 export type Environment = Readonly<Record<string, string | undefined>>
 
 /**
+ * Every variable the library reads, unprefixed: the application's and the
+ * built-in backends' (whose `fromEnvironment` a test holds to this list).
+ */
+export const SETTING_NAMES: readonly string[] = [
+  'PERSISTENCE',
+  'CIPHER_KEY',
+  'COMPRESSOR',
+  'IS_SNAPSHOTTING_ENABLED',
+  'SNAPSHOTTING_INTERVAL',
+  'AGGREGATE_CACHE_SIZE',
+  'CREATE_TABLES',
+  'SQLITE_PATH',
+  'POSTGRES_URL',
+  'POSTGRES_HOST',
+  'POSTGRES_PORT',
+  'POSTGRES_USER',
+  'POSTGRES_PASSWORD',
+  'POSTGRES_DBNAME',
+  'POSTGRES_SCHEMA',
+  'POSTGRES_POOL_SIZE',
+]
+
+const SETTINGS = new Set(SETTING_NAMES)
+
+/**
  * An application's settings from environment variables. A variable prefixed
  * with the application's name in upper case (`DOGSCHOOL_PERSISTENCE`) overrides
  * the unprefixed one (`PERSISTENCE`), so applications in one process can be
  * configured apart.
+ *
+ * A misspelt setting would be ignored, so it is looked for when the config is
+ * made: a variable with the application's prefix that is not a setting but
+ * close to one (`DOGSCHOOL_CIPHERKEY`) is an error, and an unprefixed one
+ * (`CIPHERKEY`) a warning, since other software sets variables of its own.
  */
 export class Config {
   readonly #prefix: string
 
-  /** Makes the settings of the named application, read from `env`. */
+  /**
+   * Makes the settings of the named application, read from `env`.
+   *
+   * @throws ProgrammingError naming a variable with the application's prefix
+   * that is presumably a misspelt setting, and the setting it resembles.
+   */
   constructor(
-    applicationName: string,
+    readonly applicationName: string,
     readonly env: Environment,
   ) {
     this.#prefix = `${applicationName.toUpperCase()}_`
+    checkVariables(this.#prefix, env)
   }
 
   /** Returns the value of a variable, prefixed form first; undefined when unset or empty. */
@@ -38,12 +76,7 @@ export class Config {
    * @throws ProgrammingError naming the variable when it is not one.
    */
   integer(name: string): number | undefined {
-    const value = this.get(name)
-    if (value === undefined) return undefined
-    if (!/^\d+$/.test(value.trim())) {
-      throw new ProgrammingError(`${name} must be a non-negative integer, got ${JSON.stringify(value)}`)
-    }
-    return Number(value)
+    return parseInteger(name, this.get(name))
   }
 
   /**
@@ -67,20 +100,43 @@ export const PERSISTENCE_NAMES = ['memory', 'sqlite', 'postgres'] as const
  * @throws ProgrammingError for an unknown name, or a backend's missing settings.
  */
 export async function persistenceFromConfig(config: Config): Promise<Persistence> {
-  const name = config.get('PERSISTENCE') ?? 'memory'
   const get = (variable: string) => config.get(variable)
-  switch (name) {
+  switch (persistenceName(config)) {
     case 'memory':
       return memory()
     case 'sqlite':
       return (await import('../sqlite/index.js')).fromEnvironment(get)
     case 'postgres':
       return (await import('../postgres/index.js')).fromEnvironment(get)
-    default:
-      throw new ProgrammingError(
-        `Unknown PERSISTENCE value ${JSON.stringify(name)}: use one of ${PERSISTENCE_NAMES.join(', ')}`,
-      )
   }
+}
+
+/**
+ * Checks, without loading or connecting to anything, that the application's
+ * backend (`persistence` when given, else the one `PERSISTENCE` names) can
+ * store an application of the config's name.
+ *
+ * @throws ProgrammingError for an invalid name or an unknown `PERSISTENCE` value.
+ */
+export function checkPersistence(config: Config, persistence: Persistence | undefined): void {
+  if (persistence !== undefined) {
+    persistence.checkName(config.applicationName)
+  } else {
+    persistenceName(config)
+    // The built-in backends take the same names, so there is no need to load the one named.
+    validApplicationName(config.applicationName)
+  }
+}
+
+function persistenceName(config: Config): (typeof PERSISTENCE_NAMES)[number] {
+  const name = config.get('PERSISTENCE') ?? 'memory'
+  const known = PERSISTENCE_NAMES.find((known) => known === name)
+  if (known === undefined) {
+    throw new ProgrammingError(
+      `Unknown PERSISTENCE value ${JSON.stringify(name)}: use one of ${PERSISTENCE_NAMES.join(', ')}`,
+    )
+  }
+  return known
 }
 
 /** Options that shape how events are stored; each can also come from a variable. */
@@ -119,4 +175,44 @@ function compressorFromConfig(config: Config): boolean {
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === '' ? undefined : value
+}
+
+// Edits within which a variable's name is taken for a misspelt setting: at
+// most 2, and at most a third of the shorter name's length.
+const MAX_EDITS = 2
+const warned = new Set<string>()
+
+/**
+ * Throws for a variable with `prefix` that presumably misspells a setting,
+ * and warns (once per process) of such a variable without the prefix.
+ */
+function checkVariables(prefix: string, env: Environment): void {
+  for (const [name, value] of Object.entries(env)) {
+    if (nonEmpty(value) === undefined || SETTINGS.has(name)) continue
+    const prefixed = name.startsWith(prefix)
+    const setting = misspelt(prefixed ? name.slice(prefix.length) : name)
+    if (setting === undefined) continue
+    if (prefixed) {
+      throw new ProgrammingError(
+        `${name} is not a setting, so it would be ignored: did you mean ${prefix}${setting}? Rename it (or remove it)`,
+      )
+    }
+    if (!warned.has(name)) {
+      warned.add(name)
+      process.emitWarning(`${name} is not a setting of eventsourcing and is ignored: did you mean ${setting}?`, {
+        type: 'EventSourcingWarning',
+        code: 'EVENTSOURCING_MISSPELT_VARIABLE',
+      })
+    }
+  }
+}
+
+/** Returns the setting that `name` is presumably a misspelling of, or undefined. */
+function misspelt(name: string): string | undefined {
+  // Another application's setting, such as ARCHIVE_PERSISTENCE after the
+  // prefix LOANS_ of an application beside LOANS_ARCHIVE, is not misspelt.
+  if (SETTINGS.has(name) || SETTING_NAMES.some((setting) => name.endsWith(`_${setting}`))) return undefined
+  const setting = closest(name, SETTING_NAMES)
+  const edits = distance(name, setting)
+  return edits <= MAX_EDITS && edits * 3 <= Math.min(name.length, setting.length) ? setting : undefined
 }

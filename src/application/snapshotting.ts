@@ -1,7 +1,10 @@
 import type { Aggregate, AggregateClass } from '../domain/aggregate.js'
+import { TopicError } from '../domain/errors.js'
 import { Snapshot } from '../domain/snapshot.js'
+import { topicOf } from '../domain/topics.js'
 import type { Mapper } from '../persistence/mapper.js'
 import type { AggregateRecorder } from '../persistence/recorder.js'
+import { parseInteger } from '../persistence/settings.js'
 import type { StoredEvent } from '../persistence/stored-event.js'
 
 /** Stores and retrieves the snapshots of an application's aggregates. */
@@ -45,22 +48,56 @@ export class SnapshotStore {
  * interval N, whenever a save takes its version past a multiple of N.
  */
 export class SnapshottingPolicy {
-  /** Makes the policy: snapshotting asked for explicitly, an interval for every class, and intervals per class. */
+  readonly #checked = new WeakSet<AggregateClass>()
+
+  /**
+   * Makes the policy of the named application: snapshotting asked for
+   * explicitly, an interval for every class, and intervals per class.
+   *
+   * @throws ProgrammingError naming the class of an interval that is not a non-negative integer.
+   */
   constructor(
+    readonly applicationName: string,
     readonly enabledExplicitly: boolean,
     readonly defaultInterval: number | undefined,
     readonly intervals: ReadonlyMap<AggregateClass, number>,
-  ) {}
+  ) {
+    for (const [cls, interval] of intervals) parseInteger(`The snapshottingIntervals entry of ${cls.name}`, interval)
+  }
 
   /** True when snapshots are read and written at all: asked for, or implied by an interval. */
   get enabled(): boolean {
     return this.enabledExplicitly || this.defaultInterval !== undefined || this.intervals.size > 0
   }
 
+  /**
+   * Checks that the class of `aggregate` has a topic if its snapshots are
+   * taken automatically, so that a missing topic fails the first save of the
+   * class rather than the one that reaches the interval. Each class is checked once.
+   *
+   * @throws TopicError naming the class and the fix.
+   */
+  checkTopic(aggregate: Aggregate): void {
+    const cls = aggregate.constructor as AggregateClass
+    if (this.#checked.has(cls)) return
+    const interval = this.#interval(cls)
+    if (interval && topicOf(cls) === undefined) {
+      throw new TopicError(
+        `${cls.name} has no topic, and ${this.applicationName} snapshots it every ${interval === 1 ? 'version' : `${interval} versions`}: ` +
+          `declare "static readonly topic = '...'" on ${cls.name}, or set its interval to 0 in snapshottingIntervals`,
+      )
+    }
+    this.#checked.add(cls)
+  }
+
   /** True when saving `aggregate`, which was at `previousVersion`, calls for a snapshot. */
   isDue(aggregate: Aggregate, previousVersion: number): boolean {
-    const interval = this.intervals.get(aggregate.constructor as AggregateClass) ?? this.defaultInterval
+    const interval = this.#interval(aggregate.constructor as AggregateClass)
     if (!interval) return false
     return Math.floor(aggregate.version / interval) > Math.floor(previousVersion / interval)
+  }
+
+  #interval(cls: AggregateClass): number | undefined {
+    return this.intervals.get(cls) ?? this.defaultInterval
   }
 }

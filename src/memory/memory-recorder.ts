@@ -1,5 +1,6 @@
 import { CommitSignal, followLog, waitForTracking } from '../persistence/commit-signal.js'
 import { IntegrityError } from '../persistence/errors.js'
+import { validApplicationName } from '../persistence/identifiers.js'
 import type {
   Persistence,
   ProcessRecorder,
@@ -232,6 +233,10 @@ function bisect(list: readonly Notification[], key: 'id' | 'originatorVersion', 
  * on the same storage, as a second connection to a database would; storage
  * lives as long as the backend object and is never written anywhere.
  *
+ * It takes only the application names that the database backends take (see
+ * `validApplicationName`), so that a name used in tests does not fail later
+ * on SQLite or PostgreSQL.
+ *
  * @example
  * ```ts
  * const app = new DogSchool({ persistence: memory() })
@@ -241,6 +246,7 @@ export function memory(): Persistence {
   const applications = new Map<string, { events: MemoryRecorder; snapshots: MemoryRecorder }>()
   return {
     name: 'memory',
+    checkName: validApplicationName,
     async open(applicationName: string): Promise<Recorders> {
       let stored = applications.get(applicationName)
       if (stored === undefined) {

@@ -27,9 +27,35 @@ export interface ApplicationTables {
   readonly tracking: string
 }
 
-/** Returns the validated table names for an application, e.g. `dogschool_events` for `DogSchool`. */
+// The longest table suffix, `_snapshots`, must fit in the 63 characters of an identifier.
+const APPLICATION_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,52}$/
+
+/**
+ * Returns `name` if it can name an application on every built-in backend: 1 to
+ * 53 letters, digits and underscores, not starting with a digit. The name is
+ * the prefix of the application's tables (`dogschool_events`, the longest
+ * being `dogschool_snapshots`: 63 characters at most) and, in upper case, of
+ * its environment variables (`DOGSCHOOL_PERSISTENCE`), so it must be valid as both.
+ *
+ * @throws ProgrammingError naming the application and the rule otherwise.
+ */
+export function validApplicationName(name: string): string {
+  if (typeof name !== 'string' || !APPLICATION_NAME.test(name)) {
+    throw new ProgrammingError(
+      `Invalid application name ${JSON.stringify(name)}: use 1 to 53 letters, digits and underscores, not starting with a digit ` +
+        '(it prefixes the tables and the environment variables): pass { name } or set the static applicationName',
+    )
+  }
+  return name
+}
+
+/**
+ * Returns the validated table names for an application, e.g. `dogschool_events` for `DogSchool`.
+ *
+ * @throws ProgrammingError for an invalid application name (see {@link validApplicationName}).
+ */
 export function applicationTables(applicationName: string): ApplicationTables {
-  const prefix = applicationName.toLowerCase()
+  const prefix = validApplicationName(applicationName).toLowerCase()
   return {
     events: validIdentifier(`${prefix}_events`),
     snapshots: validIdentifier(`${prefix}_snapshots`),

@@ -143,8 +143,19 @@ export interface Persistence {
   /** The backend's name, as used in the `PERSISTENCE` variable. */
   readonly name: string
   /**
+   * Checks that the backend can store an application of this name, without
+   * connecting to anything, so that an application fails at construction
+   * rather than at first use. The built-in backends all take the names that
+   * `validApplicationName` takes.
+   *
+   * @throws ProgrammingError naming the application and the rule it breaks.
+   */
+  checkName(applicationName: string): void
+  /**
    * Opens the recorders of one application. Its tables (named after the
    * application) are created if missing, unless the backend was told not to.
+   *
+   * @throws ProgrammingError for a name that {@link Persistence.checkName} refuses.
    */
   open(applicationName: string): Promise<Recorders>
 }

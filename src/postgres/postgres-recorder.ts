@@ -465,6 +465,10 @@ class PostgresPersistence implements Persistence {
     this.#notifyIntervalMs = notifyIntervalMs
   }
 
+  checkName(applicationName: string): void {
+    applicationTables(applicationName)
+  }
+
   async open(applicationName: string): Promise<Recorders> {
     const tables = applicationTables(applicationName)
     const shared = await this.#acquire()

@@ -305,6 +305,10 @@ class SqlitePersistence implements Persistence {
     this.#pollMs = pollMs
   }
 
+  checkName(applicationName: string): void {
+    applicationTables(applicationName)
+  }
+
   async open(applicationName: string): Promise<Recorders> {
     const tables = applicationTables(applicationName)
     const session = await this.#session()

@@ -42,6 +42,40 @@ describe('automatic snapshots around a save', () => {
     expect(thing.collectEvents()).toHaveLength(1)
   })
 
+  it('fail the first save of a class without a topic, long before its interval is reached', async () => {
+    class Untopical extends Aggregate {
+      static Made = Untopical.created('after-save:Untopical.Made')
+    }
+    await using app = new Application({ persistence: memory(), snapshottingInterval: 100 })
+    const thing = Untopical.create(Untopical.Made, {})
+    const error: unknown = await app.save(thing).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(TopicError)
+    expect((error as Error).message).toMatch(/^Untopical has no topic, and Application snapshots it every 100 versions/)
+    expect((error as Error).message).toContain(`declare "static readonly topic = '...'" on Untopical`)
+    expect(await app.notificationLog.maxId()).toBe(0)
+    expect(thing.collectEvents()).toHaveLength(1)
+  })
+
+  it('check the topic of the classes given an interval of their own, and only those', async () => {
+    class Snapshotted extends Aggregate {
+      static Made = Snapshotted.created('after-save:Snapshotted.Made')
+    }
+    class Unsnapshotted extends Aggregate {
+      static Made = Unsnapshotted.created('after-save:Unsnapshotted.Made')
+    }
+    class Kennel extends Application {
+      static override readonly snapshottingIntervals = new Map([[Snapshotted, 50]])
+    }
+    await using kennel = new Kennel({ persistence: memory() })
+    await kennel.save(Unsnapshotted.create(Unsnapshotted.Made, {}))
+    await expect(kennel.save(Snapshotted.create(Snapshotted.Made, {}))).rejects.toThrow(
+      /^Snapshotted has no topic, and Kennel snapshots it every 50 versions/,
+    )
+    // Checked at every save until it passes, not only the first.
+    await expect(kennel.save(Snapshotted.create(Snapshotted.Made, {}))).rejects.toBeInstanceOf(TopicError)
+    expect(await kennel.notificationLog.maxId()).toBe(1)
+  })
+
   it('are not written after a subscriber fails (only a cache), while the cache is updated', async () => {
     const store = memory()
     await using bank = new Bank({ persistence: store, snapshottingInterval: 1, aggregateCacheSize: 5 })
@@ -94,6 +128,7 @@ describe('deleting aggregates', () => {
     const inner = memory()
     const slowReads: Persistence = {
       name: 'slow-reads',
+      checkName: inner.checkName,
       open: async (name) => {
         const recorders = await inner.open(name)
         const selectEvents: typeof recorders.events.selectEvents = async (...args) => {
@@ -126,20 +161,10 @@ describe('deleting aggregates', () => {
 })
 
 describe('opening storage', () => {
-  it('checks the mapper settings before opening recorders, so nothing is left open', async () => {
-    let opened = 0
-    const inner = memory()
-    const counting: Persistence = {
-      name: 'counting',
-      open: (name) => {
-        opened++
-        return inner.open(name)
-      },
-    }
-    await using bank = new Bank({ persistence: counting, env: { CIPHER_KEY: 'too-short' } })
-    await expect(bank.connect()).rejects.toBeInstanceOf(ProgrammingError)
-    await expect(bank.connect()).rejects.toBeInstanceOf(ProgrammingError)
-    expect(opened).toBe(0)
+  it('checks the mapper settings when the application is made, before anything is opened', () => {
+    const make = () => new Bank({ persistence: memory(), env: { CIPHER_KEY: 'too-short' } })
+    expect(make).toThrow(ProgrammingError)
+    expect(make).toThrow(/A cipher key must be 32 bytes/)
   })
 
   it('treats an empty prefixed variable as unset', () => {
