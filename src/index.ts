@@ -50,6 +50,12 @@ export {
   OperationalError,
   PersistenceError,
   ProgrammingError,
+  type RetryOnConflictOptions,
+  retryOnConflict,
+  type TrackingConflict,
+  TrackingConflictError,
+  type VersionConflict,
+  VersionConflictError,
   WaitTimeoutError,
 } from './persistence/errors.js'
 export { EventStore, type Recording } from './persistence/event-store.js'

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'vitest'
 import { memory } from '../src/memory/memory-recorder.js'
+import { applicationTables } from '../src/persistence/identifiers.js'
 import { postgres } from '../src/postgres/index.js'
 import { sqlite } from '../src/sqlite/index.js'
 import { type RecorderHarness, testRecorders } from '../src/testing/index.js'
@@ -13,12 +14,14 @@ import { freshSchema, postgresUrl } from './postgres/fixtures.js'
 const backends: RecorderHarness[] = [
   {
     name: 'memory',
+    tables: applicationTables,
     async setup() {
       return { persistence: memory(), teardown: async () => {} }
     },
   },
   {
     name: 'sqlite file',
+    tables: applicationTables,
     async setup() {
       const directory = await mkdtemp(join(tmpdir(), 'eventsourcing-sqlite-'))
       return {
@@ -29,12 +32,14 @@ const backends: RecorderHarness[] = [
   },
   {
     name: 'sqlite :memory:',
+    tables: applicationTables,
     async setup() {
       return { persistence: sqlite({ path: ':memory:' }), teardown: async () => {} }
     },
   },
   {
     name: 'postgres',
+    tables: applicationTables,
     async setup() {
       // A schema per test: as isolated as a database, and much faster to make and drop.
       const { schema, drop } = freshSchema()

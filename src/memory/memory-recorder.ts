@@ -1,6 +1,6 @@
 import { CommitSignal, followLog, waitForTracking } from '../persistence/commit-signal.js'
-import { IntegrityError } from '../persistence/errors.js'
-import { validApplicationName } from '../persistence/identifiers.js'
+import { TrackingConflictError, VersionConflictError } from '../persistence/errors.js'
+import { applicationTables, validApplicationName } from '../persistence/identifiers.js'
 import type {
   Persistence,
   ProcessRecorder,
@@ -38,11 +38,24 @@ export class MemoryRecorder implements ProcessRecorder {
   readonly #tracking = new Map<string, number>()
 
   /**
+   * Makes an empty recorder.
+   *
+   * @param tables The names that its conflict errors give as `table`: those
+   * that the database backends would give the application's tables.
+   */
+  constructor(
+    private readonly tables: { readonly events: string; readonly tracking: string } = {
+      events: 'events',
+      tracking: 'tracking',
+    },
+  ) {}
+
+  /**
    * Records a batch of events and, when given, a tracking record atomically,
    * and returns the events' notification ids in input order.
    *
-   * @throws IntegrityError on a duplicate event version or a tracking id that
-   * is not newer; nothing is written then.
+   * @throws VersionConflictError on a duplicate event version, TrackingConflictError
+   * on a tracking id that is not newer; nothing is written then.
    */
   async insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]> {
     const tracking = options?.tracking
@@ -137,7 +150,7 @@ export class MemoryRecorder implements ProcessRecorder {
   /**
    * Records that a notification of an upstream application was processed.
    *
-   * @throws IntegrityError if the id is not greater than the last one recorded for that application.
+   * @throws TrackingConflictError if the id is not greater than the last one recorded for that application.
    */
   async insertTracking(tracking: Tracking): Promise<void> {
     await this.insertEvents([], { tracking })
@@ -170,11 +183,8 @@ export class MemoryRecorder implements ProcessRecorder {
   #check(events: readonly StoredEvent[], tracking: Tracking | undefined): void {
     if (tracking !== undefined) {
       const last = this.#tracking.get(tracking.applicationName) ?? 0
-      if (!(tracking.notificationId > last)) {
-        throw new IntegrityError(
-          `Notification ${tracking.notificationId} of application '${tracking.applicationName}' is already tracked (last tracked: ${last})`,
-        )
-      }
+      if (!(tracking.notificationId > last))
+        throw new TrackingConflictError({ ...tracking, table: this.tables.tracking })
     }
     // Batches usually append versions in order, so a version above the highest
     // seen for its originator is new without a search.
@@ -203,9 +213,11 @@ export class MemoryRecorder implements ProcessRecorder {
         (other, j) => j < i && other.originatorId === originatorId && other.originatorVersion === originatorVersion,
       )
       if (recorded || repeated) {
-        throw new IntegrityError(
-          `Version ${originatorVersion} of originator '${originatorId}' is ${recorded ? 'already recorded' : 'repeated in the batch'}`,
-        )
+        throw new VersionConflictError({
+          originatorId: event.originatorId,
+          originatorVersion,
+          table: this.tables.events,
+        })
       }
     }
   }
@@ -250,7 +262,11 @@ export function memory(): Persistence {
     async open(applicationName: string): Promise<Recorders> {
       let stored = applications.get(applicationName)
       if (stored === undefined) {
-        stored = { events: new MemoryRecorder(), snapshots: new MemoryRecorder() }
+        const { events, snapshots, tracking } = applicationTables(applicationName)
+        stored = {
+          events: new MemoryRecorder({ events, tracking }),
+          snapshots: new MemoryRecorder({ events: snapshots, tracking }),
+        }
         applications.set(applicationName, stored)
       }
       const close = async () => {}

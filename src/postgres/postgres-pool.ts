@@ -10,6 +10,7 @@ import {
   OperationalError,
   PersistenceError,
   ProgrammingError,
+  VersionConflictError,
 } from '../persistence/errors.js'
 import { listenSql } from './postgres-schema.js'
 
@@ -425,6 +426,26 @@ export interface DriverError {
   readonly column?: string
 }
 
+// PostgreSQL names the key of a unique violation in the error's detail, e.g.
+// `Key (originator_id, originator_version)=(5f0c…, 3) already exists.`. The
+// version is the last number, so the id, which may hold commas and brackets,
+// is everything before it.
+const VERSION_KEY = /^Key \(originator_id, originator_version\)=\((.*), (-?\d+)\) already exists\.$/s
+
+/**
+ * Returns the driver's error for a broken uniqueness rule (SQLSTATE 23505) as
+ * an IntegrityError carrying it as `cause`: a {@link VersionConflictError}
+ * naming the event and the table when it is an event version that clashed
+ * (a plain IntegrityError only if the server leaves the key out of its
+ * detail, as it does when row-level security or column privileges hide it).
+ */
+export function uniqueViolation(error: DriverError): IntegrityError {
+  const key = VERSION_KEY.exec(error.detail ?? '')
+  if (key === null || error.table === undefined) return new IntegrityError(errorMessage(error), { cause: error })
+  const conflict = { originatorId: key[1]!, originatorVersion: Number(key[2]), table: error.table }
+  return new VersionConflictError(conflict, { cause: error })
+}
+
 /** Returns the driver's error: `error` itself, or the one a persistence error carries as `cause`; undefined if neither has a code. */
 export function driverError(error: unknown): DriverError | undefined {
   if (errorCode(error) !== undefined) return error as DriverError
@@ -456,7 +477,7 @@ export function postgresError(error: unknown, server: string): PersistenceError 
   const options = { cause: error }
   const message = errorMessage(error)
   const code = errorCode(error) ?? ''
-  if (code === '23505') return new IntegrityError(message, options)
+  if (code === '23505') return uniqueViolation(error as DriverError)
   // A missing schema (3F000) is missing tables too.
   if (code === '42P01' || code === '3F000') {
     return new ProgrammingError(

@@ -1,9 +1,9 @@
 import { type CommitSignal, CommitSignals, waitForTracking } from '../persistence/commit-signal.js'
-import { IntegrityError, PersistenceError, ProgrammingError } from '../persistence/errors.js'
+import { PersistenceError, ProgrammingError, TrackingConflictError, writeInReadError } from '../persistence/errors.js'
 import { validIdentifier } from '../persistence/identifiers.js'
 import type { ProjectionStore, WaitForTrackingOptions } from '../persistence/recorder.js'
 import type { Tracking } from '../persistence/stored-event.js'
-import { type ConnectionSettings, PostgresPool, type Run } from './postgres-pool.js'
+import { type ConnectionSettings, driverError, PostgresPool, type Run } from './postgres-pool.js'
 import { type ProjectionTrackingSql, projectionTrackingSql, qualified } from './postgres-schema.js'
 import { connectionSettings, type PostgresConnectionOptions } from './postgres-settings.js'
 
@@ -87,6 +87,8 @@ class PostgresProjectionStore implements ProjectionStore<PostgresTransaction> {
   readonly name: string
   readonly #settings: ConnectionSettings
   readonly #table: string
+  /** The tracking table's name, unqualified, as errors give it. */
+  readonly #tableName: string
   readonly #sql: ProjectionTrackingSql
   readonly #pollMs: number
   readonly #pending = new Set<Promise<unknown>>()
@@ -104,8 +106,9 @@ class PostgresProjectionStore implements ProjectionStore<PostgresTransaction> {
     // of the ones before, so a projection that does not await its queries
     // writes a batch in about one round trip.
     this.#settings = { ...settings, config: { ...settings.config, pipeline: true } }
-    this.#table = qualified(schema, `${name.toLowerCase()}_tracking`)
-    this.#sql = projectionTrackingSql(schema, `${name.toLowerCase()}_tracking`)
+    this.#tableName = `${name.toLowerCase()}_tracking`
+    this.#table = qualified(schema, this.#tableName)
+    this.#sql = projectionTrackingSql(schema, this.#tableName)
     this.#pollMs = pollMs
   }
 
@@ -117,7 +120,13 @@ class PostgresProjectionStore implements ProjectionStore<PostgresTransaction> {
   }
 
   read<R>(work: (transaction: PostgresTransaction) => R | Promise<R>): Promise<R> {
-    return this.#use(({ pool }) => transaction(pool, this.#sql.beginRead, async (_, transaction) => work(transaction)))
+    return this.#use(({ pool }) =>
+      transaction(pool, this.#sql.beginRead, async (_, transaction) => work(transaction)).catch((error: unknown) => {
+        // read_only_sql_transaction: the work wrote in the READ ONLY transaction.
+        const cause = driverError(error)
+        throw cause?.code === '25006' ? writeInReadError(this.name, cause) : error
+      }),
+    )
   }
 
   write(tracking: Tracking, work: (transaction: PostgresTransaction) => void | Promise<void>): Promise<void> {
@@ -128,9 +137,7 @@ class PostgresProjectionStore implements ProjectionStore<PostgresTransaction> {
         // writers of one projection queue on the tracking row.
         const tracked = await run(this.#sql.insertTracking, [applicationName, notificationId])
         if (tracked.rowCount === 0) {
-          throw new IntegrityError(
-            `Tracking id ${notificationId} of ${applicationName} is not greater than the last one recorded in ${this.#table}, or not positive`,
-          )
+          throw new TrackingConflictError({ applicationName, notificationId, table: this.#tableName })
         }
         await work(transaction)
       })

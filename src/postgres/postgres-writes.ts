@@ -1,7 +1,7 @@
-import { IntegrityError, OperationalError } from '../persistence/errors.js'
+import { OperationalError, TrackingConflictError } from '../persistence/errors.js'
 import type { ApplicationTables } from '../persistence/identifiers.js'
 import type { StoredEvent, Tracking } from '../persistence/stored-event.js'
-import { driverError, type PostgresPool, type Run } from './postgres-pool.js'
+import { driverError, type PostgresPool, type Run, uniqueViolation } from './postgres-pool.js'
 import {
   columns,
   type NotificationSql,
@@ -43,7 +43,6 @@ export class WriteQueue {
   readonly #notifications: NotificationSql
   readonly #tracking: TrackingSql
   readonly #trackedInsert: string
-  readonly #table: string
   readonly #trackingTable: string
   #waiting: Write[] = []
   #draining: Promise<void> | undefined
@@ -66,7 +65,6 @@ export class WriteQueue {
     this.#notifications = notificationSql(schema, tables.events)
     this.#tracking = trackingSql(schema, tables.tracking)
     this.#trackedInsert = trackedInsertSql(schema, tables)
-    this.#table = tables.events
     this.#trackingTable = tables.tracking
     const { notify } = this.#notifications
     this.#announcer = new Announcer(() => pool.pool.query(notify), notifyIntervalMs)
@@ -76,7 +74,9 @@ export class WriteQueue {
    * Records the events and the tracking record (either may be missing, not
    * both) atomically, and returns the events' notification ids in input order.
    *
-   * @throws IntegrityError on a duplicate event version or a tracking id that is not newer.
+   * @throws VersionConflictError on a duplicate event version, TrackingConflictError
+   * on a tracking id that is not newer. In a group of writes that failed
+   * together, each write is tried again alone, so each names its own clash.
    */
   write(events: readonly StoredEvent[], tracking: Tracking | undefined): Promise<number[]> {
     return new Promise((resolve, reject) => {
@@ -187,37 +187,30 @@ export class WriteQueue {
 
   /**
    * Runs an insert that returns the events' ids, reporting a duplicate event
-   * version, or (for the statement with `tracking`) a tracking id that is not
-   * newer, as IntegrityError.
+   * version as VersionConflictError, and (for the statement with `tracking`)
+   * a tracking id that is not newer as TrackingConflictError.
    */
   async #ids(run: Run, text: string, values: unknown[], tracking?: Tracking): Promise<number[]> {
     try {
       return (await run<{ id: number }>(text, values)).rows.map((row) => row.id)
     } catch (error) {
       const cause = driverError(error)
-      if (cause?.code === '23505') {
-        throw new IntegrityError(`An event version is already recorded in ${this.#table}: ${cause.detail ?? ''}`, {
-          cause,
-        })
-      }
+      if (cause?.code === '23505') throw uniqueViolation(cause)
       // See trackedInsertSql: the column refuses the NULL that a tracking id that is not newer becomes.
       const refused = cause?.code === '23502' ? `${cause.table}.${cause.column}` : undefined
-      if (tracking && refused === `${this.#trackingTable}.notification_id`) throw notNewer(tracking, cause)
+      if (tracking && refused === `${this.#trackingTable}.notification_id`) throw this.#notNewer(tracking, cause)
       throw error
     }
   }
 
-  async #track(run: Run, { applicationName, notificationId }: Tracking): Promise<void> {
-    const result = await run(this.#tracking.insertTracking, [applicationName, notificationId])
-    if (result.rowCount === 0) throw notNewer({ applicationName, notificationId })
+  async #track(run: Run, tracking: Tracking): Promise<void> {
+    const result = await run(this.#tracking.insertTracking, [tracking.applicationName, tracking.notificationId])
+    if (result.rowCount === 0) throw this.#notNewer(tracking)
   }
-}
 
-function notNewer({ applicationName, notificationId }: Tracking, cause?: unknown): IntegrityError {
-  return new IntegrityError(
-    `Tracking id ${notificationId} of ${applicationName} is not greater than the last one recorded, or not positive`,
-    { cause },
-  )
+  #notNewer({ applicationName, notificationId }: Tracking, cause?: unknown): TrackingConflictError {
+    return new TrackingConflictError({ applicationName, notificationId, table: this.#trackingTable }, { cause })
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 import { realpath } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { CommitSignal, CommitSignals, waitForTracking } from '../persistence/commit-signal.js'
-import { errorCode, IntegrityError, ProgrammingError } from '../persistence/errors.js'
+import { errorCode, ProgrammingError, TrackingConflictError, writeInReadError } from '../persistence/errors.js'
 import { validIdentifier } from '../persistence/identifiers.js'
 import type { ProjectionStore, WaitForTrackingOptions } from '../persistence/recorder.js'
 import type { Tracking } from '../persistence/stored-event.js'
@@ -122,14 +122,26 @@ class SqliteProjectionStore implements ProjectionStore<SqliteTransaction> {
         result = inTransaction(database, 'BEGIN', () => work(transaction))
       } catch (error) {
         reset()
-        throw error
+        throw this.#readOnly(error)
       }
       if (!isPromise(result)) {
         reset()
         return result
       }
-      return Promise.resolve(result).finally(reset)
+      return Promise.resolve(result)
+        .catch((error: unknown) => {
+          throw this.#readOnly(error)
+        })
+        .finally(reset)
     })
+  }
+
+  /** Returns a write refused inside `read()` as the programming error it is; other errors unchanged. */
+  #readOnly(error: unknown): unknown {
+    // query_only makes SQLite refuse writes with SQLITE_READONLY, which would
+    // otherwise read as a read-only file (an OperationalError).
+    if (errorCode(error) !== 'SQLITE_READONLY') return error
+    return writeInReadError(this.name, error)
   }
 
   write(tracking: Tracking, work: (transaction: SqliteTransaction) => void | Promise<void>): Promise<void> {
@@ -138,9 +150,7 @@ class SqliteProjectionStore implements ProjectionStore<SqliteTransaction> {
       this.#write(opened, () => {
         const insert = opened.session.connection.statement(this.#sql.insertTracking)
         if (insert.run({ applicationName, notificationId }).changes === 0) {
-          throw new IntegrityError(
-            `Tracking id ${notificationId} of ${applicationName} is not greater than the last one recorded in ${this.#table}, or not positive`,
-          )
+          throw new TrackingConflictError({ applicationName, notificationId, table: this.#table })
         }
         return work(opened.transaction)
       }),

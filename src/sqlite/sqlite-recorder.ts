@@ -1,7 +1,7 @@
 import { realpath } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { type CommitSignal, CommitSignals, followLog, waitForTracking } from '../persistence/commit-signal.js'
-import { IntegrityError, ProgrammingError } from '../persistence/errors.js'
+import { ProgrammingError, TrackingConflictError, VersionConflictError } from '../persistence/errors.js'
 import { applicationTables } from '../persistence/identifiers.js'
 import type {
   AggregateRecorder,
@@ -73,7 +73,9 @@ export class SqliteEventTable {
   /**
    * Inserts events in the current transaction and returns their rowids.
    *
-   * @throws IntegrityError naming the first event whose version is already recorded.
+   * @throws VersionConflictError naming the first event whose version is
+   * already recorded: rows are inserted one by one, so the one that fails is
+   * the one that clashed, though SQLite's error does not name its values.
    */
   protected insertRows(events: readonly StoredEvent[]): number[] {
     const insert = this.session.connection.statement(this.#sql.insertEvent)
@@ -85,10 +87,8 @@ export class SqliteEventTable {
         )
       } catch (error) {
         if (isUniqueViolation(error)) {
-          throw new IntegrityError(
-            `Version ${event.originatorVersion} of '${event.originatorId}' is already recorded in ${this.table}`,
-            { cause: error },
-          )
+          const { originatorId, originatorVersion } = event
+          throw new VersionConflictError({ originatorId, originatorVersion, table: this.table }, { cause: error })
         }
         throw error
       }
@@ -106,7 +106,7 @@ export class SqliteAggregateRecorder extends SqliteEventTable implements Aggrega
   /**
    * Records a batch of snapshots atomically: all of them, or none.
    *
-   * @throws IntegrityError if any `(originatorId, originatorVersion)` is already recorded.
+   * @throws VersionConflictError if any `(originatorId, originatorVersion)` is already recorded.
    */
   async insertEvents(events: readonly StoredEvent[]): Promise<void> {
     if (events.length > 0) this.#insert(events)
@@ -125,6 +125,7 @@ export class SqliteAggregateRecorder extends SqliteEventTable implements Aggrega
 export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRecorder {
   readonly #notifications: NotificationSql
   readonly #tracking: TrackingSql
+  readonly #trackingTable: string
   readonly #commits: CommitSignal
   readonly #pollMs: number
   readonly #insert = this.session.transaction((events: readonly StoredEvent[], tracking: Tracking | undefined) => {
@@ -149,6 +150,7 @@ export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRe
     super(session, tables.events)
     this.#notifications = notificationSql(tables.events)
     this.#tracking = trackingSql(tables.tracking)
+    this.#trackingTable = tables.tracking
     this.#commits = options.commits
     this.#pollMs = options.pollMs
   }
@@ -157,8 +159,8 @@ export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRe
    * Records a batch of events and, when given, a tracking record in one
    * transaction, and returns the events' notification ids in input order.
    *
-   * @throws IntegrityError on a duplicate event version or a tracking id that
-   * is not newer; nothing is written then.
+   * @throws VersionConflictError on a duplicate event version, TrackingConflictError
+   * on a tracking id that is not newer; nothing is written then.
    */
   async insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]> {
     const tracking = options?.tracking
@@ -205,7 +207,7 @@ export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRe
   /**
    * Records that a notification of an upstream application was processed.
    *
-   * @throws IntegrityError if the id is not greater than the last one recorded for that application.
+   * @throws TrackingConflictError if the id is not greater than the last one recorded for that application.
    */
   async insertTracking(tracking: Tracking): Promise<void> {
     this.#track(tracking)
@@ -241,9 +243,7 @@ export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRe
     const { applicationName, notificationId } = tracking
     const statement = this.session.connection.statement(this.#tracking.insertTracking)
     if (statement.run({ applicationName, notificationId }).changes === 0) {
-      throw new IntegrityError(
-        `Tracking id ${notificationId} of ${applicationName} is not greater than the last one recorded, or not positive`,
-      )
+      throw new TrackingConflictError({ applicationName, notificationId, table: this.#trackingTable })
     }
   }
 }

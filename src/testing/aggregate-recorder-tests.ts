@@ -1,15 +1,29 @@
 // The conformance tests of the aggregate recorder contract: events, their deletion, and snapshots.
 
 import assert from 'node:assert/strict'
-import { IntegrityError } from '../persistence/errors.js'
+import type { VersionConflictError } from '../persistence/errors.js'
 import type { ProcessRecorder } from '../persistence/recorder.js'
 import type { StoredEvent } from '../persistence/stored-event.js'
-import { bytes, contents, event, key, plain, range, readLog, storeTest, versions } from './fixtures.js'
+import {
+  bytes,
+  contents,
+  event,
+  expectedTables,
+  key,
+  plain,
+  range,
+  readLog,
+  rejection,
+  storeTest,
+  versionConflict,
+  versions,
+} from './fixtures.js'
 import type { RecorderHarness, TestApi } from './recorder-suite.js'
 
 /** Declares the tests of inserting and selecting events: fields and bytes kept, batches atomic, versions unique, selection options. */
 export function testEvents(api: TestApi, harness: RecorderHarness): void {
   const test = storeTest(api, harness)
+  const tables = expectedTables(harness)
   api.describe('events', () => {
     test('inserted events are selected with the same fields and bytes', async (open) => {
       const { events } = await open()
@@ -49,19 +63,48 @@ export function testEvents(api: TestApi, harness: RecorderHarness): void {
       assert.deepEqual(await events.selectEvents('z'), [])
     })
 
-    test('a version already recorded fails the whole batch with IntegrityError', async (open) => {
+    test('a version already recorded fails the whole batch with a VersionConflictError naming it', async (open) => {
       const { events } = await open()
       await events.insertEvents(range('a', 1, 2))
       const before = await contents(events)
-      await assert.rejects(events.insertEvents([event('b', 1), event('a', 2), event('c', 1)]), IntegrityError)
+      await assert.rejects(
+        events.insertEvents([event('b', 1), event('a', 2), event('c', 1)]),
+        versionConflict('a', 2, tables.events),
+      )
       assert.deepEqual(await contents(events), before)
+      const odd = 'Hündin, (Rex) 2'
+      await events.insertEvents([event(odd, 1)])
+      await assert.rejects(events.insertEvents([event(odd, 1)]), versionConflict(odd, 1, tables.events))
     })
 
-    test('a version repeated within a batch fails the whole batch with IntegrityError', async (open) => {
+    test('a version repeated within a batch fails the whole batch with a VersionConflictError naming it', async (open) => {
       const { events } = await open()
-      await assert.rejects(events.insertEvents([event('a', 1), event('b', 1), event('a', 1, 'other')]), IntegrityError)
-      await assert.rejects(events.insertEvents([event('c', 3), event('c', 1), event('c', 3)]), IntegrityError)
+      await assert.rejects(
+        events.insertEvents([event('a', 1), event('b', 1), event('a', 1, 'other')]),
+        versionConflict('a', 1, tables.events),
+      )
+      await assert.rejects(
+        events.insertEvents([event('c', 3), event('c', 1), event('c', 3)]),
+        versionConflict('c', 3, tables.events),
+      )
       assert.deepEqual(await contents(events), { log: [], max: 0, a: [], b: [], c: [] })
+    })
+
+    test('batches written at once fail alone, each naming its own clash', async (open) => {
+      const { events } = await open()
+      await events.insertEvents(range('a', 1, 3))
+      const [b1, a2, b2, a3] = await Promise.allSettled([
+        events.insertEvents([event('b', 1)]),
+        events.insertEvents([event('c', 1), event('a', 2)]),
+        events.insertEvents([event('b', 2)]),
+        events.insertEvents([event('a', 3), event('c', 2)]),
+      ])
+      assert.equal(b1!.status, 'fulfilled')
+      assert.equal(b2!.status, 'fulfilled')
+      assert.ok(a2!.status === 'rejected' && versionConflict('a', 2, tables.events)(a2!.reason))
+      assert.ok(a3!.status === 'rejected' && versionConflict('a', 3, tables.events)(a3!.reason))
+      assert.deepEqual(versions(await events.selectEvents('b')), [1, 2])
+      assert.deepEqual(await events.selectEvents('c'), [])
     })
 
     test('events are selected in version order whatever order they were inserted in', async (open) => {
@@ -124,6 +167,7 @@ export function testDeleteEvents(api: TestApi, harness: RecorderHarness): void {
 /** Declares the tests of the snapshot recorder, kept apart from the events and their log. */
 export function testSnapshots(api: TestApi, harness: RecorderHarness): void {
   const test = storeTest(api, harness)
+  const tables = expectedTables(harness)
   api.describe('snapshots', () => {
     test('snapshots are inserted, selected, rejected when repeated, and deleted', async (open) => {
       const { events, snapshots } = await open()
@@ -132,10 +176,18 @@ export function testSnapshots(api: TestApi, harness: RecorderHarness): void {
       assert.deepEqual(versions(await snapshots.selectEvents('a')), [5, 10])
       assert.deepEqual(versions(await snapshots.selectEvents('a', { desc: true, limit: 1 })), [10])
       assert.deepEqual(versions(await snapshots.selectEvents('a', { lte: 7, desc: true, limit: 1 })), [5])
-      await assert.rejects(snapshots.insertEvents([event('a', 5, 'snapshot')]), IntegrityError)
+      const snapshotClash = await rejection(snapshots.insertEvents([event('a', 5, 'snapshot')]))
+      versionConflict('a', 5, tables.snapshots)(snapshotClash)
       assert.deepEqual(await events.selectEvents('a'), [])
       assert.equal(await events.maxNotificationId(), 0)
       await events.insertEvents([event('a', 5)])
+      const eventClash = await rejection(events.insertEvents([event('a', 5)]))
+      versionConflict('a', 5, tables.events)(eventClash)
+      assert.notEqual(
+        (snapshotClash as VersionConflictError).table,
+        (eventClash as VersionConflictError).table,
+        'a conflict of snapshots names the table of events',
+      )
       assert.deepEqual(versions(await snapshots.selectEvents('a')), [5, 10])
       assert.equal(await snapshots.deleteEvents('a'), 2)
       assert.deepEqual(await snapshots.selectEvents('a'), [])

@@ -1,6 +1,7 @@
 // Helpers shared by the groups of the recorder conformance suite.
 
 import assert from 'node:assert/strict'
+import { TrackingConflictError, VersionConflictError } from '../persistence/errors.js'
 import type { ProcessRecorder, Recorders } from '../persistence/recorder.js'
 import type { Notification, StoredEvent } from '../persistence/stored-event.js'
 import type { RecorderHarness, TestApi } from './recorder-suite.js'
@@ -105,4 +106,63 @@ export function plainNotification(notification: Notification) {
 /** Asserts that each id is greater than the one before it. */
 export function assertIncreasing(ids: readonly number[]): void {
   for (let i = 1; i < ids.length; i++) assert.ok(ids[i]! > ids[i - 1]!, `ids do not increase: ${ids}`)
+}
+
+/** The table names that the conflict errors of application `app` must give: the harness's, or any (undefined). */
+export function expectedTables(harness: RecorderHarness): { events?: string; snapshots?: string; tracking?: string } {
+  return harness.tables?.('app') ?? {}
+}
+
+/**
+ * Returns a check for `assert.rejects`: the error is a VersionConflictError
+ * naming this event and the table (any non-empty name when `table` is undefined).
+ */
+export function versionConflict(
+  originatorId: string,
+  originatorVersion: number,
+  table: string | undefined,
+): (error: unknown) => true {
+  return (error) => {
+    assert.ok(error instanceof VersionConflictError, `expected a VersionConflictError, got ${error}`)
+    assert.deepEqual(
+      { originatorId: error.originatorId, originatorVersion: error.originatorVersion },
+      { originatorId, originatorVersion },
+    )
+    assertTable(error.table, table)
+    assert.ok(error.message.includes(originatorId), `the message does not name the originator: ${error.message}`)
+    return true
+  }
+}
+
+/**
+ * Returns a check for `assert.rejects`: the error is a TrackingConflictError
+ * naming this tracking record and the table (any non-empty name when `table` is undefined).
+ */
+export function trackingConflict(
+  applicationName: string,
+  notificationId: number,
+  table: string | undefined,
+): (error: unknown) => true {
+  return (error) => {
+    assert.ok(error instanceof TrackingConflictError, `expected a TrackingConflictError, got ${error}`)
+    assert.deepEqual(
+      { applicationName: error.applicationName, notificationId: error.notificationId },
+      { applicationName, notificationId },
+    )
+    assertTable(error.table, table)
+    return true
+  }
+}
+
+function assertTable(actual: unknown, expected: string | undefined): void {
+  if (expected !== undefined) assert.equal(actual, expected, 'the error names another table')
+  else assert.ok(typeof actual === 'string' && actual !== '', 'the error names no table')
+}
+
+/** Returns what the promise rejects with; fails when it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => assert.fail('expected a rejection'),
+    (error: unknown) => error,
+  )
 }

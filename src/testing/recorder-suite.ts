@@ -35,6 +35,11 @@ export interface RecorderHarness {
   readonly name: string
   /** Makes a fresh, empty store; called once per test (and per run of the property-based test). */
   setup(): Promise<RecorderStore>
+  /**
+   * The names the backend gives an application's tables, which its conflict
+   * errors must then give as `table`; without it, any non-empty name passes.
+   */
+  tables?(applicationName: string): { readonly events: string; readonly snapshots: string; readonly tracking: string }
 }
 
 /**

@@ -2,13 +2,23 @@
 
 import assert from 'node:assert/strict'
 import { setTimeout as delay } from 'node:timers/promises'
-import { IntegrityError, WaitTimeoutError } from '../persistence/errors.js'
-import { contents, event, range, storeTest, versions } from './fixtures.js'
+import { WaitTimeoutError } from '../persistence/errors.js'
+import {
+  contents,
+  event,
+  expectedTables,
+  range,
+  storeTest,
+  trackingConflict,
+  versionConflict,
+  versions,
+} from './fixtures.js'
 import type { RecorderHarness, TestApi } from './recorder-suite.js'
 
 /** Declares the tests of tracking records: increasing per upstream application, recorded atomically with events, and awaited. */
 export function testTracking(api: TestApi, harness: RecorderHarness): void {
   const test = storeTest(api, harness)
+  const tables = expectedTables(harness)
   api.describe('tracking', () => {
     test('with nothing tracked, maxTrackingId is 0 and only an undefined id counts as tracked', async (open) => {
       const { events } = await open()
@@ -17,11 +27,21 @@ export function testTracking(api: TestApi, harness: RecorderHarness): void {
       assert.equal(await events.hasTrackingId('upstream', undefined), true)
     })
 
-    test('tracking ids increase per upstream application: a lower or equal id fails with IntegrityError', async (open) => {
+    test('tracking ids increase per upstream application: a lower or equal id fails with a TrackingConflictError', async (open) => {
       const { events } = await open()
       await events.insertTracking({ applicationName: 'up', notificationId: 5 })
-      await assert.rejects(events.insertTracking({ applicationName: 'up', notificationId: 5 }), IntegrityError)
-      await assert.rejects(events.insertTracking({ applicationName: 'up', notificationId: 3 }), IntegrityError)
+      await assert.rejects(
+        events.insertTracking({ applicationName: 'up', notificationId: 5 }),
+        trackingConflict('up', 5, tables.tracking),
+      )
+      await assert.rejects(
+        events.insertTracking({ applicationName: 'up', notificationId: 3 }),
+        trackingConflict('up', 3, tables.tracking),
+      )
+      await assert.rejects(
+        events.insertTracking({ applicationName: 'new', notificationId: 0 }),
+        trackingConflict('new', 0, tables.tracking),
+      )
       assert.equal(await events.maxTrackingId('up'), 5)
       await events.insertTracking({ applicationName: 'up', notificationId: 7 })
       await events.insertTracking({ applicationName: 'other', notificationId: 1 })
@@ -62,7 +82,10 @@ export function testTracking(api: TestApi, harness: RecorderHarness): void {
       await events.insertEvents([event('a', 1)], { tracking: { applicationName: 'up', notificationId: 1 } })
       const before = await contents(events)
       const tracking = { applicationName: 'up', notificationId: 2 }
-      await assert.rejects(events.insertEvents([event('b', 1), event('a', 1)], { tracking }), IntegrityError)
+      await assert.rejects(
+        events.insertEvents([event('b', 1), event('a', 1)], { tracking }),
+        versionConflict('a', 1, tables.events),
+      )
       assert.deepEqual(await contents(events), before)
       assert.equal(await events.maxTrackingId('up'), 1)
     })
@@ -72,10 +95,27 @@ export function testTracking(api: TestApi, harness: RecorderHarness): void {
       await events.insertTracking({ applicationName: 'up', notificationId: 5 })
       for (const notificationId of [5, 4]) {
         const tracking = { applicationName: 'up', notificationId }
-        await assert.rejects(events.insertEvents(range('a', 1, 2), { tracking }), IntegrityError)
+        await assert.rejects(
+          events.insertEvents(range('a', 1, 2), { tracking }),
+          trackingConflict('up', notificationId, tables.tracking),
+        )
       }
       assert.deepEqual(await contents(events), { log: [], max: 0, a: [], b: [], c: [] })
       assert.equal(await events.maxTrackingId('up'), 5)
+    })
+
+    test('tracked batches written at once fail alone, each naming its own clash', async (open) => {
+      const { events } = await open()
+      const [first, again, clash] = await Promise.allSettled([
+        events.insertEvents([event('a', 1)], { tracking: { applicationName: 'up', notificationId: 1 } }),
+        events.insertEvents([event('b', 1)], { tracking: { applicationName: 'up', notificationId: 1 } }),
+        events.insertEvents([event('a', 1)], { tracking: { applicationName: 'up', notificationId: 2 } }),
+      ])
+      assert.equal(first!.status, 'fulfilled')
+      assert.ok(again!.status === 'rejected' && trackingConflict('up', 1, tables.tracking)(again!.reason))
+      assert.ok(clash!.status === 'rejected' && versionConflict('a', 1, tables.events)(clash!.reason))
+      assert.equal(await events.maxTrackingId('up'), 1)
+      assert.deepEqual(await events.selectEvents('b'), [])
     })
 
     test('waitForTracking resolves at once for a tracked id', async (open) => {

@@ -2,7 +2,13 @@ import { setTimeout as delay } from 'node:timers/promises'
 import fc from 'fast-check'
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
-import { IntegrityError, OperationalError, PersistenceError, ProgrammingError } from '../../src/persistence/errors.js'
+import {
+  OperationalError,
+  PersistenceError,
+  ProgrammingError,
+  TrackingConflictError,
+  VersionConflictError,
+} from '../../src/persistence/errors.js'
 import type { Persistence, Recorders } from '../../src/persistence/recorder.js'
 import { fromEnvironment, type PostgresOptions, postgres } from '../../src/postgres/index.js'
 import { importDriver } from '../../src/postgres/postgres-pool.js'
@@ -189,14 +195,16 @@ describe('postgres: coalesced writes', () => {
     expect([...transactions].sort((a, b) => a - b)).toEqual(transactions)
   })
 
-  it('a duplicate among concurrent saves fails alone with IntegrityError; the others succeed', async () => {
+  it('a duplicate among concurrent saves fails alone with a VersionConflictError naming it; the others succeed', async () => {
     const { events } = await open(backend())
     const batches = Array.from({ length: 50 }, (_, i) => [event(`a${i}`, 1)])
     batches[30] = [event('fresh', 1), event('a7', 1)]
     const results = await Promise.allSettled(batches.map((batch) => events.insertEvents(batch)))
     const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [i] : []))
     expect(failed).toHaveLength(1)
-    expect((results[failed[0]!] as PromiseRejectedResult).reason).toBeInstanceOf(IntegrityError)
+    const { reason } = results[failed[0]!] as PromiseRejectedResult
+    expect(reason).toBeInstanceOf(VersionConflictError)
+    expect(reason).toMatchObject({ originatorId: 'a7', originatorVersion: 1, table: 'app_events' })
     expect([7, 30]).toContain(failed[0])
     expect(await events.selectEvents('fresh')).toHaveLength(failed[0] === 30 ? 0 : 1)
     expect(await events.maxNotificationId()).toBeGreaterThanOrEqual(49)
@@ -226,8 +234,25 @@ describe('postgres: coalesced writes', () => {
   })
 })
 
+describe('postgres: version conflicts', () => {
+  it("name the event and the table from the server's detail, whatever the id holds", async () => {
+    const { events, snapshots } = await open(backend())
+    const odd = `x, 1) already exists.\n(${'y'.repeat(2000)}, 7`
+    await events.insertEvents([event(odd, 7)])
+    await snapshots.insertEvents([event(odd, 7)])
+    for (const [recorder, table] of [
+      [events, 'app_events'],
+      [snapshots, 'app_snapshots'],
+    ] as const) {
+      const error = await failure(recorder.insertEvents([event('other', 1), event(odd, 7)]))
+      expect(error).toBeInstanceOf(VersionConflictError)
+      expect(error).toMatchObject({ originatorId: odd, originatorVersion: 7, table })
+    }
+  })
+})
+
 describe('postgres: one statement for events and their tracking', () => {
-  it('a tracking id that is not newer, or not positive, fails the save with IntegrityError and writes nothing', async () => {
+  it('a tracking id that is not newer, or not positive, fails the save with a TrackingConflictError and writes nothing', async () => {
     const { events } = await open(backend())
     await events.insertEvents([event('a', 1)], { tracking: { applicationName: 'up', notificationId: 3 } })
     for (const [applicationName, notificationId] of [
@@ -238,8 +263,9 @@ describe('postgres: one statement for events and their tracking', () => {
       const error = await failure(
         events.insertEvents([event('b', 1)], { tracking: { applicationName, notificationId } }),
       )
-      expect(error).toBeInstanceOf(IntegrityError)
-      expect(error.message).toContain(`Tracking id ${notificationId} of ${applicationName} is not greater`)
+      expect(error).toBeInstanceOf(TrackingConflictError)
+      expect(error).toMatchObject({ applicationName, notificationId, table: 'app_tracking' })
+      expect(error.message).toContain(`Notification ${notificationId} of ${applicationName} is not newer`)
     }
     expect(await events.selectEvents('b')).toEqual([])
     expect(await events.maxTrackingId('up')).toBe(3)

@@ -6,7 +6,6 @@ import {
   Application,
   type DomainEvent,
   type FollowedTopic,
-  IntegrityError,
   type Persistence,
   ProcessingError,
   ProgrammingError,
@@ -14,6 +13,7 @@ import {
   ProjectionRunner,
   type ProjectionStore,
   TopicError,
+  TrackingConflictError,
   WaitTimeoutError,
 } from '../../src/index.js'
 import { type PostgresTransaction, postgres, postgresProjectionStore } from '../../src/postgres/index.js'
@@ -224,6 +224,8 @@ interface Database<T> {
 
 interface Backend<T> {
   readonly name: string
+  /** The driver's error code for a write in a read-only transaction. */
+  readonly readOnlyCode: string
   database(): Database<T>
 }
 
@@ -234,6 +236,7 @@ function opened<T>(store: ProjectionStore<T>): ProjectionStore<T> {
 
 const sqliteBackend: Backend<SqliteTransaction> = {
   name: 'SQLite',
+  readOnlyCode: 'SQLITE_READONLY',
   database: () => {
     // The application's events and the view in one file, each on its own connection.
     const path = join(tempDir('es-projection-'), 'counters.db')
@@ -247,6 +250,7 @@ const sqliteBackend: Backend<SqliteTransaction> = {
 
 const postgresBackend: Backend<PostgresTransaction> = {
   name: 'PostgreSQL',
+  readOnlyCode: '25006',
   database: () => {
     const { schema, drop } = freshSchema()
     cleanups.push(drop)
@@ -448,9 +452,9 @@ function describeProjections<T>(backend: Backend<T>): void {
       const insert = (transaction: T, counter: string) =>
         sql.run(transaction, 'INSERT INTO seen (topic, counter, version, batch) VALUES (?, ?, ?, 0)', ['t', counter, 1])
       await store.write({ applicationName: 'Up', notificationId: 5 }, (transaction) => insert(transaction, 'a'))
-      await expect(
-        store.write({ applicationName: 'Up', notificationId: 5 }, (transaction) => insert(transaction, 'b')),
-      ).rejects.toThrow(IntegrityError)
+      const stale = store.write({ applicationName: 'Up', notificationId: 5 }, (transaction) => insert(transaction, 'b'))
+      await expect(stale).rejects.toThrow(TrackingConflictError)
+      await expect(stale).rejects.toMatchObject({ applicationName: 'Up', notificationId: 5, table: 'view_tracking' })
       await expect(
         store.write({ applicationName: 'Up', notificationId: 6 }, async (transaction) => {
           await insert(transaction, 'c')
@@ -464,7 +468,10 @@ function describeProjections<T>(backend: Backend<T>): void {
       expect(await store.hasTrackingId('Up', 5)).toBe(true)
       expect(await store.hasTrackingId('Up', 6)).toBe(false)
       expect(await store.maxTrackingId('Other')).toBe(0)
-      await expect(store.read((transaction) => insert(transaction, 'd'))).rejects.toThrow()
+      const writing = store.read((transaction) => insert(transaction, 'd'))
+      await expect(writing).rejects.toThrow(ProgrammingError)
+      await expect(writing).rejects.toThrow(/view refused a write inside read\(\).*write\(tracking, work\)/)
+      await expect(writing).rejects.toHaveProperty('cause.code', backend.readOnlyCode)
       await expect(
         store.write({ applicationName: 'Up', notificationId: 7 }, (transaction) =>
           sql.run(transaction, 'INSERT INTO nowhere VALUES (?)', [1]),
