@@ -1,7 +1,7 @@
 // Bank accounts: domain rules that throw typed errors, and an application
 // whose commands retry when another writer changed the same account first.
 
-import { Aggregate, Application, type ApplicationOptions, IntegrityError } from '../src/index.js'
+import { Aggregate, Application, type ApplicationOptions, retryOnConflict } from '../src/index.js'
 
 /** A rule of the bank was broken; nothing was recorded. */
 export class BankAccountError extends Error {
@@ -133,10 +133,11 @@ export interface BankAccountsOptions extends ApplicationOptions {
  *
  * Every command reads the accounts it changes, applies the rules and saves; if
  * another writer (another call, or another process on the same database)
- * saved one of those accounts in between, the save fails with an
- * `IntegrityError` and nothing is written, so the command reads the accounts
- * again and retries. Each conflict means that some other command succeeded, so
- * with N commands racing on the same accounts, N attempts are always enough.
+ * saved one of those accounts in between, the save fails with a
+ * `VersionConflictError` and nothing is written, so the command reads the
+ * accounts again and retries (`retryOnConflict`). Each conflict means that
+ * some other command succeeded, so with N commands racing on the same
+ * accounts, N attempts are always enough.
  */
 export class BankAccounts extends Application {
   static override readonly applicationName = 'BankAccounts'
@@ -209,16 +210,18 @@ export class BankAccounts extends Application {
 
   // Domain errors are not retried: they hold whatever the accounts' state.
   async #update(accountIds: readonly string[], change: (accounts: BankAccount[]) => void): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      const accounts = await Promise.all(accountIds.map((id) => this.repository.get(BankAccount, id)))
-      change(accounts)
-      try {
+    await retryOnConflict(
+      async () => {
+        const accounts = await Promise.all(accountIds.map((id) => this.repository.get(BankAccount, id)))
+        change(accounts)
         await this.save(...accounts)
-        return
-      } catch (error) {
-        if (!(error instanceof IntegrityError) || attempt >= this.maxAttempts) throw error
-        this.#conflicts++
-      }
-    }
+      },
+      {
+        attempts: this.maxAttempts,
+        onConflict: () => {
+          this.#conflicts++
+        },
+      },
+    )
   }
 }

@@ -6,7 +6,7 @@ import {
   InsufficientFundsError,
   InvalidOperationError,
 } from '../../examples/bank-accounts.js'
-import { IntegrityError } from '../../src/index.js'
+import { VersionConflictError } from '../../src/index.js'
 import { backends } from '../fixtures/backends.js'
 
 async function logLength(bank: BankAccounts): Promise<number> {
@@ -140,14 +140,17 @@ describe.each(backends())('bank accounts on %s', (_, newStore) => {
     expect(await bank.getBalance(a)).toBe(73_01)
   })
 
-  it('gives up after its attempts with the IntegrityError, having written nothing for that call', async () => {
+  it('gives up after its attempts with the VersionConflictError, having written nothing for that call', async () => {
     await using bank = new BankAccounts({ persistence: newStore()(), maxAttempts: 1 })
     const id = await bank.openAccount('D', 'd@example.com')
     const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => bank.deposit(id, 10 ** i)))
 
     const rejected = results.filter((result) => result.status === 'rejected')
     expect(rejected.length).toBeGreaterThan(0)
-    for (const result of rejected) expect(result.reason).toBeInstanceOf(IntegrityError)
+    for (const result of rejected) {
+      expect(result.reason).toBeInstanceOf(VersionConflictError)
+      expect(result.reason).toMatchObject({ originatorId: id, originatorVersion: 2, table: 'bankaccounts_events' })
+    }
     const deposited = results
       .map((result, i) => (result.status === 'fulfilled' ? 10 ** i : 0))
       .reduce((sum, amount) => sum + amount, 0)
