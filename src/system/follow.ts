@@ -1,5 +1,7 @@
 import { setImmediate, setTimeout } from 'node:timers/promises'
 import type { NotificationLog } from '../application/notification-log.js'
+import { TopicError, UpcastError } from '../domain/errors.js'
+import { DataError } from '../persistence/errors.js'
 import type { Notification } from '../persistence/stored-event.js'
 import { ProcessingError } from './processing-error.js'
 
@@ -30,7 +32,7 @@ export interface FollowOptions {
   onProgress?(notificationId: number): void
   /** At most this many notifications per call of `process` (default 1). */
   readonly batchSize?: number
-  /** Tries per notification before giving up (default 3). */
+  /** Tries per notification before giving up (default 3); an error that retrying cannot help stops at once. */
   readonly attempts?: number
   /** The delay before the first retry, doubled for each next one (default 100 ms). */
   readonly retryDelayMs?: number
@@ -42,8 +44,9 @@ export interface FollowOptions {
  * Processes an upstream log from the follower's position on: what is recorded
  * already, then new notifications as they are recorded, until the signal
  * aborts (it resolves then). A notification that fails is tried again a few
- * times; a batch that fails is processed again one notification at a time, so
- * that what comes before the bad one is done.
+ * times, unless retrying cannot help (see {@link isPermanent}); a batch that
+ * fails is processed again one notification at a time, so that what comes
+ * before the bad one is done.
  *
  * @throws ProcessingError naming the notification that could not be processed.
  */
@@ -92,7 +95,7 @@ async function processOne(options: FollowOptions, notification: Notification): P
       return true
     } catch (error) {
       if (await options.isProcessed(notification.id)) return true
-      if (attempt >= attempts) {
+      if (attempt >= attempts || isPermanent(error)) {
         throw new ProcessingError(options.follower, options.upstream.name, notification, attempt, error)
       }
     }
@@ -100,6 +103,18 @@ async function processOne(options: FollowOptions, notification: Notification): P
     await setTimeout(retryDelayMs * 2 ** (attempt - 1), undefined, { signal }).catch(() => {})
     if (signal.aborted) return false
   }
+}
+
+/**
+ * Returns true for an error that the same notification will meet on every
+ * try, so that retrying only delays the stop: an unknown topic (TopicError),
+ * stored state that no upcaster brings to the current class version
+ * (UpcastError), and bytes that cannot be read or a value the database
+ * refuses (DataError). Each needs new code, a new setting or a repair; after
+ * one, the follower resumes at the notification when started again.
+ */
+function isPermanent(error: unknown): boolean {
+  return error instanceof TopicError || error instanceof UpcastError || error instanceof DataError
 }
 
 /**

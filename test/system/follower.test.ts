@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { Order, Orders, Reservation } from '../../examples/orders.js'
 import {
   Aggregate,
+  DataError,
   type DomainEvent,
   EventLoopRunner,
   memory,
@@ -123,14 +124,41 @@ describe('a follower whose policy throws', () => {
 })
 
 describe('an upstream event of an unknown topic', () => {
-  async function recordUnknown(orders: Orders, persistence: Persistence): Promise<void> {
+  /** Records an event that no retry can process, changed by `change` from one this process can, between two good ones. */
+  async function recordStrange(
+    orders: Orders,
+    persistence: Persistence,
+    change: { topic?: string; state?: Uint8Array },
+  ): Promise<void> {
     const order = Order.create(Order.Created, { name: 'x' })
     const [recording] = await orders.save(order)
-    // An event stored under a topic no class of this process declares, as a newer version would write it.
-    const stored = { ...recording!.notification, originatorVersion: 2, topic: 'orders:Order.Renamed' }
-    await (await persistence.open('Orders')).events.insertEvents([stored])
+    // An event as a newer version of the program, or a fault, would write it.
+    const stored = { ...recording!.notification, originatorVersion: 2, ...change }
+    await using recorders = await persistence.open('Orders')
+    await recorders.events.insertEvents([stored])
     await orders.createOrder('after')
   }
+
+  it.each([
+    ['an unknown topic', { topic: 'orders:Order.Renamed' }, TopicError],
+    ['unreadable state', { topic: 'orders:Order.Created', state: new Uint8Array([0xff, 0x00]) }, DataError],
+  ])('with %s, stops the follower at once: no retry could help', async (_, change, ErrorClass) => {
+    const persistence = memory()
+    // With a retry a minute away, only a stop at once is reported within the poll's timeout.
+    await using runner = new EventLoopRunner(new System([[Orders, Everything]]), { persistence, retryDelayMs: 60_000 })
+    const errors: Error[] = []
+    runner.on('followerError', (error) => errors.push(error))
+    await runner.start()
+    await recordStrange(runner.get(Orders), persistence, change)
+    await expect.poll(() => runner.status()[0]?.state).toBe('failed')
+    expect(errors).toHaveLength(1)
+    const error = errors[0] as ProcessingError
+    expect(error).toBeInstanceOf(ProcessingError)
+    expect(error.attempts).toBe(1)
+    expect(error.message).toMatch(/^Everything stopped at notification 2 of Orders .* after 1 attempt: /)
+    expect(error.cause).toBeInstanceOf(ErrorClass)
+    expect(await runner.get(Everything).position('Orders')).toBe(1)
+  })
 
   it('stops the follower with a TopicError, unless the policy says to skip it', async () => {
     const persistence = memory()
@@ -140,7 +168,7 @@ describe('an upstream event of an unknown topic', () => {
     ])
     await using runner = new EventLoopRunner(system, { persistence, retryDelayMs: 1 })
     await runner.start()
-    await recordUnknown(runner.get(Orders), persistence)
+    await recordStrange(runner.get(Orders), persistence, { topic: 'orders:Order.Renamed' })
     await expect.poll(() => runner.get(Tolerant).position('Orders')).toBe(3)
     expect(await countedOrders(runner.get(Tolerant))).toBe(2)
     await expect.poll(() => runner.status().find((s) => s.name === 'Everything')?.state).toBe('failed')

@@ -411,17 +411,20 @@ function describeProjections<T>(backend: Backend<T>): void {
       const last = await counters.saveCounters(1, 2)
 
       const store = newStore()
+      // Three attempts a minute apart, but an unknown topic is not retried: it stops at once.
       const strict = new ProjectionRunner({
         upstream: counters,
         projection: new Sightings(sql),
         store,
-        attempts: 1,
+        attempts: 3,
+        retryDelayMs: 60_000,
       })
       const failed = new Promise<Error>((resolve) => strict.once('followerError', resolve))
       await strict.start()
       const error = (await failed) as ProcessingError
       expect(error).toBeInstanceOf(ProcessingError)
       expect(error.notification).toMatchObject({ id: 3, topic: 'projection-test:Gone' })
+      expect(error.attempts).toBe(1)
       expect(error.cause).toBeInstanceOf(TopicError)
       expect(await store.maxTrackingId('Counters')).toBe(2)
 
