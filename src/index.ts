@@ -59,6 +59,7 @@ export {
   WaitTimeoutError,
 } from './persistence/errors.js'
 export { EventStore, type Recording } from './persistence/event-store.js'
+export { validApplicationName } from './persistence/identifiers.js'
 export { Mapper, type MapperOptions } from './persistence/mapper.js'
 export type {
   AggregateRecorder,

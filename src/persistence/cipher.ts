@@ -41,6 +41,23 @@ const BASE64_KEY = /^[A-Za-z0-9+/_-]{43}=?$/
  * length as the plaintext), so it is 28 bytes longer than the plaintext.
  * Random nonces are safe for about 2^32 messages per key: rotate keys well before.
  *
+ * The tag also authenticates the associated data given to `encrypt`, which is
+ * not stored: decryption needs the same bytes. A {@link Mapper} gives the
+ * identity of the record, so that state copied onto another record fails to
+ * decrypt: the UTF-8 bytes of the JSON array `[topic, originatorId,
+ * originatorVersion]` as `JSON.stringify` writes it, without spaces, e.g.
+ * `["dogschool:Dog.Registered","0190a3e1-7c4e-7b52-9d7e-3c1f6f0a2b11",1]`. The
+ * plaintext is the transcoded state (UTF-8 JSON), deflated first when
+ * compression is on. So a stored event can be made by hand with `node:crypto`:
+ *
+ * ```ts
+ * const nonce = randomBytes(12)
+ * const cipher = createCipheriv('aes-256-gcm', key, nonce)
+ * cipher.setAAD(Buffer.from(JSON.stringify([topic, originatorId, originatorVersion])))
+ * const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()])
+ * const state = Buffer.concat([nonce, cipher.getAuthTag(), ciphertext])
+ * ```
+ *
  * @example
  * ```ts
  * const key = AesGcmCipher.createKey() // keep it secret, e.g. in CIPHER_KEY

@@ -58,6 +58,28 @@ export class ZlibCompressor implements Compressor {
   }
 }
 
+/**
+ * Returns true if `data` starts with a zlib header (RFC 1950) as
+ * {@link ZlibCompressor} writes it: deflate, a window of at most 32 KiB, no
+ * preset dictionary, and header bits that pass their check (a multiple of 31).
+ */
+export function isZlib(data: Uint8Array): boolean {
+  if (data.byteLength < 2) return false
+  const cmf = data[0]!
+  const flg = data[1]!
+  return (cmf & 0x0f) === 8 && cmf >> 4 <= 7 && (flg & 0x20) === 0 && ((cmf << 8) | flg) % 31 === 0
+}
+
+/** Returns true if `data` is whole, intact zlib data: it inflates, and its Adler-32 checksum matches. */
+export function inflates(data: Uint8Array): boolean {
+  try {
+    inflateSync(data)
+    return true
+  } catch {
+    return false
+  }
+}
+
 // zlib returns a view into its 16 KiB output chunk: copying keeps a small record from pinning it in memory.
 function owned(buffer: Uint8Array): Uint8Array {
   return new Uint8Array(buffer)

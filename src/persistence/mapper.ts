@@ -3,8 +3,8 @@ import { DomainEvent, type DomainEventInit } from '../domain/domain-event.js'
 import { TopicError } from '../domain/errors.js'
 import { getTopic, resolveTopic } from '../domain/topics.js'
 import { type UpcastState, upcast, type Versioning } from '../domain/upcasting.js'
-import type { Cipher } from './cipher.js'
-import type { Compressor } from './compressor.js'
+import type { AesGcmCipher, Cipher } from './cipher.js'
+import { type Compressor, inflates, isZlib } from './compressor.js'
 import { DataError, errorMessage } from './errors.js'
 import type { StoredEvent } from './stored-event.js'
 import { JsonTranscoder, type Transcoder } from './transcoder.js'
@@ -19,6 +19,8 @@ export interface MapperOptions {
   readonly cipher?: Cipher
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
 type EventClass = (new (init: DomainEventInit & UpcastState) => DomainEvent) & Partial<Versioning>
 
 /**
@@ -29,7 +31,14 @@ type EventClass = (new (init: DomainEventInit & UpcastState) => DomainEvent) & P
  *
  * The stored state holds the event's own fields except `originatorId` and
  * `originatorVersion` (kept beside it in the stored event), plus `classVersion`
- * when the type's class version is above 1.
+ * when the type's class version is above 1. When encrypted, the record's
+ * identity is authenticated with it as the cipher's associated data: the UTF-8
+ * bytes of `JSON.stringify([topic, originatorId, originatorVersion])` (see
+ * {@link AesGcmCipher} for the stored layout).
+ *
+ * State written with other settings than the mapper's is recognised on read
+ * and named in the DataError: encrypted state with no cipher, compressed state
+ * with compression off, and plain state with a cipher or compression on.
  */
 export class Mapper {
   /** The transcoder that turns event fields into bytes and back. */
@@ -86,7 +95,7 @@ export class Mapper {
     const { originatorId, originatorVersion, topic } = stored
     const type = eventClass(topic)
     let bytes = stored.state
-    let step = 'decrypt'
+    let step: Step = 'decrypt'
     let decoded: unknown
     try {
       if (this.#cipher !== undefined)
@@ -96,7 +105,8 @@ export class Mapper {
       step = 'decode'
       decoded = this.transcoder.decode(bytes)
     } catch (cause) {
-      throw unreadable(stored, `could not ${step} its state: ${errorMessage(cause)}`, cause)
+      const reason = this.#mismatch(step, bytes) ?? `could not ${step} its state: ${errorMessage(cause)}`
+      throw unreadable(stored, reason, cause)
     }
     if (!isPlainObject(decoded)) throw unreadable(stored, 'its state is not an object of fields')
     // The decoded state is fresh and ours: changing it in place is several times faster than rest and spread copies.
@@ -107,6 +117,63 @@ export class Mapper {
     init.originatorId = originatorId
     init.originatorVersion = originatorVersion
     return new type(init as DomainEventInit & UpcastState)
+  }
+
+  /**
+   * Explains why `bytes` failed at `step` when they were written with other
+   * settings than this mapper's, recognised from the bytes themselves:
+   * transcoded state is text (JSON), zlib's has a header and a checksum, and
+   * anything else is presumably ciphertext. Returns undefined when the bytes
+   * are of the expected kind, but broken.
+   */
+  #mismatch(step: Step, bytes: Uint8Array): string | undefined {
+    switch (step) {
+      case 'decrypt':
+        if (isZlib(bytes) && inflates(bytes)) return `its state is compressed but not encrypted, ${NOT_ENCRYPTED}`
+        if (isText(bytes) && this.#decodes(bytes)) return `its state is not encrypted, ${NOT_ENCRYPTED}`
+        return undefined
+      case 'decompress':
+        if (isText(bytes) && this.#decodes(bytes)) return NOT_COMPRESSED
+        return !isZlib(bytes) && this.#looksEncrypted(bytes) ? ENCRYPTED : undefined
+      case 'decode':
+        if (isZlib(bytes) && inflates(bytes)) return COMPRESSED
+        return this.#looksEncrypted(bytes) ? ENCRYPTED : undefined
+    }
+  }
+
+  #decodes(bytes: Uint8Array): boolean {
+    try {
+      this.transcoder.decode(bytes)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** True for bytes that this mapper, having no cipher, cannot have written: not the text its JSON transcoder writes. */
+  #looksEncrypted(bytes: Uint8Array): boolean {
+    return this.#cipher === undefined && this.transcoder instanceof JsonTranscoder && !isText(bytes)
+  }
+}
+
+type Step = 'decrypt' | 'decompress' | 'decode'
+
+const ENCRYPTED =
+  'its state is encrypted (or was not written by this library), and no cipher key is configured: ' +
+  'set CIPHER_KEY (or the cipherKey option) to the key it was written with'
+const NOT_ENCRYPTED =
+  'and a cipher key is configured: it was written while none was (events stored unencrypted stay so; read them without CIPHER_KEY)'
+const COMPRESSED = 'its state is compressed, and compression is off: set COMPRESSOR=zlib (or pass compress: true)'
+const NOT_COMPRESSED =
+  'its state is not compressed, and compression is on: it was written with compression off (unset COMPRESSOR, or pass compress: false, to read it)'
+
+/** Returns true for bytes that are UTF-8 text, as transcoded state is and ciphertext almost never is. */
+function isText(bytes: Uint8Array): boolean {
+  try {
+    strictUtf8.decode(bytes)
+    return true
+  } catch {
+    return false
   }
 }
 

@@ -1,4 +1,6 @@
 import { Buffer } from 'node:buffer'
+import { createCipheriv, randomBytes } from 'node:crypto'
+import { deflateSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { Aggregate } from '../../src/domain/aggregate.js'
 import type { DomainEvent } from '../../src/domain/domain-event.js'
@@ -102,6 +104,36 @@ describe('Mapper', () => {
       const stored = mapper.toStoredEvent(event)
       expect(Buffer.from(stored.state).includes(Buffer.from('Fido'))).toBe(false)
       expect(mapper.toDomainEvent(stored)).toEqual(event)
+    }
+  })
+
+  it('reads an encrypted event made by hand with node:crypto as the cipher’s documentation says', () => {
+    const key = randomBytes(32)
+    const originatorId = 'dog-made-by-hand'
+    const topic = 'mapper-test:Dog.Registered'
+    const fields =
+      '{"timestamp":{"_type_":"date","_data_":"2026-01-02T03:04:05.678Z"},"name":"Rex",' +
+      '"born":{"_type_":"date","_data_":"2020-02-29T10:00:00.000Z"}}'
+    for (const compressed of [false, true]) {
+      const plaintext = compressed ? deflateSync(fields) : Buffer.from(fields)
+      const nonce = randomBytes(12)
+      const cipher = createCipheriv('aes-256-gcm', key, nonce)
+      cipher.setAAD(Buffer.from(`["${topic}","${originatorId}",1]`, 'utf8'))
+      const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()])
+      const state = Buffer.concat([nonce, cipher.getAuthTag(), ciphertext])
+      const mapper = new Mapper({
+        cipher: new AesGcmCipher(key.toString('base64')),
+        compressor: compressed ? new ZlibCompressor() : undefined,
+      })
+      const event = mapper.toDomainEvent({ originatorId, originatorVersion: 1, topic, state })
+      expect(event).toBeInstanceOf(Dog.Registered)
+      expect(event).toMatchObject({
+        originatorId,
+        originatorVersion: 1,
+        timestamp: new Date('2026-01-02T03:04:05.678Z'),
+        name: 'Rex',
+        born,
+      })
     }
   })
 
