@@ -38,7 +38,7 @@ export {
 } from './domain/errors.js'
 export { NAMESPACE_EVENTSOURCING, uuid4, uuid5, uuid7 } from './domain/ids.js'
 export { Snapshot, type SnapshotFields } from './domain/snapshot.js'
-export { getTopic, registerTopic, resolveTopic } from './domain/topics.js'
+export { getTopic, registerTopic, resolveTopic, withTopics } from './domain/topics.js'
 export type { Upcaster, UpcastState } from './domain/upcasting.js'
 export { MemoryRecorder, memory } from './memory/memory-recorder.js'
 export { AesGcmCipher, type Cipher } from './persistence/cipher.js'

@@ -60,6 +60,7 @@ const pendingEvents = new WeakMap<Aggregate, DomainEvent[]>()
 export class Aggregate {
   /** Triggered by {@link Aggregate.discard}; inherited by every aggregate. */
   static readonly Discarded: EventType<Aggregate, NoFields> = defineEvent(
+    Aggregate,
     'eventsourcing:Aggregate.Discarded',
     (aggregate: Aggregate) => {
       aggregate.discarded = true
@@ -89,7 +90,7 @@ export class Aggregate {
     apply: (aggregate: A, event: Event<P>) => void = () => {},
     options?: EventOptions,
   ): EventType<A, P> {
-    return defineEvent(topic, apply, options)
+    return defineEvent(this, topic, apply, options)
   }
 
   /** Declares a type of event that creates aggregates of this class; see {@link Aggregate.event}. */
@@ -99,7 +100,7 @@ export class Aggregate {
     apply: (aggregate: A, event: Event<P>) => void = () => {},
     options?: EventOptions,
   ): CreatedEventType<A, P> {
-    const type = defineEvent(topic, apply, options)
+    const type = defineEvent(this, topic, apply, options)
     Object.defineProperty(type, 'aggregateClass', { value: this })
     // Registers the class's own topic, when declared above its events, so that
     // resolveTopic finds aggregate classes as it finds event types.

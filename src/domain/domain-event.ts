@@ -85,8 +85,14 @@ export interface EventOptions {
   readonly upcast?: readonly Upcaster[]
 }
 
-/** Declares an event type with a topic; called by the aggregate factories. */
+/**
+ * Declares an event type with a topic; called by the aggregate factories with
+ * the aggregate class that declares it (`declaredBy`).
+ *
+ * @throws TopicError if the topic is empty or names something else (see `defineTopic`).
+ */
 export function defineEvent<A, P extends object>(
+  declaredBy: abstract new () => unknown,
   topic: string,
   apply: (aggregate: A, event: Event<P>) => void,
   options: EventOptions = {},
@@ -99,6 +105,6 @@ export function defineEvent<A, P extends object>(
     static readonly classVersion = upcasters.length + 1
   }
   Object.defineProperty(type, 'name', { value: topic })
-  defineTopic(topic, type)
+  defineTopic(topic, type, declaredBy)
   return type as unknown as EventType<A, P>
 }

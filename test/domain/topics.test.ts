@@ -2,7 +2,16 @@ import { describe, expect, it } from 'vitest'
 import { Aggregate } from '../../src/domain/aggregate.js'
 import { TopicError } from '../../src/domain/errors.js'
 import { Snapshot } from '../../src/domain/snapshot.js'
-import { classOf, defineTopic, getTopic, registerTopic, resolveTopic, topicOf } from '../../src/domain/topics.js'
+import {
+  classOf,
+  defineTopic,
+  getTopic,
+  registerTopic,
+  resolveTopic,
+  topicOf,
+  withTopics,
+} from '../../src/domain/topics.js'
+import { Application, memory } from '../../src/index.js'
 import { caught } from '../fixtures/errors.js'
 
 class Dog extends Aggregate {
@@ -38,24 +47,34 @@ describe('getTopic and resolveTopic', () => {
 })
 
 describe('defining topics', () => {
-  it('rejects a topic that already names another class', () => {
-    expect(() => Dog.event('topics-test:Dog.TrickAdded')).toThrow(TopicError)
+  it('rejects a topic that already names another kind of thing, or another event type of the same class', () => {
+    expect(caught(() => Dog.event('topics-test:Dog.TrickAdded'))).toMatchObject({
+      name: 'TopicError',
+      message: "Dog declares two event types with topic 'topics-test:Dog.TrickAdded': give each a topic of its own",
+    })
     class Other {}
     const error = caught(() => defineTopic('topics-test:Dog.Registered', Other))
     expect(error).toBeInstanceOf(TopicError)
-    expect(error).toMatchObject({ name: 'TopicError' })
     expect(String(error)).toMatch(
-      /'topics-test:Dog\.Registered' already names another class.*give Other a topic of its own/,
+      /'topics-test:Dog\.Registered' already names an event type of Dog, so it cannot also name the class Other: give it a topic of its own/,
     )
+    expect(() => defineTopic('topics-test:Dog', Dog.TrickAdded, Dog)).toThrow(TopicError)
     expect(resolveTopic('topics-test:Dog.Registered')).toBe(Dog.Registered)
   })
 
-  it('rejects an aggregate class whose static topic names another class', () => {
+  it('rejects a class of another name, aggregate or event type, and says how to test versions side by side', () => {
     class Impostor extends Aggregate {
       static readonly topic = 'topics-test:Dog'
     }
     getTopic(Dog)
     expect(() => getTopic(Impostor)).toThrow(TopicError)
+    const error = caught(() => Impostor.event('topics-test:Dog.TrickAdded')) as TopicError
+    expect(error).toBeInstanceOf(TopicError)
+    expect(error.message).toContain(
+      'already names an event type of Dog, so it cannot also name an event type of Impostor',
+    )
+    expect(error.message).toContain('declare the old one inside withTopics()')
+    expect(resolveTopic('topics-test:Dog')).toBe(Dog)
   })
 
   it('is idempotent for the same class', () => {
@@ -69,6 +88,67 @@ describe('defining topics', () => {
     class Empty {}
     expect(() => defineTopic('', Empty)).toThrow(TopicError)
     expect(() => Dog.event('')).toThrow(TopicError)
+  })
+})
+
+describe('a module evaluated again', () => {
+  const path = './fixtures/reloaded-dog.ts'
+  type Module = typeof import('./fixtures/reloaded-dog.js')
+
+  it('declares its topics again, and the latest declaration wins', async () => {
+    // A query makes a new instance of the module, as hot module reload does.
+    const first: Module = await import(`${path}?first`)
+    const second: Module = await import(`${path}?second`)
+    expect(second.Dog).not.toBe(first.Dog)
+    expect(resolveTopic('reload-test:Dog')).toBe(second.Dog)
+    expect(resolveTopic('reload-test:Dog.Registered')).toBe(second.Dog.Registered)
+    expect(resolveTopic('reload-test:Dog.Barked')).toBe(second.Dog.Barked)
+    expect(resolveTopic('reload-test:Dog.Woofed')).toBe(second.Dog.Barked)
+    expect(getTopic(first.Dog.Barked)).toBe('reload-test:Dog.Barked')
+  })
+
+  it('still may not take a topic from a class of another name', async () => {
+    const reloaded: Module = await import(`${path}?again`)
+    class Cat extends Aggregate {}
+    expect(() => Cat.event('reload-test:Dog.Barked')).toThrow(TopicError)
+    expect(resolveTopic('reload-test:Dog.Barked')).toBe(reloaded.Dog.Barked)
+  })
+})
+
+describe('withTopics', () => {
+  it('gives topics declared inside it a scope of their own, over the process-wide ones, for the async work it starts', async () => {
+    const OuterDog = Dog
+    const outer = Dog.Registered
+    const inner = await withTopics(async () => {
+      class Dog extends Aggregate {
+        static readonly Registered = Dog.created('topics-test:Dog.Registered')
+      }
+      expect(resolveTopic('topics-test:Dog.Registered')).toBe(Dog.Registered)
+      await new Promise((resolve) => setTimeout(resolve, 1))
+      expect(resolveTopic('topics-test:Dog.Registered')).toBe(Dog.Registered)
+      expect(resolveTopic('topics-test:Dog.TrickAdded')).toBe(OuterDog.TrickAdded)
+      expect(() => Dog.event('topics-test:Dog.Registered')).toThrow(TopicError)
+      return Dog.Registered
+    })
+    expect(inner).not.toBe(outer)
+    expect(resolveTopic('topics-test:Dog.Registered')).toBe(outer)
+  })
+
+  it('nests, and returns what the function returns', () => {
+    class A {}
+    class B {}
+    const seen = withTopics(() => {
+      defineTopic('topics-test:Nested', A)
+      return [
+        withTopics(() => {
+          defineTopic('topics-test:Nested', B)
+          return classOf('topics-test:Nested')
+        }),
+        classOf('topics-test:Nested'),
+      ]
+    })
+    expect(seen).toEqual([B, A])
+    expect(classOf('topics-test:Nested')).toBeUndefined()
   })
 })
 
@@ -113,5 +193,49 @@ describe('errors', () => {
   it('do not let a subclass inherit its parent aggregate topic', () => {
     class Puppy extends Dog {}
     expect(() => getTopic(Puppy)).toThrow(TopicError)
+  })
+})
+
+describe('testing a migration in one process', () => {
+  it('stores events with version 1 of a class inside withTopics, and reads them back with version 2', async () => {
+    await using school = new Application({ name: 'MigrationTest', persistence: memory() })
+    const id = await withTopics(async () => {
+      class DogV1 extends Aggregate {
+        static readonly topic = 'migration-test:Dog'
+        fullName = ''
+        static readonly Registered = DogV1.created('migration-test:Dog.Registered', (dog, e: { fullName: string }) => {
+          dog.fullName = e.fullName
+        })
+      }
+      const dog = DogV1.create(DogV1.Registered, { fullName: 'Fido Smith' })
+      await school.save(dog)
+      return dog.id
+    })
+
+    class DogV2 extends Aggregate {
+      static readonly topic = 'migration-test:Dog'
+      name = ''
+      family = ''
+      static readonly Registered = DogV2.created(
+        'migration-test:Dog.Registered',
+        (dog, e: { name: string; family: string }) => {
+          dog.name = e.name
+          dog.family = e.family
+        },
+        {
+          upcast: [
+            ({ fullName, ...rest }) => {
+              const [name, family] = String(fullName).split(' ')
+              return { ...rest, name, family }
+            },
+          ],
+        },
+      )
+    }
+    const dog = await school.repository.get(DogV2, id)
+    expect(dog).toBeInstanceOf(DogV2)
+    expect([dog.name, dog.family, dog.version]).toEqual(['Fido', 'Smith', 1])
+    const [event] = await school.repository.events(id)
+    expect(event).toBeInstanceOf(DogV2.Registered)
   })
 })
