@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import { importDriver as importOptional, loadOnce } from '../persistence/driver.js'
 import {
   DataError,
@@ -131,6 +132,7 @@ export class SqliteConnection {
   static async open(path: string, settings: ConnectionSettings): Promise<SqliteConnection> {
     const Database = await loadDriver()
     const description = path === ':memory:' ? 'the in-memory database' : `'${path}'`
+    if (path !== ':memory:') await warnOfDriverCopies()
     let database: SqliteDatabase
     try {
       database = new Database(path)
@@ -237,6 +239,38 @@ export class SqliteSession {
     this.#closed = true
     this.release()
   }
+}
+
+let warnedOfCopies = false
+
+/**
+ * Warns, once per process, when more than one copy of better-sqlite3's native
+ * library is loaded, as happens with a linked or workspace install (this
+ * library's copy and the application's). SQLite's file locks work only within
+ * one copy of SQLite: POSIX locks belong to the process, so each copy keeps
+ * its own table of them, and closing a file in one copy drops the locks the
+ * other holds. Two copies writing one database file then corrupt it ("file is
+ * not a database"). Only Linux is checked, by reading the process's memory
+ * map; a warning rather than an error, because two copies are harmless as
+ * long as they open different files, which cannot be seen from here.
+ */
+async function warnOfDriverCopies(): Promise<void> {
+  if (warnedOfCopies || process.platform !== 'linux') return
+  const maps = await readFile('/proc/self/maps', 'utf8').catch(() => '')
+  const paths = new Set<string>()
+  for (const line of maps.split('\n')) {
+    // The path is the last field, the first to hold a slash (it may hold spaces).
+    if (line.endsWith('/better_sqlite3.node')) paths.add(line.slice(line.indexOf('/')))
+  }
+  if (paths.size < 2 || warnedOfCopies) return
+  warnedOfCopies = true
+  process.emitWarning(
+    `Several copies of better-sqlite3 are loaded in this process (${[...paths].join(', ')}): SQLite's locks work ` +
+      'only within one copy, so connections of different copies to one database file can corrupt it. ' +
+      "Open the database with the application's copy and pass it to sqlite({ database }) " +
+      '(or sqliteProjectionStore({ database })), or install one copy (npm dedupe).',
+    { code: 'EVENTSOURCING_SQLITE_COPIES' },
+  )
 }
 
 /**

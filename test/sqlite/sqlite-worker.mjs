@@ -44,7 +44,7 @@ while (version <= count) {
       const [id] = await events.insertEvents([event], { tracking })
       wins.push({ claim, id })
     } catch (error) {
-      if (error.name !== 'IntegrityError') throw error
+      if (error.name !== 'TrackingConflictError') throw error
     }
     claim++
   }
