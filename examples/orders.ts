@@ -1,8 +1,21 @@
 // The orders system: an order is created in Orders; Reservations reserves it;
 // Orders records the reservation; Payments takes the payment of a reserved
 // order; Orders records the payment. Each arrow is a follower processing its
-// upstream log exactly once, on any runner.
-import { Aggregate, type DomainEvent, ProcessApplication, type ProcessingEvent, System, uuid5 } from '../src/index.js'
+// upstream log exactly once, on any runner. `placeOrder` waits for the chain
+// hop by hop:
+//
+//   await using runner = new EventLoopRunner(ordersSystem)
+//   await runner.start()
+//   const order = await placeOrder(runner, 'socks')   // reserved and paid
+import {
+  Aggregate,
+  type DomainEvent,
+  ProcessApplication,
+  type ProcessingEvent,
+  type Runner,
+  System,
+  uuid5,
+} from '../src/index.js'
 
 const NAMESPACE = '1f6a5e0e-7b1c-4a47-9d33-0d7c3b0f4a10'
 
@@ -125,3 +138,25 @@ export const ordersSystem = new System([
   [Orders, Reservations, Orders],
   [Orders, Payments, Orders],
 ])
+
+/**
+ * Places an order and returns it once the system has reserved and paid it.
+ * The runner must run every follower. It waits hop by hop, each hop for the
+ * followers of one log: Reservations for the order's creation (its id from
+ * the save), then Orders for the log of Reservations, which now has the
+ * reservation, then Payments for the log of Orders, which now has the
+ * reservation recorded, then Orders for the log of Payments.
+ */
+export async function placeOrder(
+  runner: Runner,
+  name: string,
+): Promise<{ id: string; name: string; reservationId?: string; paymentId?: string }> {
+  const orders = runner.get(Orders)
+  const order = Order.create(Order.Created, { name })
+  const recordings = await orders.save(order)
+  await runner.waitFor(Orders, recordings.at(-1)!.notification.id)
+  await runner.waitFor(Reservations, await runner.get(Reservations).notificationLog.maxId())
+  await runner.waitFor(Orders, await orders.notificationLog.maxId())
+  await runner.waitFor(Payments, await runner.get(Payments).notificationLog.maxId())
+  return { id: order.id, ...(await orders.getOrder(order.id)) }
+}

@@ -11,7 +11,8 @@
 //   await using store = sqliteProjectionStore({ path: 'dogs.db', name: 'tricks' })
 //   await using runner = new ProjectionRunner({ upstream: school, projection: new SqliteTricks(), store })
 //   await runner.start()
-//   await runner.waitForTracking(await school.notificationLog.maxId())
+//   const recordings = await school.save(dog)
+//   await runner.waitFor(recordings.at(-1)!.notification.id)   // the view has the dog's tricks
 //   const tricks = await store.read((transaction) => SqliteTricks.dogsPerTrick(transaction))
 
 import { type DomainEvent, Projection } from '../src/index.js'
