@@ -8,6 +8,7 @@ import {
   ProjectionRunner,
   type ProjectionStore,
   type Recording,
+  WaitTimeoutError,
 } from '../../src/index.js'
 import { postgres, postgresProjectionStore } from '../../src/postgres/index.js'
 import { sqlite, sqliteProjectionStore } from '../../src/sqlite/index.js'
@@ -103,6 +104,22 @@ function describeTricks<T>(backend: string, newDatabase: () => Database<T>): voi
         state: 'running',
         positions: { DogSchool: taught.notification.id },
       })
+    })
+
+    it('is waited for up to the last trick taught: stopped, it has passed the registrations after it', async () => {
+      const database = newDatabase()
+      await using school = new DogSchool({ persistence: database.persistence })
+      const store = database.store()
+      const runner = new ProjectionRunner({ upstream: school, projection: database.projection(), store })
+      await runner.start()
+      const fido = await dogWith(school, 'Fido', 'sit')
+      await runner.waitFor(fido.notification.id)
+      await runner.stop()
+      const buster = await dogWith(school, 'Buster')
+      await runner.waitFor(buster.notification.id, { timeoutMs: 1000 })
+      expect(await store.maxTrackingId('DogSchool')).toBe(fido.notification.id)
+      const taught = await teach(school, buster.notification.originatorId, 'sit')
+      await expect(runner.waitFor(taught.notification.id, { timeoutMs: 200 })).rejects.toThrow(WaitTimeoutError)
     })
 
     it('resumes after a restart where the view is, counting nothing twice', async () => {

@@ -72,7 +72,8 @@ describe('a follower whose policy throws', () => {
       await orders.createOrder('bad')
       await orders.createOrder('good 2')
       const counting = runner.get(Counting)
-      await expect.poll(() => runner.status()[0]?.state).toBe('failed')
+      await expect(runner.waitFor(Orders, 3)).rejects.toBeInstanceOf(ProcessingError)
+      expect(runner.status()[0]?.state).toBe('failed')
       expect(errors).toHaveLength(1)
       const [error, follower] = errors[0]!
       expect(follower).toBe('Counting')
@@ -96,7 +97,8 @@ describe('a follower whose policy throws', () => {
     await using runner = new EventLoopRunner(system, { persistence })
     await runner.start()
     const counting = runner.get(Counting)
-    await expect.poll(() => counting.position('Orders')).toBe(4)
+    await runner.waitFor(Orders, 4)
+    expect(await counting.position('Orders')).toBe(4)
     expect(await countedOrders(counting)).toBe(4)
     const counters = await counting.notificationLog.selectRecordings({ limit: 10 })
     const orderIds = counters.map(
@@ -118,7 +120,7 @@ describe('a follower whose policy throws', () => {
     await using runner = new EventLoopRunner(new System([[Orders, Flaky]]), { persistence: memory(), retryDelayMs: 1 })
     await runner.start()
     await runner.get(Orders).createOrder('one')
-    await expect.poll(() => runner.get(Flaky).position('Orders')).toBe(1)
+    await runner.waitFor(Orders, 1)
     expect(runner.status()[0]).toMatchObject({ name: 'Flaky', state: 'running', positions: { Orders: 1 } })
   })
 })
@@ -169,10 +171,13 @@ describe('an upstream event of an unknown topic', () => {
     await using runner = new EventLoopRunner(system, { persistence, retryDelayMs: 1 })
     await runner.start()
     await recordStrange(runner.get(Orders), persistence, { topic: 'orders:Order.Renamed' })
-    await expect.poll(() => runner.get(Tolerant).position('Orders')).toBe(3)
+    // The runner's wait rejects with the error of the follower that stopped; Tolerant's own wait resolves.
+    const error = (await runner.waitFor(Orders, 3).catch((reason: unknown) => reason)) as ProcessingError
+    await runner.get(Tolerant).waitFor(runner.get(Orders), 3)
+    expect(await runner.get(Tolerant).position('Orders')).toBe(3)
     expect(await countedOrders(runner.get(Tolerant))).toBe(2)
-    await expect.poll(() => runner.status().find((s) => s.name === 'Everything')?.state).toBe('failed')
-    const error = runner.status().find((s) => s.name === 'Everything')?.error as ProcessingError
+    expect(runner.status().find((s) => s.name === 'Everything')).toMatchObject({ state: 'failed', error })
+    expect(error).toBeInstanceOf(ProcessingError)
     expect(error.notification.topic).toBe('orders:Order.Renamed')
     expect(error.cause).toBeInstanceOf(TopicError)
     expect(await runner.get(Everything).position('Orders')).toBe(1)
@@ -214,7 +219,7 @@ describe('a system', () => {
     }
     await using runner = new EventLoopRunner(new System([[Orders, Counting]]), { persistence: persistence() })
     await runner.start()
-    await expect.poll(() => runner.get(Counting).position('Orders'), { timeout: 60_000 }).toBe(10_000)
+    await runner.waitFor(Orders, 10_000, { timeoutMs: 60_000 })
     expect(await countedOrders(runner.get(Counting))).toBe(10_000)
   })
 
@@ -230,7 +235,7 @@ describe('a system', () => {
     }
     await using runner = new EventLoopRunner(new System([[Orders, Counting]]), { persistence })
     await runner.start()
-    await expect.poll(() => runner.get(Counting).position('Orders')).toBe(5)
+    await runner.waitFor(Orders, 5)
     expect(await countedOrders(runner.get(Counting))).toBe(5)
   })
 })

@@ -5,8 +5,8 @@
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Order, Orders, ordersSystem, Payments, Reservations } from '../../examples/orders.js'
-import { EventLoopRunner, getTopic, memory, uuid4 } from '../../src/index.js'
+import { Order, Orders, ordersSystem, Payments, Reservation, Reservations } from '../../examples/orders.js'
+import { EventLoopRunner, getTopic, memory, uuid4, WaitTimeoutError } from '../../src/index.js'
 import { sqlite } from '../../src/sqlite/index.js'
 import { tempDir } from '../fixtures/temp.js'
 import { freshDatabase } from '../postgres/fixtures.js'
@@ -81,6 +81,50 @@ describe('the orders system over three processes sharing PostgreSQL', () => {
     const localIds = await createOrders(local.orders, NAMES)
     await untilAllPaid(local, ORDERS, [], 'every order to be paid in one process')
     expect(spread).toEqual(await orderStates(local, localIds))
+  })
+})
+
+describe.each([
+  [
+    'PostgreSQL',
+    async (): Promise<Record<string, string>> => {
+      const database = await freshDatabase()
+      cleanups.push(database.drop)
+      return { PERSISTENCE: 'postgres', POSTGRES_URL: database.url, POSTGRES_POOL_SIZE: '2' }
+    },
+  ],
+  [
+    'an SQLite file',
+    async (): Promise<Record<string, string>> => ({
+      PERSISTENCE: 'sqlite',
+      SQLITE_PATH: join(tempDir('es-wait-'), 'orders.db'),
+    }),
+  ],
+])('waiting in one process for a follower run by another, sharing %s', (_, newEnv) => {
+  it('resolves once the follower processed a notification, or passed one it does not follow', async () => {
+    const env = await newEnv()
+    const child = new SystemChild({ ...env, RUN: 'Reservations' })
+    await child.until(() => child.started, 30_000, 'Reservations to start')
+    await using orders = new Orders({ env })
+    await using reservations = new Reservations({ env })
+
+    const order = Order.create(Order.Created, { name: 'socks' })
+    const created = (await orders.save(order)).at(-1)!.notification.id
+    await reservations.waitFor(orders, created)
+    const reservation = await reservations.repository.get(Reservation, Reservation.reserve(order.id).id)
+    expect(reservation.orderId).toBe(order.id)
+    expect(await reservations.position('Orders')).toBe(created)
+
+    // No Orders runs here to record the reservation: recorded by hand, it is of a topic Reservations does not follow.
+    order.reserve(reservation.id)
+    const reserved = (await orders.save(order)).at(-1)!.notification.id
+    await reservations.waitFor(orders, reserved)
+    expect(await reservations.position('Orders')).toBe(created)
+
+    // Stopped, the follower processes nothing more: a wait for a new order runs out of time.
+    expect(await child.stop()).toEqual({ code: 0, signal: null })
+    const later = (await orders.save(Order.create(Order.Created, { name: 'hat' }))).at(-1)!.notification.id
+    await expect(reservations.waitFor(orders, later, { timeoutMs: 300 })).rejects.toThrow(WaitTimeoutError)
   })
 })
 

@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
 import { Dog, DogSchool } from '../../examples/dog-school.js'
 import {
@@ -16,16 +17,19 @@ import {
   Relay,
   Republisher,
   uuid5,
+  WaitTimeoutError,
 } from '../../src/index.js'
 import { sqliteProjectionStore } from '../../src/sqlite/index.js'
 import { tempDir } from '../fixtures/temp.js'
 
-/** A broker in this process: keeps what was published, and refuses while `down`. */
+/** A broker in this process: keeps what was published, refuses while `down`, and answers once `held` resolves. */
 class LoopbackBroker implements BrokerPublisher {
   readonly messages: OutgoingMessage[] = []
   down = false
+  held: Promise<void> | undefined
 
   async publish(messages: readonly OutgoingMessage[]): Promise<void> {
+    await this.held
     if (this.down) throw new OperationalError('The loopback broker is down')
     this.messages.push(...messages)
   }
@@ -105,6 +109,42 @@ describe('a relay', () => {
     await relay.waitFor(4)
     expect(broker.messages).toHaveLength(4)
     await school.close()
+  })
+
+  it('with topics, is waited for up to the last notification of its topics, and not before', async () => {
+    await using school = new DogSchool({ persistence: memory() })
+    const broker = new LoopbackBroker()
+    await using positions = sqliteProjectionStore({ path: join(tempDir('es-relay-'), 'relay.db'), name: 'relay' })
+    const relay = new Relay({ upstream: school, publisher: broker, positions, topics: [Dog.Registered] })
+    await relay.start()
+    const fido = await school.register('Fido')
+    await relay.waitFor(await school.notificationLog.maxId())
+    let answer!: () => void
+    broker.held = new Promise((resolve) => {
+      answer = resolve
+    })
+    await school.register('Buster')
+    await school.addTrick(fido, 'sit')
+    // The trick is not of the relay's topics, but Buster's registration before it is not published yet.
+    const waiting = relay.waitFor(await school.notificationLog.maxId())
+    await delay(200)
+    const pending = Symbol('pending')
+    expect(await Promise.race([waiting, delay(0, pending)])).toBe(pending)
+    answer()
+    await waiting
+    expect(broker.messages.map((message) => message.topic)).toEqual([
+      'dogschool:Dog.Registered',
+      'dogschool:Dog.Registered',
+    ])
+
+    // Stopped, it has passed a notification of another topic, and not one of its own.
+    await relay.stop()
+    await school.addTrick(fido, 'beg')
+    await relay.waitFor(await school.notificationLog.maxId(), { timeoutMs: 1000 })
+    await school.register('Rex')
+    await expect(relay.waitFor(await school.notificationLog.maxId(), { timeoutMs: 200 })).rejects.toThrow(
+      WaitTimeoutError,
+    )
   })
 })
 

@@ -2,7 +2,16 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import { setTimeout } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Order, Orders, ordersSystem, Payment, Payments, Reservation, Reservations } from '../../examples/orders.js'
+import {
+  Order,
+  Orders,
+  ordersSystem,
+  Payment,
+  Payments,
+  placeOrder,
+  Reservation,
+  Reservations,
+} from '../../examples/orders.js'
 import {
   type Environment,
   EventLoopRunner,
@@ -112,6 +121,12 @@ describe.each(storages)('the orders system on worker threads over %s', (_, newEn
     const ids = await createOrders(runner, 'order', 50)
     await allPaid(runner, ids)
     expect(await counts(runner)).toEqual({ reservations: 50, payments: 50, reserved: 50, paid: 50 })
+    // Waiting for the followers in the workers, hop by hop, through the tracking they record.
+    const placed = await placeOrder(runner, 'placed')
+    expect(placed).toMatchObject({
+      reservationId: Reservation.reserve(placed.id).id,
+      paymentId: Payment.pay(placed.id).id,
+    })
 
     await using inProcess = new EventLoopRunner(ordersSystem, { persistence: memory() })
     await inProcess.start()
@@ -169,7 +184,11 @@ describe.each(storages)('the orders system on worker threads over %s', (_, newEn
     await runner.start()
     const reported = once(runner, 'followerError')
     const [badId] = await createOrders(runner, 'bad', 1)
+    const waiting = runner.waitFor(Orders, await runner.get(Orders).notificationLog.maxId())
     const [error, follower] = (await reported) as [Error, string]
+    // A wait for what the follower did not process rejects with its error, whether it began before the failure or after.
+    await expect(waiting).rejects.toBe(error)
+    await expect(runner.waitFor(Orders, 1)).rejects.toBe(error)
     expect(follower).toBe('Audit')
     expect(error).toBeInstanceOf(ProcessingError)
     const processingError = error as ProcessingError
@@ -223,6 +242,11 @@ describe('the worker-thread runner', () => {
     expect(error).toMatchObject({ follower: 'Audit', ...fields })
     expect(error.message).toBe(message)
     expect(runner.status().find((status) => status.name === 'Audit')).toMatchObject({ state: 'failed', error })
+    // Waiting for an order created since rejects with the error: nothing runs Audit now.
+    await createOrders(runner, 'after', 1)
+    await expect(runner.waitFor(Orders, await runner.get(Orders).notificationLog.maxId())).rejects.toBe(error)
+    // The others go on, and can be waited for.
+    await runner.waitFor(Reservations, await runner.get(Reservations).notificationLog.maxId())
     await allPaid(runner, [crashId!, ...(await createOrders(runner, 'good', 5))])
   })
 
@@ -245,6 +269,23 @@ describe('the worker-thread runner', () => {
     expect(() => new WorkerThreadRunner(ordersSystem, { module, env: sqliteEnv(), run: ['Nope'] })).toThrow(
       ProgrammingError,
     )
+  })
+
+  it('rejects a TypeScript worker setup, which Node 20 cannot import without the loader it would register', () => {
+    const env = sqliteEnv()
+    const module = ordersModule
+    const setups = [
+      new URL('./setup.ts', import.meta.url),
+      join(tempDir('es-setup-'), 'setup.mts'),
+      'file:///setup.cts',
+    ]
+    for (const workerSetup of setups) {
+      expect(() => new WorkerThreadRunner(ordersSystem, { module, env, workerSetup })).toThrow(
+        /^workerSetup must be JavaScript, got file:.*setup\.[mc]?ts: Node v20\.\d+\.\d+ cannot import TypeScript without a loader.*Give a \.js or \.mjs module that registers the loader, e\.g\. with tsx: import \{ register \} from 'tsx\/esm\/api'; register\(\)$/,
+      )
+    }
+    // A JavaScript setup that registers tsx runs TypeScript modules in the workers (as every test here does).
+    expect(() => new WorkerThreadRunner(ordersSystem, { module, env, workerSetup })).not.toThrow()
   })
 
   it('does not start when the module does not export the system, or several like it', async () => {
