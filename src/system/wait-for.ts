@@ -49,7 +49,9 @@ export interface FollowerPosition {
  * reads, so that last one is what it waits for, found by reading the upstream
  * log from the position on. The log's reads are settled (a notification still
  * being committed with a lower id is waited for, not passed over), so a
- * followed notification committed late is not missed. An id the log has not
+ * followed notification committed late is not missed (on PostgreSQL a read
+ * waits for such a write for up to the backend's `settleMs`, 2 s by default:
+ * one left uncommitted for longer is not waited for). An id the log has not
  * reached yet is first waited for.
  *
  * Waiting for a chain (A to B to C) is done hop by hop: wait for B to process
