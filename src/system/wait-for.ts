@@ -93,26 +93,25 @@ export async function waitForFollower(
 type Step = { readonly position: number; readonly target: number } | { readonly position: number; readonly end: number }
 
 /**
- * Returns what the wait for the follower waits for next: the last notification
- * of its topics after its position and at most `notificationId` (of the next
- * page of them), or the log to reach `notificationId`; undefined when the
- * follower is past them all.
+ * Returns what the wait for the follower waits for next: the notification
+ * `notificationId` itself when the follower follows it, else the last
+ * notification of its topics after its position and before that id (of the
+ * next page of them), or the log to reach the id; undefined when the follower
+ * is past them all.
  */
 async function nextStep(follower: FollowerPosition, notificationId: number): Promise<Step | undefined> {
   const position = await follower.position()
   if (position >= notificationId) return undefined
   const log = follower.upstream.notificationLog
+  const { topics } = follower
+  // A follower processes in order, so once it has the id itself, it has all it follows before it.
+  const [itself] = await log.select({ start: notificationId, stop: notificationId, topics, limit: 1 })
+  if (itself !== undefined) return { position, target: itself.id }
   const end = await log.maxId()
   if (end < notificationId) return { position, end }
   // Read up to a committed id: a gap below it is a notification still being committed, which the read waits for
   // (a gap with nothing committed after it within the range would not be seen).
-  const followed = await log.select({
-    start: position,
-    inclusiveOfStart: false,
-    stop: end,
-    topics: follower.topics,
-    limit: PAGE_SIZE,
-  })
+  const followed = await log.select({ start: position, inclusiveOfStart: false, stop: end, topics, limit: PAGE_SIZE })
   const target = followed.filter((notification) => notification.id <= notificationId).at(-1)?.id
   return target === undefined ? undefined : { position, target }
 }

@@ -3,12 +3,14 @@
 // ones not recorded yet, and when it fails, times out or is told to stop.
 
 import { setTimeout as delay } from 'node:timers/promises'
+import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { Order, Orders } from '../../examples/orders.js'
 import {
   Aggregate,
   type DomainEvent,
   EventLoopRunner,
+  Mapper,
   memory,
   ProcessApplication,
   ProcessingError,
@@ -17,6 +19,9 @@ import {
   System,
   WaitTimeoutError,
 } from '../../src/index.js'
+import { postgres } from '../../src/postgres/index.js'
+import { writeLockKey } from '../../src/postgres/postgres-schema.js'
+import { freshSchema, postgresUrl } from '../postgres/fixtures.js'
 import { systemBackends } from './system-backends.js'
 
 /** One per order counted. */
@@ -221,6 +226,44 @@ describe.each(systemBackends())('waiting for a follower on %s', (_, newStore) =>
     stopping.abort(new Error('no longer needed'))
     await expect(stopped).rejects.toThrow('no longer needed')
     await expect(notRecorded).rejects.toThrow('no longer needed')
+  })
+})
+
+describe('waiting for a follower on PostgreSQL while a write below the id is still being committed', () => {
+  it('waits for that write, and for the follower to process it', async () => {
+    const { schema, drop } = freshSchema()
+    const url = postgresUrl()
+    const writer = new pg.Client({ connectionString: url })
+    try {
+      await using runner = new EventLoopRunner(system, { persistence: postgres({ url, schema }) })
+      using _gates = gatesOpenedAtEnd()
+      await runner.start()
+      const orders = runner.get(Orders)
+      const counting = runner.get(Counting)
+      const first = await create(orders, 'first')
+      await runner.waitFor(Orders, first.id)
+      // A writer that has drawn an id for a new order, under the write lock as every writer does, and not committed.
+      await writer.connect()
+      await writer.query(`BEGIN; SELECT pg_advisory_xact_lock_shared(${writeLockKey(schema, 'orders_events')})`)
+      const stored = new Mapper().toStoredEvent(Order.create(Order.Created, { name: 'late' }).collectEvents()[0]!)
+      const insert = `INSERT INTO "${schema}".orders_events (originator_id, originator_version, topic, state)
+        VALUES ($1, $2, $3, $4) RETURNING notification_id AS id`
+      const values = [stored.originatorId, stored.originatorVersion, stored.topic, stored.state]
+      const late = Number((await writer.query<{ id: string }>(insert, values)).rows[0]!.id)
+      // Committed after it: an event Counting does not follow.
+      const reserved = await reserve(orders, first.order)
+      expect(late).toBeLessThan(reserved)
+      const waiting = runner.waitFor(Orders, reserved)
+      await delay(300)
+      expect(await settled(waiting)).toBe(false)
+      await writer.query('COMMIT')
+      await waiting
+      expect(await counting.position('Orders')).toBe(late)
+      expect(await counting.notificationLog.select({ limit: 10 })).toHaveLength(2)
+    } finally {
+      await writer.end()
+      await drop()
+    }
   })
 })
 
