@@ -7,7 +7,7 @@ import { follow } from './follow.js'
 import { ProcessApplication } from './process-application.js'
 import type { ProcessingError } from './processing-error.js'
 import { type ApplicationClass, applicationName, type System } from './system.js'
-import { type WaitForOptions, waitForAll } from './wait-for.js'
+import { type WaitForOptions, waitForAll, withAnySignal } from './wait-for.js'
 
 /** How a runner makes and drives the applications of a system. */
 export interface RunnerOptions {
@@ -252,7 +252,9 @@ export async function waitForFollowers(
     const application = runner.get(follower) as ProcessApplication
     const failure = runner.failure(follower)
     return (signal: AbortSignal) =>
-      application.waitFor(leader, notificationId, { ...options, signal: AbortSignal.any([signal, failure]) })
+      withAnySignal([signal, failure], (any) =>
+        application.waitFor(leader, notificationId, { ...options, signal: any }),
+      )
   })
   await waitForAll(waits, options.signal)
 }

@@ -4,7 +4,7 @@ import type { TrackingRecorder } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
 import { follow, type Upstream } from './follow.js'
 import type { FollowerStatus, RunnerEvents } from './runner.js'
-import { type UpstreamLog, type WaitForOptions, waitForFollower } from './wait-for.js'
+import { type UpstreamLog, type WaitForOptions, waitForFollower, withAnySignal } from './wait-for.js'
 
 /** The options every {@link TrackedFollower} takes. */
 export interface TrackedFollowerOptions {
@@ -143,8 +143,6 @@ export abstract class TrackedFollower extends EventEmitter<RunnerEvents> impleme
    * got there; the signal's reason if it aborts first.
    */
   async waitFor(notificationId: number, options: WaitForOptions = {}): Promise<void> {
-    const failure = this.#failure.signal
-    const signal = options.signal === undefined ? failure : AbortSignal.any([options.signal, failure])
     const applicationName = this.upstream.name
     const position = {
       follower: this.#name,
@@ -153,7 +151,8 @@ export abstract class TrackedFollower extends EventEmitter<RunnerEvents> impleme
       position: () => this.#positions.maxTrackingId(applicationName),
       waitForTracking: (id: number, wait: WaitForOptions) => this.#positions.waitForTracking(applicationName, id, wait),
     }
-    await waitForFollower(position, notificationId, { ...options, signal })
+    const signals = [options.signal, this.#failure.signal]
+    await withAnySignal(signals, (signal) => waitForFollower(position, notificationId, { ...options, signal }))
   }
 
   /** Returns the state: the name, running, stopped or failed (with the error), and the position. */

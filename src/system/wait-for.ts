@@ -123,9 +123,9 @@ async function untilRecorded(
   timeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const timeout = AbortSignal.timeout(timeoutMs)
-  const until = signal === undefined ? timeout : AbortSignal.any([signal, timeout])
-  for await (const _recorded of upstream.notificationLog.subscribe({ gt: notificationId - 1, signal: until })) return
+  await withAnySignal([signal, AbortSignal.timeout(timeoutMs)], async (until) => {
+    for await (const _recorded of upstream.notificationLog.subscribe({ gt: notificationId - 1, signal: until })) return
+  })
 }
 
 /** Returns the error of a wait whose time ran out at `step`. */
@@ -151,11 +151,35 @@ export async function waitForAll(
   waits: readonly ((signal: AbortSignal) => Promise<void>)[],
   signal?: AbortSignal,
 ): Promise<void> {
-  const settled = new AbortController()
-  const each = signal === undefined ? settled.signal : AbortSignal.any([signal, settled.signal])
+  const failed = new AbortController()
   try {
-    await Promise.all(waits.map((wait) => wait(each)))
+    await Promise.all(waits.map((wait) => withAnySignal([signal, failed.signal], wait)))
   } finally {
-    settled.abort()
+    failed.abort()
+  }
+}
+
+/**
+ * Runs `work` with a signal that aborts, with the reason, when one of
+ * `signals` does, and stops listening to them once `work` settles. Unlike
+ * `AbortSignal.any`, whose signals Node 20 keeps for as long as each of their
+ * sources lives, it leaves nothing behind on a long-lived signal (a runner's
+ * failure signal, a user's shutdown signal) however often it is called.
+ */
+export async function withAnySignal<T>(
+  signals: readonly (AbortSignal | undefined)[],
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController()
+  const sources = signals.filter((source) => source !== undefined)
+  const abort = (event: Event) => controller.abort((event.target as AbortSignal).reason)
+  for (const source of sources) {
+    if (source.aborted) controller.abort(source.reason)
+    else source.addEventListener('abort', abort, { once: true })
+  }
+  try {
+    return await work(controller.signal)
+  } finally {
+    for (const source of sources) source.removeEventListener('abort', abort)
   }
 }
