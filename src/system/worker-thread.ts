@@ -12,6 +12,10 @@ import {
   OperationalError,
   PersistenceError,
   ProgrammingError,
+  type TrackingConflict,
+  TrackingConflictError,
+  type VersionConflict,
+  VersionConflictError,
   WaitTimeoutError,
 } from '../persistence/errors.js'
 import type { Notification } from '../persistence/stored-event.js'
@@ -78,6 +82,8 @@ export interface ErrorData {
     readonly notification: Notification
     readonly attempts: number
   }
+  /** What clashed, when it is a {@link VersionConflictError} or a {@link TrackingConflictError}. */
+  readonly conflict?: VersionConflict | TrackingConflict
 }
 
 /**
@@ -193,20 +199,36 @@ async function importSystem(data: WorkerData): Promise<System> {
   )
 }
 
-/** Returns an error as data that can be posted to another thread, with its cause and a processing error's fields. */
+/** Returns an error as data that can be posted to another thread, with its cause and the fields of its class. */
 export function errorData(error: unknown, depth = 0): ErrorData {
   if (!(error instanceof Error)) return { name: 'Error', message: String(error) }
   const cause = error.cause !== undefined && depth < 8 ? errorData(error.cause, depth + 1) : undefined
-  if (!(error instanceof ProcessingError))
-    return { name: error.name, message: error.message, stack: error.stack, cause }
-  const { follower, upstream, notification, attempts } = error
   return {
     name: error.name,
     message: error.message,
     stack: error.stack,
     cause,
-    processing: { follower, upstream, notification, attempts },
+    processing: processingOf(error),
+    conflict: conflictOf(error),
   }
+}
+
+function processingOf(error: Error): ErrorData['processing'] {
+  if (!(error instanceof ProcessingError)) return undefined
+  const { follower, upstream, notification, attempts } = error
+  return { follower, upstream, notification, attempts }
+}
+
+function conflictOf(error: Error): ErrorData['conflict'] {
+  if (error instanceof VersionConflictError) {
+    const { originatorId, originatorVersion, table } = error
+    return { originatorId, originatorVersion, table }
+  }
+  if (error instanceof TrackingConflictError) {
+    const { applicationName, notificationId, table } = error
+    return { applicationName, notificationId, table }
+  }
+  return undefined
 }
 
 /** The error classes of this library made again by name from {@link ErrorData}; others become `Error`. */
@@ -228,20 +250,28 @@ const ERROR_CLASSES: Readonly<Record<string, new (message: string, options?: Err
 }
 
 /**
- * Makes an error again from {@link ErrorData}: a {@link ProcessingError} with
- * the same fields, or an error of the same class when it is one of this
- * library's or a built-in one, or else an `Error` with the same name. The
- * stack is the one from the thread where the error was thrown.
+ * Makes an error again from {@link ErrorData}: a {@link ProcessingError}, a
+ * {@link VersionConflictError} or a {@link TrackingConflictError} with the same
+ * fields, or an error of the same class when it is one of this library's or a
+ * built-in one, or else an `Error` with the same name. The stack is the one
+ * from the thread where the error was thrown.
  */
 export function errorFromData(data: ErrorData): Error {
   const cause = data.cause === undefined ? undefined : errorFromData(data.cause)
+  const options = cause === undefined ? undefined : { cause }
   let error: Error
   if (data.processing !== undefined) {
     const { follower, upstream, notification, attempts } = data.processing
     error = new ProcessingError(follower, upstream, notification, attempts, cause)
+  } else if (data.conflict !== undefined) {
+    const { conflict } = data
+    error =
+      'originatorId' in conflict
+        ? new VersionConflictError(conflict, options)
+        : new TrackingConflictError(conflict, options)
   } else {
     const ErrorClass = Object.hasOwn(ERROR_CLASSES, data.name) ? ERROR_CLASSES[data.name]! : Error
-    error = new ErrorClass(data.message, cause === undefined ? undefined : { cause })
+    error = new ErrorClass(data.message, options)
     if (error.name !== data.name) error.name = data.name
   }
   if (data.stack !== undefined) error.stack = data.stack
