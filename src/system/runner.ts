@@ -7,7 +7,7 @@ import { follow } from './follow.js'
 import { ProcessApplication } from './process-application.js'
 import type { ProcessingError } from './processing-error.js'
 import { type ApplicationClass, applicationName, type System } from './system.js'
-import { type WaitForOptions, waitForAll, withAnySignal } from './wait-for.js'
+import { failureController, type WaitForOptions, waitForAll, withAnySignal } from './wait-for.js'
 
 /** How a runner makes and drives the applications of a system. */
 export interface RunnerOptions {
@@ -168,7 +168,7 @@ export class EventLoopRunner extends EventEmitter<RunnerEvents> implements Runne
     const following: Following = {
       status: { name, state: 'running', positions: {} },
       stop: new AbortController(),
-      failure: new AbortController(),
+      failure: failureController(),
       done: Promise.resolve(),
     }
     this.#following.set(name, following)

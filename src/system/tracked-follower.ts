@@ -4,7 +4,7 @@ import type { TrackingRecorder } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
 import { follow, type Upstream } from './follow.js'
 import type { FollowerStatus, RunnerEvents } from './runner.js'
-import { type UpstreamLog, type WaitForOptions, waitForFollower, withAnySignal } from './wait-for.js'
+import { failureController, type UpstreamLog, type WaitForOptions, waitForFollower, withAnySignal } from './wait-for.js'
 
 /** The options every {@link TrackedFollower} takes. */
 export interface TrackedFollowerOptions {
@@ -51,7 +51,7 @@ export abstract class TrackedFollower extends EventEmitter<RunnerEvents> impleme
   #run: Run | undefined
   #status: FollowerStatus
   /** Aborted, with the error as reason, when the last run fails. */
-  #failure = new AbortController()
+  #failure = failureController()
 
   /**
    * Makes the follower; nothing happens until {@link TrackedFollower.start}.
@@ -90,7 +90,7 @@ export abstract class TrackedFollower extends EventEmitter<RunnerEvents> impleme
     }
     if (run.stop.signal.aborted) return
     const applicationName = this.upstream.name
-    const failure = new AbortController()
+    const failure = failureController()
     this.#failure = failure
     this.#status = { name: this.#name, state: 'running', positions: {} }
     run.done = follow({

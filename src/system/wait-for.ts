@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import type { NotificationLog } from '../application/notification-log.js'
 import { ProgrammingError, WaitTimeoutError } from '../persistence/errors.js'
 import type { WaitForTrackingOptions } from '../persistence/recorder.js'
@@ -157,6 +158,17 @@ export async function waitForAll(
   } finally {
     failed.abort()
   }
+}
+
+/**
+ * Returns a controller to abort, with the error, when a follower fails. Any
+ * number of waits listen to its signal at once (each stops listening when it
+ * ends), so Node's warning about more than ten listeners is off for it.
+ */
+export function failureController(): AbortController {
+  const controller = new AbortController()
+  setMaxListeners(0, controller.signal)
+  return controller
 }
 
 /**

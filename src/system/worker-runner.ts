@@ -15,7 +15,7 @@ import {
   waitForFollowers,
 } from './runner.js'
 import type { ApplicationClass, System } from './system.js'
-import type { WaitForOptions } from './wait-for.js'
+import { failureController, type WaitForOptions } from './wait-for.js'
 import {
   errorFromData,
   type StopMessage,
@@ -259,7 +259,7 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
       status: { name, state: 'running', positions: {} },
       started: starting,
       exited,
-      failure: new AbortController(),
+      failure: failureController(),
     }
     const fail = (error: Error) => {
       if (!started) {

@@ -224,8 +224,31 @@ describe.each(systemBackends())('waiting for a follower on %s', (_, newStore) =>
     const notRecorded = runner.get(Counting).waitFor(orders, reserved + 1, { signal: stopping.signal })
     await delay(50)
     stopping.abort(new Error('no longer needed'))
-    await expect(stopped).rejects.toThrow('no longer needed')
-    await expect(notRecorded).rejects.toThrow('no longer needed')
+    // Both at once: a rejection not yet awaited while the other is would be reported as unhandled.
+    await Promise.all([
+      expect(stopped).rejects.toThrow('no longer needed'),
+      expect(notRecorded).rejects.toThrow('no longer needed'),
+    ])
+  })
+})
+
+describe('many waits at once', () => {
+  it('listen to a runner’s failure signal without a warning of a listener leak', async () => {
+    const warnings: Error[] = []
+    const warned = (warning: Error) => warnings.push(warning)
+    process.on('warning', warned)
+    try {
+      await using runner = new EventLoopRunner(system, { persistence: memory() })
+      await runner.start()
+      const orders = runner.get(Orders)
+      const ids = await Promise.all(Array.from({ length: 20 }, async (_, n) => (await create(orders, `many ${n}`)).id))
+      await Promise.all(ids.map((id) => runner.waitFor(Orders, id)))
+      // Warnings are emitted on the next turn.
+      await delay(10)
+    } finally {
+      process.off('warning', warned)
+    }
+    expect(warnings.map((warning) => warning.name)).not.toContain('MaxListenersExceededWarning')
   })
 })
 
