@@ -2,11 +2,11 @@
 // broker; later a Java runtime, a browser). Where one is missing, its tests
 // skip with a note and its entry point is left out of the coverage threshold,
 // so `npm test` passes on a fresh machine; with CI set, they fail instead.
-// The configuration (vitest.config.ts) and the tests ask the same question,
-// `missing()`, which is synchronous so that the answer is known when the
-// configuration loads.
+// The configuration (vitest.config.ts), when it loads, and the tests ask the
+// same question, `missing()`.
 
 import { accessSync, constants } from 'node:fs'
+import { connect } from 'node:net'
 import { delimiter, join } from 'node:path'
 
 /** A service that the tests of one entry point need. */
@@ -18,7 +18,7 @@ export interface Service {
   /** How to get the service, for the note of skipped tests. */
   readonly howTo: string
   /** Returns why the service cannot be had on this machine, or undefined when it can. */
-  missing(): string | undefined
+  missing(): Promise<string | undefined>
 }
 
 /** True when running in continuous integration, where a missing service fails its tests instead of skipping them. */
@@ -30,26 +30,58 @@ export const IN_CI = process.env.CI !== undefined && process.env.CI !== '' && pr
  */
 export function installed(program: string): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin']
-  for (const dir of dirs.filter(Boolean)) {
-    const path = join(dir, program)
-    try {
-      accessSync(path, constants.X_OK)
-      return path
-    } catch {}
+  return dirs
+    .filter(Boolean)
+    .map((dir) => join(dir, program))
+    .find(isExecutable)
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK)
+    return true
+  } catch {
+    return false
   }
-  return undefined
 }
 
 /**
- * RabbitMQ: a broker at RABBITMQ_URL, or Debian's `rabbitmq-server`, which the
- * RabbitMQ tests start themselves when it is not running (test/rabbitmq/fixtures.ts).
+ * Returns the path of the script that runs a RabbitMQ node as the calling
+ * user: Debian's, behind its `rabbitmq-server` wrapper (which only root may
+ * run), or the `rabbitmq-server` found otherwise.
+ */
+export function rabbitMqServer(): string | undefined {
+  const debian = '/usr/lib/rabbitmq/bin/rabbitmq-server'
+  return isExecutable(debian) ? debian : installed('rabbitmq-server')
+}
+
+/**
+ * RabbitMQ: a broker at RABBITMQ_URL, or one answering on 127.0.0.1:5672, or
+ * this machine's rabbitmq-server, a node of which the tests start themselves
+ * (test/rabbitmq/broker.ts).
  */
 export const rabbitMq: Service = {
   name: 'RabbitMQ',
   sources: 'src/rabbitmq/**',
   howTo: 'apt-get install -y rabbitmq-server (the tests start it), or set RABBITMQ_URL to a running broker',
-  missing: () =>
-    process.env.RABBITMQ_URL || installed('rabbitmq-server') ? undefined : 'rabbitmq-server is not installed',
+  missing: async () => {
+    if (process.env.RABBITMQ_URL || rabbitMqServer() !== undefined || (await answers(5672))) return undefined
+    return 'rabbitmq-server is not installed, and no broker answers on 127.0.0.1:5672'
+  },
+}
+
+/** Returns true if something accepts a TCP connection on this port of 127.0.0.1 within a second. */
+function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, timeout: 1000 })
+    const end = (answered: boolean) => {
+      socket.destroy()
+      resolve(answered)
+    }
+    socket.once('connect', () => end(true))
+    socket.once('timeout', () => end(false))
+    socket.once('error', () => end(false))
+  })
 }
 
 /** Every service some tests need. */
@@ -65,8 +97,8 @@ export function skipNote(service: Service, why: string): string {
  *
  * @throws when the service is missing and CI is set: there, every test must run.
  */
-export function skipReason(service: Service): string | undefined {
-  const why = service.missing()
+export async function skipReason(service: Service): Promise<string | undefined> {
+  const why = await service.missing()
   if (why !== undefined && IN_CI) {
     throw new Error(`${why}, and CI is set, so the ${service.name} tests cannot be skipped: ${service.howTo}`)
   }
@@ -74,10 +106,8 @@ export function skipReason(service: Service): string | undefined {
 }
 
 /** Returns the services whose tests skip in this run, with why, for the configuration. */
-export function skippedServices(): { service: Service; why: string }[] {
+export async function skippedServices(): Promise<{ service: Service; why: string }[]> {
   if (IN_CI) return []
-  return SERVICES.flatMap((service) => {
-    const why = service.missing()
-    return why === undefined ? [] : [{ service, why }]
-  })
+  const found = await Promise.all(SERVICES.map(async (service) => ({ service, why: await service.missing() })))
+  return found.filter((entry): entry is { service: Service; why: string } => entry.why !== undefined)
 }

@@ -7,7 +7,7 @@ import { defineConfig } from 'vitest/config'
 import base from '../../vitest.config.js'
 
 // Replaced, not merged: vitest's mergeConfig would add the project's own tests to the list.
-export default defineConfig({
-  ...base,
-  test: { ...base.test, include: [`.ci/must-fail/${process.env.FIXTURE}.fixture.ts`] },
+export default defineConfig(async (env) => {
+  const project = await base(env)
+  return { ...project, test: { ...project.test, include: [`.ci/must-fail/${process.env.FIXTURE}.fixture.ts`] } }
 })

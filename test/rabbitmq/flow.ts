@@ -8,7 +8,8 @@ import { type RabbitMqRepublisher, rabbitMqPublisher, rabbitMqRepublisher } from
 import { sqlite, sqliteProjectionStore } from '../../src/sqlite/index.js'
 import { tempDir } from '../fixtures/temp.js'
 import { Receipts, Tickets } from './apps.js'
-import { freshName, RABBITMQ_URL, rawBroker } from './fixtures.js'
+import { RABBITMQ_URL } from './broker.js'
+import { freshName, rawBroker } from './fixtures.js'
 
 /** The two sides of a flow, and what is left to close. */
 export interface Flow {

@@ -3,7 +3,8 @@
 import { afterEach, expect, it } from 'vitest'
 import { encodeMessage, OperationalError, type OutgoingMessage, ProgrammingError, uuid4 } from '../../src/index.js'
 import { rabbitMqPublisher } from '../../src/rabbitmq/index.js'
-import { freshName, RABBITMQ_URL, type RawBroker, rawBroker } from './fixtures.js'
+import { RABBITMQ_URL } from './broker.js'
+import { freshName, type RawBroker, rawBroker } from './fixtures.js'
 
 const cleanups: (() => Promise<void>)[] = []
 

@@ -1,6 +1,6 @@
 // The tests of `eventsourcing/rabbitmq`, against a real broker: RABBITMQ_URL,
-// or this machine's rabbitmq-server, started here when it is not running (and
-// stopped after). Where it is not installed they are skipped with a note
+// or one on 127.0.0.1, or a node of this machine's rabbitmq-server started
+// here (and stopped after; see broker.ts). Where it is not installed they are skipped with a note
 // saying how to get it (see test/services.ts); with CI=true they fail instead.
 //
 // They are one test file, so that the test that stops the broker never runs
@@ -9,13 +9,13 @@
 
 import { afterAll, beforeAll, describe } from 'vitest'
 import { rabbitMq, skipNote, skipReason } from '../services.js'
+import { ensureBroker } from './broker.js'
 import { faultTests } from './fault-tests.js'
-import { ensureBroker } from './fixtures.js'
 import { flowTests } from './flow-tests.js'
 import { publisherTests } from './publisher-tests.js'
 import { republisherTests } from './republisher-tests.js'
 
-const missing = skipReason(rabbitMq)
+const missing = await skipReason(rabbitMq)
 if (missing !== undefined) console.warn(skipNote(rabbitMq, missing))
 
 describe.skipIf(missing !== undefined)('RabbitMQ', () => {

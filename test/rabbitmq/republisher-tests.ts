@@ -6,7 +6,8 @@ import { encodeMessage, OperationalError, ProgrammingError, Republisher, uuid4 }
 import { ERROR_HEADER, rabbitMqRepublisher } from '../../src/rabbitmq/index.js'
 import { sqlite } from '../../src/sqlite/index.js'
 import { expectEachEventOnce, Receipts } from './apps.js'
-import { freshName, RABBITMQ_URL, rawBroker } from './fixtures.js'
+import { RABBITMQ_URL } from './broker.js'
+import { freshName, rawBroker } from './fixtures.js'
 import { type Flow, openFlow } from './flow.js'
 
 const cleanups: (() => Promise<void>)[] = []
