@@ -1,4 +1,4 @@
-import { closest, distance } from 'fastest-levenshtein'
+import { distance } from 'fastest-levenshtein'
 import { memory } from '../memory/memory-recorder.js'
 import { AesGcmCipher } from '../persistence/cipher.js'
 import { ZlibCompressor } from '../persistence/compressor.js'
@@ -45,7 +45,7 @@ const SETTINGS = new Set(SETTING_NAMES)
  *
  * A misspelt setting would be ignored, so it is looked for when the config is
  * made: a variable with the application's prefix that is not a setting but
- * close to one (`DOGSCHOOL_CIPHERKEY`) is an error, and an unprefixed one
+ * one slip away from one (`DOGSCHOOL_CIPHERKEY`) is an error, and an unprefixed one
  * (`CIPHERKEY`) a warning, since other software sets variables of its own.
  */
 export class Config {
@@ -177,9 +177,6 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === '' ? undefined : value
 }
 
-// Edits within which a variable's name is taken for a misspelt setting: at
-// most 2, and at most a third of the shorter name's length.
-const MAX_EDITS = 2
 const warned = new Set<string>()
 
 /**
@@ -212,7 +209,34 @@ function misspelt(name: string): string | undefined {
   // Another application's setting, such as ARCHIVE_PERSISTENCE after the
   // prefix LOANS_ of an application beside LOANS_ARCHIVE, is not misspelt.
   if (SETTINGS.has(name) || SETTING_NAMES.some((setting) => name.endsWith(`_${setting}`))) return undefined
-  const setting = closest(name, SETTING_NAMES)
-  const edits = distance(name, setting)
-  return edits <= MAX_EDITS && edits * 3 <= Math.min(name.length, setting.length) ? setting : undefined
+  return SETTING_NAMES.find((setting) => misspells(name, setting))
+}
+
+/**
+ * Returns true when `name` is `setting` with a typing slip: its underscores
+ * moved, added or left out (`CIPHERKEY`), one letter added, left out or
+ * mistyped (`CIPHER_KY`), or two adjacent letters swapped (`CIHPER_KEY`).
+ * Anything further off is taken for a variable of its own: two slips in
+ * one name are rare, while two letters differ between many real names
+ * (`POSTGRES_POOL` and `POSTGRES_PORT`, `COMPRESSION` and `COMPRESSOR`).
+ */
+function misspells(name: string, setting: string): boolean {
+  return (
+    name.replaceAll('_', '') === setting.replaceAll('_', '') ||
+    distance(name, setting) === 1 ||
+    swapsTwoLetters(name, setting)
+  )
+}
+
+/** Returns true when `a` is `b` with two adjacent characters swapped. */
+function swapsTwoLetters(a: string, b: string): boolean {
+  let i = 0
+  while (i < a.length && a[i] === b[i]) i++
+  return (
+    a.length === b.length &&
+    i + 1 < a.length &&
+    a[i] === b[i + 1] &&
+    a[i + 1] === b[i] &&
+    a.slice(i + 2) === b.slice(i + 2)
+  )
 }

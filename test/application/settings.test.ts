@@ -31,6 +31,33 @@ describe('misspelt variables', () => {
     expect(() => new Loans({ env: { LOANS_POSTGRES_DB_NAME: 'x' } })).toThrow(/did you mean LOANS_POSTGRES_DBNAME/)
   })
 
+  it('takes for a misspelling one slip: underscores, one letter added, left out or mistyped, two letters swapped', () => {
+    const slips = {
+      CIPHERKEY: 'CIPHER_KEY',
+      POSTGRES_DB_NAME: 'POSTGRES_DBNAME',
+      SNAPSHOTTING_INTERVALS: 'SNAPSHOTTING_INTERVAL',
+      CIPHER_KY: 'CIPHER_KEY',
+      PERSISTANCE: 'PERSISTENCE',
+      CIHPER_KEY: 'CIPHER_KEY',
+      COMPERSSOR: 'COMPRESSOR',
+    }
+    for (const [slip, setting] of Object.entries(slips)) {
+      expect(() => new Loans({ env: { [`LOANS_${slip}`]: 'x' } })).toThrow(`did you mean LOANS_${setting}?`)
+    }
+  })
+
+  it('takes a name that differs from a setting in a whole word, or two letters, for a variable of its own', () => {
+    // HTTP compression, a TLS switch, a pool's options: not settings, however close their names.
+    const names = ['COMPRESSION', 'POSTGRES_SSL', 'POSTGRES_POOL']
+    const env = Object.fromEntries(
+      names.flatMap((name) => [
+        [name, 'x'],
+        [`SHOP_${name}`, 'x'],
+      ]),
+    )
+    expect(warnings(() => new Config('Shop', env))).toEqual([])
+  })
+
   it('ignores an empty misspelt variable, which sets nothing either way', () => {
     expect(() => new Loans({ env: { LOANS_CIPHERKEY: '' } })).not.toThrow()
   })
@@ -46,10 +73,10 @@ describe('misspelt variables', () => {
   })
 
   it('warns, once per name, of an unprefixed variable that resembles a setting', () => {
-    const env = { CIPHERKEY: 'secret', PERSISTANCE_: 'sqlite' }
+    const env = { CIPHERKEY: 'secret', PERSISTANCE: 'sqlite' }
     expect(warnings(() => new Loans({ env }))).toEqual([
       'CIPHERKEY is not a setting of eventsourcing and is ignored: did you mean CIPHER_KEY?',
-      'PERSISTANCE_ is not a setting of eventsourcing and is ignored: did you mean PERSISTENCE?',
+      'PERSISTANCE is not a setting of eventsourcing and is ignored: did you mean PERSISTENCE?',
     ])
     expect(warnings(() => new Bank({ env }))).toEqual([])
   })
@@ -75,6 +102,9 @@ describe('misspelt variables', () => {
       'PGPASSWORD',
       'PGDATABASE',
       'SQLITE_TMPDIR',
+      'COMPRESSION',
+      'POSTGRES_SSL',
+      'POSTGRES_POOL',
       ...SETTING_NAMES,
     ]
     // Each also with the prefix: an application's own variable of such a name is no misspelling either.
