@@ -14,6 +14,7 @@ export { Config, type EncodingOptions, type Environment } from './application/co
 export { NotificationLog, type Section, SectionIdError } from './application/notification-log.js'
 export { EventPublisher, PersistenceSubscriber, type PublishedEventHandler } from './application/publisher.js'
 export { type GetOptions, Repository, type RepositoryStores } from './application/repository.js'
+export { type RetryOnConflictOptions, retryOnConflict } from './application/retry-on-conflict.js'
 export { SnapshotStore } from './application/snapshotting.js'
 export {
   Aggregate,
@@ -50,8 +51,6 @@ export {
   OperationalError,
   PersistenceError,
   ProgrammingError,
-  type RetryOnConflictOptions,
-  retryOnConflict,
   type TrackingConflict,
   TrackingConflictError,
   type VersionConflict,
