@@ -10,6 +10,7 @@ import {
   OperationalError,
   PersistenceError,
   ProgrammingError,
+  type VersionConflict,
   VersionConflictError,
 } from '../persistence/errors.js'
 import { listenSql } from './postgres-schema.js'
@@ -423,6 +424,7 @@ export interface DriverError {
   readonly code: string
   readonly detail?: string
   readonly table?: string
+  readonly constraint?: string
   readonly column?: string
 }
 
@@ -433,17 +435,29 @@ export interface DriverError {
 const VERSION_KEY = /^Key \(originator_id, originator_version\)=\((.*), (-?\d+)\) already exists\.$/s
 
 /**
+ * Returns the event version that a unique violation's detail names, or
+ * undefined when there is none to read: the detail is in the language of the
+ * server's `lc_messages`, and left out when row-level security or column
+ * privileges hide the key from the user.
+ */
+export function versionInDetail(error: DriverError): Omit<VersionConflict, 'table'> | undefined {
+  const key = VERSION_KEY.exec(error.detail ?? '')
+  return key === null ? undefined : { originatorId: key[1]!, originatorVersion: Number(key[2]) }
+}
+
+/**
  * Returns the driver's error for a broken uniqueness rule (SQLSTATE 23505) as
- * an IntegrityError carrying it as `cause`: a {@link VersionConflictError}
- * naming the event and the table when it is an event version that clashed
- * (a plain IntegrityError only if the server leaves the key out of its
- * detail, as it does when row-level security or column privileges hide it).
+ * an IntegrityError carrying it as `cause`, for a statement whose rows are not
+ * known here: a {@link VersionConflictError} when the detail names an event
+ * version, else a plain IntegrityError. The writes of events, which know
+ * their rows, tell a version conflict without the detail (see versionConflict
+ * in postgres-writes.ts).
  */
 export function uniqueViolation(error: DriverError): IntegrityError {
-  const key = VERSION_KEY.exec(error.detail ?? '')
-  if (key === null || error.table === undefined) return new IntegrityError(errorMessage(error), { cause: error })
-  const conflict = { originatorId: key[1]!, originatorVersion: Number(key[2]), table: error.table }
-  return new VersionConflictError(conflict, { cause: error })
+  const version = versionInDetail(error)
+  if (version === undefined || error.table === undefined)
+    return new IntegrityError(errorMessage(error), { cause: error })
+  return new VersionConflictError({ ...version, table: error.table }, { cause: error })
 }
 
 /** Returns the driver's error: `error` itself, or the one a persistence error carries as `cause`; undefined if neither has a code. */

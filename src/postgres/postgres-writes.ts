@@ -1,12 +1,13 @@
-import { OperationalError, TrackingConflictError } from '../persistence/errors.js'
+import { OperationalError, TrackingConflictError, VersionConflictError } from '../persistence/errors.js'
 import type { ApplicationTables } from '../persistence/identifiers.js'
 import type { StoredEvent, Tracking } from '../persistence/stored-event.js'
-import { driverError, type PostgresPool, type Run, uniqueViolation } from './postgres-pool.js'
+import { type DriverError, driverError, type PostgresPool, type Run, versionInDetail } from './postgres-pool.js'
 import {
   columns,
   type NotificationSql,
   notificationSql,
   oneEvent,
+  qualified,
   type TrackingSql,
   trackedInsertSql,
   trackingSql,
@@ -44,6 +45,8 @@ export class WriteQueue {
   readonly #tracking: TrackingSql
   readonly #trackedInsert: string
   readonly #trackingTable: string
+  readonly #schema: string | undefined
+  readonly #tables: ApplicationTables
   #waiting: Write[] = []
   #draining: Promise<void> | undefined
 
@@ -66,6 +69,8 @@ export class WriteQueue {
     this.#tracking = trackingSql(schema, tables.tracking)
     this.#trackedInsert = trackedInsertSql(schema, tables)
     this.#trackingTable = tables.tracking
+    this.#schema = schema
+    this.#tables = tables
     const { notify } = this.#notifications
     this.#announcer = new Announcer(() => pool.pool.query(notify), notifyIntervalMs)
   }
@@ -149,9 +154,19 @@ export class WriteQueue {
     this.#announcer.announce()
   }
 
-  /** Writes one write in one statement that commits by itself: one round trip. */
+  /**
+   * Writes one write in one statement that commits by itself: one round trip.
+   * A duplicate event version is reported as a VersionConflictError naming it.
+   */
   async #writeAlone(write: Write): Promise<number[]> {
-    const { events, tracking } = write
+    try {
+      return await this.#insertAlone(write)
+    } catch (error) {
+      throw await versionConflict(this.pool, this.#schema, this.#tables, write.events, error)
+    }
+  }
+
+  async #insertAlone({ events, tracking }: Write): Promise<number[]> {
     if (tracking === undefined) {
       return events.length === 1
         ? this.#ids(this.#autocommit, this.#notifications.insertEvent, oneEvent(events[0]!))
@@ -186,16 +201,14 @@ export class WriteQueue {
   }
 
   /**
-   * Runs an insert that returns the events' ids, reporting a duplicate event
-   * version as VersionConflictError, and (for the statement with `tracking`)
-   * a tracking id that is not newer as TrackingConflictError.
+   * Runs an insert that returns the events' ids, reporting (for the statement
+   * with `tracking`) a tracking id that is not newer as TrackingConflictError.
    */
   async #ids(run: Run, text: string, values: unknown[], tracking?: Tracking): Promise<number[]> {
     try {
       return (await run<{ id: number }>(text, values)).rows.map((row) => row.id)
     } catch (error) {
       const cause = driverError(error)
-      if (cause?.code === '23505') throw uniqueViolation(cause)
       // See trackedInsertSql: the column refuses the NULL that a tracking id that is not newer becomes.
       const refused = cause?.code === '23502' ? `${cause.table}.${cause.column}` : undefined
       if (tracking && refused === `${this.#trackingTable}.notification_id`) throw this.#notNewer(tracking, cause)
@@ -211,6 +224,78 @@ export class WriteQueue {
   #notNewer({ applicationName, notificationId }: Tracking, cause?: unknown): TrackingConflictError {
     return new TrackingConflictError({ applicationName, notificationId, table: this.#trackingTable }, { cause })
   }
+}
+
+/**
+ * Returns the error to throw for a failed write of `events` (`error`, as the
+ * pool threw it) into one of an application's tables: a
+ * {@link VersionConflictError} naming the event that clashed when the write
+ * broke the version key of the events or snapshots table, any other error as
+ * it is.
+ *
+ * Whether it is a version conflict is told from the error's SQLSTATE, table
+ * and constraint, which do not depend on the server's language. The event
+ * that clashed is the write's only one; else the one the error's detail
+ * names; else, when the detail is in another language (`lc_messages`) or
+ * left out (row-level security or column privileges hide the key), the first
+ * of the write's events that is recorded already or repeats one before it.
+ */
+export async function versionConflict(
+  pool: PostgresPool,
+  schema: string | undefined,
+  tables: ApplicationTables,
+  events: readonly StoredEvent[],
+  error: unknown,
+): Promise<unknown> {
+  const cause = driverError(error)
+  if (cause?.code !== '23505' || !isVersionKey(cause, tables)) return error
+  const table = cause.table!
+  const { originatorId, originatorVersion } =
+    events.length === 1
+      ? events[0]!
+      : (versionInDetail(cause) ?? (await firstClash(pool, qualified(schema, table), events)))
+  return new VersionConflictError({ originatorId, originatorVersion, table }, { cause })
+}
+
+function isVersionKey({ table, constraint }: DriverError, tables: ApplicationTables): boolean {
+  // The other unique rule of the events table, its primary key, is on the
+  // notification id, which the identity column fills.
+  return table === tables.snapshots || (table === tables.events && constraint !== primaryKeyName(tables.events))
+}
+
+// PostgreSQL's name for a table's primary key: the table's name cut to 58 bytes, then `_pkey`.
+function primaryKeyName(table: string): string {
+  return `${table.slice(0, 58)}_pkey`
+}
+
+/**
+ * Returns the first of `events` whose version is recorded in `table` or
+ * repeats one before it in `events`, which is the row the insert failed on.
+ * What is recorded is found by a diagnostic read made after the failure, so
+ * it sees the table as it is then; when the read is refused, or the row is
+ * hidden from it too, it is the first of `events`, a version conflict still.
+ */
+async function firstClash(pool: PostgresPool, table: string, events: readonly StoredEvent[]): Promise<StoredEvent> {
+  const select = `SELECT originator_id AS "originatorId", originator_version AS "originatorVersion" FROM ${table}
+WHERE (originator_id, originator_version) IN (SELECT * FROM unnest($1::text[], $2::int[]))`
+  const values = [events.map((event) => event.originatorId), events.map((event) => event.originatorVersion)]
+  const recorded = await pool.query<EventVersion>(select, values).then(
+    (result) => new Set(result.rows.map(versionKey)),
+    () => new Set<string>(),
+  )
+  const seen = new Set<string>()
+  for (const event of events) {
+    const key = versionKey(event)
+    if (recorded.has(key) || seen.has(key)) return event
+    seen.add(key)
+  }
+  return events[0]!
+}
+
+type EventVersion = Pick<StoredEvent, 'originatorId' | 'originatorVersion'>
+
+function versionKey({ originatorId, originatorVersion }: EventVersion): string {
+  return JSON.stringify([originatorId, originatorVersion])
 }
 
 /**
