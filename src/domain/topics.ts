@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { fileURLToPath } from 'node:url'
 import { TopicError } from './errors.js'
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds classes of any constructor signature
@@ -11,6 +12,16 @@ interface Claim {
   readonly kind: 'event type' | 'class'
   /** The aggregate class that declared an event type; the class itself otherwise. */
   readonly owner: AnyClass
+  /** Where it was declared (see {@link declarationSite}); undefined when that is not known. */
+  readonly site: Site | undefined
+}
+
+/** Where code declared something (see {@link declarationSite}). */
+interface Site {
+  /** The file of the innermost frame. */
+  readonly file: string
+  /** `file:line:column` of each frame that declared it, innermost first: equal for the same place in the same code. */
+  readonly frames: string
 }
 
 /** The topics declared in one scope, over those of the scope it was made in (none for the process-wide registry). */
@@ -23,6 +34,12 @@ const processWide: Registry = { claims: new Map(), parent: undefined }
 const scopes = new AsyncLocalStorage<Registry>()
 /** Each class's own topic and claim; weak, so that classes replaced by a reloaded module can be collected. */
 const declared = new WeakMap<AnyClass, { readonly topic: string; readonly claim: Claim }>()
+/**
+ * Where each aggregate class was declared, and in which registry: those of its
+ * first event type. Its static `topic` is claimed there when first looked up
+ * (see {@link topicOf}), wherever and whenever that happens.
+ */
+const homes = new WeakMap<AnyClass, { readonly site: Site | undefined; readonly registry: Registry }>()
 
 /**
  * Declares that `topic` names `cls`: an event type declared by the aggregate
@@ -32,21 +49,24 @@ const declared = new WeakMap<AnyClass, { readonly topic: string; readonly claim:
  *
  * Topics are process-wide (see {@link withTopics} for a scope of their own).
  * A module evaluated again (hot module reload, a test runner that imports it
- * anew) declares its classes again: a topic declared again by a class of the
- * same kind and name, from another evaluation, names the new class from then
- * on (the latest wins).
+ * anew) declares its classes again: a topic declared again from the same place
+ * in the same module file (query and hash of its URL aside), as the same kind
+ * of thing, names the new class from then on (the latest wins).
  *
- * @throws TopicError if the topic is empty, or already names a class of
- * another kind or name, or another event type of the same aggregate class.
+ * @throws TopicError if the topic is empty, or already names a class declared
+ * elsewhere (even one of the same name), a class of another kind, or another
+ * event type of the same aggregate class.
  */
 export function defineTopic(topic: string, cls: AnyClass, declaredBy?: AnyClass): void {
-  if (typeof topic !== 'string' || topic.length === 0) {
-    throw new TopicError(`A topic must be a non-empty string, got ${JSON.stringify(topic)}`)
-  }
+  const site = declarationSite()
+  const registry = current()
   const claim: Claim =
-    declaredBy === undefined ? { cls, kind: 'class', owner: cls } : { cls, kind: 'event type', owner: declaredBy }
-  claimTopic(topic, claim)
+    declaredBy === undefined
+      ? { cls, kind: 'class', owner: cls, site }
+      : { cls, kind: 'event type', owner: declaredBy, site }
+  claimTopic(registry, topic, claim)
   if (!declared.has(cls)) declared.set(cls, { topic, claim })
+  if (declaredBy !== undefined && !homes.has(declaredBy)) homes.set(declaredBy, { site, registry })
 }
 
 /**
@@ -56,14 +76,17 @@ export function defineTopic(topic: string, cls: AnyClass, declaredBy?: AnyClass)
  * @throws TopicError if the old topic already names another class (as {@link defineTopic} says).
  */
 export function registerTopic(oldTopic: string, cls: AnyClass): void {
-  claimTopic(oldTopic, declared.get(cls)?.claim ?? { cls, kind: 'class', owner: cls })
+  const claim = declared.get(cls)?.claim ?? { cls, kind: 'class', owner: cls, site: declarationSite() }
+  claimTopic(current(), oldTopic, claim)
 }
 
 /**
  * Runs `fn` with a topic registry of its own, layered over the current one,
  * and returns what it returns. Topics declared while it runs (by classes
  * declared inside it, or by the async work it starts) are seen only there,
- * shadow those declared outside, and are forgotten when it settles.
+ * shadow those declared outside, and are forgotten when it settles. The static
+ * topic of an aggregate class declared outside stays outside, even when first
+ * looked up inside (see {@link topicOf}).
  *
  * It is the way to test a domain model migration in one process: declare
  * version 1 of a class inside `withTopics`, store its events, then read them
@@ -115,13 +138,30 @@ export function resolveTopic(topic: string): AnyClass {
   return cls
 }
 
-/** Returns the topic of a class, or undefined when it has none. */
+/**
+ * Returns the topic of a class, or undefined when it has none. A static `topic`
+ * is claimed when first looked up, in the registry the class was declared in
+ * when that is known (an aggregate class with event types), so that looking it
+ * up inside {@link withTopics} does not hide it from outside, nor looking it up
+ * outside publish a class declared inside.
+ *
+ * @throws TopicError if the static topic is empty or names something else (as {@link defineTopic} says).
+ */
 export function topicOf(cls: AnyClass): string | undefined {
   const known = declared.get(cls)
   if (known !== undefined) return known.topic
   const topic = Object.hasOwn(cls, 'topic') ? (cls as { topic?: unknown }).topic : undefined
   if (typeof topic !== 'string') return undefined
-  defineTopic(topic, cls)
+  // The stack here shows who looks the topic up, not where the class was
+  // declared: the site is that of its first event type, or unknown.
+  const home = homes.get(cls)
+  const registry = home?.registry ?? current()
+  const claim: Claim = { cls, kind: 'class', owner: cls, site: home?.site }
+  claimTopic(registry, topic, claim)
+  // A class of unknown home found inside a scope is claimed there only for
+  // now: remembered, it would keep its topic hidden from the process-wide
+  // registry, where getTopic would find it and resolveTopic would not.
+  if (home !== undefined || registry === processWide) declared.set(cls, { topic, claim })
   return topic
 }
 
@@ -138,9 +178,11 @@ function current(): Registry {
   return scopes.getStore() ?? processWide
 }
 
-/** Records the claim in the current registry, replacing a declaration of the same thing from another evaluation. */
-function claimTopic(topic: string, claim: Claim): void {
-  const { claims } = current()
+/** Records the claim in a registry, replacing a declaration of the same thing from another evaluation. */
+function claimTopic({ claims }: Registry, topic: string, claim: Claim): void {
+  if (typeof topic !== 'string' || topic.length === 0) {
+    throw new TopicError(`A topic must be a non-empty string, got ${JSON.stringify(topic)}`)
+  }
   const existing = claims.get(topic)
   if (existing !== undefined && existing.cls !== claim.cls && !isRedeclaration(existing, claim)) {
     throw new TopicError(conflict(topic, existing, claim))
@@ -150,11 +192,89 @@ function claimTopic(topic: string, claim: Claim): void {
 
 /**
  * Returns true if `next` is `previous` declared again by its module evaluated
- * anew: the same kind of thing, of the same name, from another evaluation (a
- * new owner class). Two event types of one aggregate class are not.
+ * anew: the same kind of thing, declared at the same site by another owner
+ * class. A name proves nothing (two bounded contexts may each have an
+ * `Account`), and an unknown site is never the same. Two event types of one
+ * aggregate class are not a declaration again.
  */
 function isRedeclaration(previous: Claim, next: Claim): boolean {
-  return previous.kind === next.kind && previous.owner !== next.owner && previous.owner.name === next.owner.name
+  return (
+    previous.kind === next.kind &&
+    previous.owner !== next.owner &&
+    previous.site !== undefined &&
+    previous.site.frames === next.site?.frames
+  )
+}
+
+/**
+ * Returns where the code that is declaring a topic was written, from the call
+ * stack at this moment. V8 gives it as structured call sites through a
+ * temporary `Error.prepareStackTrace`: no text is formatted or parsed, and the
+ * cost (some microseconds) is paid once per declaration.
+ *
+ * The frames of this library's own files are passed over. From the first frame
+ * outside it, the frames are kept up to and including the first that is a
+ * module's body or an anonymous function, or up to the first that is async or
+ * not in a file (the runtime's own code): what runs the module body (a module
+ * loader, a test runner) may differ from one evaluation to the next, so it is
+ * left out. For a class at the top of a module, that is its static
+ * initialiser and the module's body; for a class made by a factory, the
+ * factory and its callers too, so that two classes made from two places are
+ * told apart (two made in one loop are not). A file is named by its URL or
+ * path without `?query` and `#hash`, which loaders add to evaluate a module
+ * again (Vite's `?t=...`). Lines and columns are those of the code that runs
+ * (the transpiled code under vitest or tsx): equal for the same source.
+ *
+ * Returns undefined when the site cannot be known (a runtime without V8's
+ * call sites, a stack of library frames only): a declaration again is then
+ * refused, which is safe.
+ */
+function declarationSite(): Site | undefined {
+  const { prepareStackTrace, stackTraceLimit } = Error
+  let callSites: unknown
+  try {
+    Error.prepareStackTrace = (_error, structured) => structured
+    Error.stackTraceLimit = 16
+    const holder: { stack?: unknown } = {}
+    Error.captureStackTrace(holder)
+    callSites = holder.stack
+  } finally {
+    Error.prepareStackTrace = prepareStackTrace
+    Error.stackTraceLimit = stackTraceLimit
+  }
+  if (!Array.isArray(callSites)) return undefined
+  const [own, ...callers] = callSites as NodeJS.CallSite[]
+  const ownFile = own === undefined ? undefined : fileOf(own)
+  if (ownFile === undefined) return undefined
+  // This file is <library>/domain/topics.ts (or .js once built): the library is its folder's parent.
+  const library = ownFile.replace(/[^/\\]+[/\\][^/\\]+$/, '')
+  let first: string | undefined
+  const frames: string[] = []
+  for (const callSite of callers) {
+    const file = fileOf(callSite)
+    if (first === undefined && file?.startsWith(library)) continue
+    if (file === undefined || file.startsWith(library) || callSite.isAsync()) break
+    first ??= file
+    frames.push(`${file}:${callSite.getLineNumber()}:${callSite.getColumnNumber()}`)
+    if (!callSite.getFunctionName()) break
+  }
+  return first === undefined ? undefined : { file: first, frames: frames.join('\n') }
+}
+
+/** Returns the file of a stack frame without query and hash, or undefined for the runtime's own code. */
+function fileOf(callSite: NodeJS.CallSite): string | undefined {
+  const name = callSite.getFileName() ?? callSite.getScriptNameOrSourceURL()
+  if (!name || name.startsWith('node:') || callSite.isNative()) return undefined
+  return name.replace(/[?#].*$/s, '')
+}
+
+/** Returns a file as a path when it is a file URL, for messages. */
+function displayed(file: string): string {
+  try {
+    return file.startsWith('file:') ? fileURLToPath(file) : file
+  } catch {
+    return file // a file URL with a host, say
+  }
 }
 
 function conflict(topic: string, existing: Claim, claim: Claim): string {
@@ -167,8 +287,11 @@ function conflict(topic: string, existing: Claim, claim: Claim): string {
   )
 }
 
-function describe({ cls, kind, owner }: Claim): string {
-  return kind === 'event type'
-    ? `an event type of ${owner.name || 'an anonymous class'}`
-    : `the class ${cls.name || '(anonymous)'}`
+function describe({ cls, kind, owner, site }: Claim): string {
+  const what =
+    kind === 'event type'
+      ? `an event type of ${owner.name || 'an anonymous class'}`
+      : `the class ${cls.name || '(anonymous)'}`
+  // The file only: under a transpiler, the line and column are those of the generated code.
+  return site === undefined ? what : `${what} (in ${displayed(site.file)})`
 }

@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { Aggregate } from '../../src/domain/aggregate.js'
 import { TopicError } from '../../src/domain/errors.js'
@@ -56,7 +59,7 @@ describe('defining topics', () => {
     const error = caught(() => defineTopic('topics-test:Dog.Registered', Other))
     expect(error).toBeInstanceOf(TopicError)
     expect(String(error)).toMatch(
-      /'topics-test:Dog\.Registered' already names an event type of Dog, so it cannot also name the class Other: give it a topic of its own/,
+      /'topics-test:Dog\.Registered' already names an event type of Dog \(in \S+topics\.test\.ts\), so it cannot also name the class Other \(in \S+topics\.test\.ts\): give it a topic of its own/,
     )
     expect(() => defineTopic('topics-test:Dog', Dog.TrickAdded, Dog)).toThrow(TopicError)
     expect(resolveTopic('topics-test:Dog.Registered')).toBe(Dog.Registered)
@@ -70,8 +73,8 @@ describe('defining topics', () => {
     expect(() => getTopic(Impostor)).toThrow(TopicError)
     const error = caught(() => Impostor.event('topics-test:Dog.TrickAdded')) as TopicError
     expect(error).toBeInstanceOf(TopicError)
-    expect(error.message).toContain(
-      'already names an event type of Dog, so it cannot also name an event type of Impostor',
+    expect(error.message).toMatch(
+      /already names an event type of Dog \(in \S+\), so it cannot also name an event type of Impostor \(in \S+\)/,
     )
     expect(error.message).toContain('declare the old one inside withTopics()')
     expect(resolveTopic('topics-test:Dog')).toBe(Dog)
@@ -98,6 +101,7 @@ describe('a module evaluated again', () => {
   it('declares its topics again, and the latest declaration wins', async () => {
     // A query makes a new instance of the module, as hot module reload does.
     const first: Module = await import(`${path}?first`)
+    expect(getTopic(first.Cat)).toBe('reload-test:Cat')
     const second: Module = await import(`${path}?second`)
     expect(second.Dog).not.toBe(first.Dog)
     expect(resolveTopic('reload-test:Dog')).toBe(second.Dog)
@@ -105,13 +109,61 @@ describe('a module evaluated again', () => {
     expect(resolveTopic('reload-test:Dog.Barked')).toBe(second.Dog.Barked)
     expect(resolveTopic('reload-test:Dog.Woofed')).toBe(second.Dog.Barked)
     expect(getTopic(first.Dog.Barked)).toBe('reload-test:Dog.Barked')
+    // A static topic below the events is claimed when looked up, from where the class was declared.
+    expect(getTopic(second.Cat)).toBe('reload-test:Cat')
+    expect(resolveTopic('reload-test:Cat')).toBe(second.Cat)
   })
 
-  it('still may not take a topic from a class of another name', async () => {
+  it('still may not take a topic from a class declared elsewhere', async () => {
     const reloaded: Module = await import(`${path}?again`)
     class Cat extends Aggregate {}
     expect(() => Cat.event('reload-test:Dog.Barked')).toThrow(TopicError)
+    class Dog extends Aggregate {
+      static readonly topic = 'reload-test:Dog'
+    }
+    expect(() => getTopic(Dog)).toThrow(TopicError)
+    expect(() => Dog.event('reload-test:Dog.Barked')).toThrow(TopicError)
     expect(resolveTopic('reload-test:Dog.Barked')).toBe(reloaded.Dog.Barked)
+    expect(resolveTopic('reload-test:Dog')).toBe(reloaded.Dog)
+  })
+
+  it('refuses a class of the same name from another module, as in two bounded contexts', async () => {
+    const sales: typeof import('./fixtures/sales-account.js') = await import('./fixtures/sales-account.js')
+    const error = await import('./fixtures/billing-account.js').then(
+      () => undefined,
+      (error: unknown) => error,
+    )
+    expect(error).toBeInstanceOf(TopicError)
+    expect((error as TopicError).message).toMatch(
+      /^Topic 'contexts-test:Account\.Opened' already names an event type of Account \(in \S+\/sales-account\.ts\), so it cannot also name an event type of Account \(in \S+\/billing-account\.ts\): /,
+    )
+    expect(resolveTopic('contexts-test:Account.Opened')).toBe(sales.Account.Opened)
+    expect(resolveTopic('contexts-test:Account')).toBe(sales.Account)
+  })
+
+  it('refuses a class of the same name made again by a factory called from another place', () => {
+    function accountFor() {
+      return class Account extends Aggregate {
+        static readonly topic = 'factory-test:Account'
+        static readonly Opened = Account.created('factory-test:Account.Opened')
+      }
+    }
+    const first = accountFor()
+    expect(() => accountFor()).toThrow(TopicError)
+    expect(resolveTopic('factory-test:Account.Opened')).toBe(first.Opened)
+    expect(resolveTopic('factory-test:Account')).toBe(first)
+  })
+
+  it('is told apart in the same way when tsx runs the modules', async () => {
+    const script = fileURLToPath(new URL('./fixtures/redeclare-in-tsx.ts', import.meta.url))
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--no-warnings', script])
+    expect(JSON.parse(stdout)).toEqual({
+      latestWins: [true, true, true],
+      refused: expect.stringMatching(
+        /^Topic 'contexts-test:Account\.Opened' already names an event type of Account \(in \S+\/sales-account\.ts\), so it cannot also name an event type of Account \(in \S+\/billing-account\.ts\): /,
+      ),
+      firstStays: true,
+    })
   })
 })
 
@@ -149,6 +201,38 @@ describe('withTopics', () => {
     })
     expect(seen).toEqual([B, A])
     expect(classOf('topics-test:Nested')).toBeUndefined()
+  })
+
+  it('leaves a static topic first looked up inside it to the registry its class was declared in', () => {
+    // Walker's topic, below its events, is claimed when first looked up; Sitter has no events to say where it was declared.
+    class Walker extends Aggregate {
+      static readonly Hired = Walker.created('scope-test:Walker.Hired')
+      static readonly topic = 'scope-test:Walker'
+    }
+    class Sitter extends Aggregate {
+      static readonly topic = 'scope-test:Sitter'
+    }
+    withTopics(() => {
+      expect(getTopic(Walker)).toBe('scope-test:Walker')
+      expect(getTopic(Sitter)).toBe('scope-test:Sitter')
+      expect(resolveTopic('scope-test:Sitter')).toBe(Sitter)
+    })
+    expect(resolveTopic('scope-test:Walker')).toBe(Walker)
+    expect(getTopic(Sitter)).toBe('scope-test:Sitter')
+    expect(resolveTopic('scope-test:Sitter')).toBe(Sitter)
+  })
+
+  it('keeps the static topic of a class declared inside it out of the process-wide registry, even when looked up outside', () => {
+    const Walker = withTopics(() => {
+      class Walker extends Aggregate {
+        static readonly Hired = Walker.created('scope-test:ScopedWalker.Hired')
+        static readonly topic = 'scope-test:ScopedWalker'
+      }
+      return Walker
+    })
+    expect(getTopic(Walker)).toBe('scope-test:ScopedWalker')
+    expect(classOf('scope-test:ScopedWalker')).toBeUndefined()
+    expect(classOf('scope-test:ScopedWalker.Hired')).toBeUndefined()
   })
 })
 
