@@ -228,9 +228,9 @@ export class WriteQueue {
 
 /**
  * Returns the error to throw for a failed write of `events` (`error`, as the
- * pool threw it) into one of an application's tables: a
- * {@link VersionConflictError} naming the event that clashed when the write
- * broke the version key of the events or snapshots table, any other error as
+ * pool threw it) into an application's events or snapshots table (the one
+ * `tables` names): a {@link VersionConflictError} naming the event that
+ * clashed when the write broke the table's version key, any other error as
  * it is.
  *
  * Whether it is a version conflict is told from the error's SQLSTATE, table
@@ -243,7 +243,7 @@ export class WriteQueue {
 export async function versionConflict(
   pool: PostgresPool,
   schema: string | undefined,
-  tables: ApplicationTables,
+  tables: VersionTables,
   events: readonly StoredEvent[],
   error: unknown,
 ): Promise<unknown> {
@@ -257,10 +257,14 @@ export async function versionConflict(
   return new VersionConflictError({ originatorId, originatorVersion, table }, { cause })
 }
 
-function isVersionKey({ table, constraint }: DriverError, tables: ApplicationTables): boolean {
+/** The tables of stored events that a write may have gone to. */
+export type VersionTables = Partial<Pick<ApplicationTables, 'events' | 'snapshots'>>
+
+function isVersionKey({ table, constraint }: DriverError, tables: VersionTables): boolean {
   // The other unique rule of the events table, its primary key, is on the
   // notification id, which the identity column fills.
-  return table === tables.snapshots || (table === tables.events && constraint !== primaryKeyName(tables.events))
+  if (table === undefined) return false
+  return table === tables.snapshots || (table === tables.events && constraint !== primaryKeyName(table))
 }
 
 // PostgreSQL's name for a table's primary key: the table's name cut to 58 bytes, then `_pkey`.
