@@ -1,4 +1,4 @@
-import { WaitTimeoutError } from './errors.js'
+import { ProgrammingError, WaitTimeoutError } from './errors.js'
 import type {
   SelectNotificationsOptions,
   SubscribeOptions,
@@ -131,16 +131,33 @@ export async function waitUntil(
   }
 }
 
-// How long waitForTracking waits when no timeoutMs is given.
-const DEFAULT_WAIT_TIMEOUT_MS = 10_000
+/** How long a wait for tracking lasts when no `timeoutMs` is given. */
+export const DEFAULT_WAIT_TIMEOUT_MS = 10_000
+
+/**
+ * Returns the `timeoutMs` option of a wait in whole milliseconds, rounded up,
+ * or {@link DEFAULT_WAIT_TIMEOUT_MS} when it is not given.
+ *
+ * @throws ProgrammingError unless it is a finite number, 0 or more (NaN would
+ * never time out, and Infinity is what no timer takes).
+ */
+export function waitTimeoutMs(timeoutMs: number | undefined): number {
+  if (timeoutMs === undefined) return DEFAULT_WAIT_TIMEOUT_MS
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
+    const given = typeof timeoutMs === 'number' ? String(timeoutMs) : JSON.stringify(timeoutMs)
+    throw new ProgrammingError(`timeoutMs must be a finite number of milliseconds, 0 or more, got ${given}`)
+  }
+  return Math.ceil(timeoutMs)
+}
 
 /**
  * Implements {@link TrackingRecorder.waitForTracking} for a recorder that
  * signals its commits: resolves once `recorder` has tracked the notification,
  * checking after each commit signalled on `commits` and every `pollMs`.
  *
- * @throws WaitTimeoutError naming the application and the id when `timeoutMs`
- * (default 10,000) passes first; the signal's reason if it aborts.
+ * @throws ProgrammingError for a `timeoutMs` that is not a finite number, 0
+ * or more; WaitTimeoutError naming the application and the id when
+ * `timeoutMs` (default 10,000) passes first; the signal's reason if it aborts.
  */
 export async function waitForTracking(
   recorder: Pick<TrackingRecorder, 'hasTrackingId'>,
@@ -150,7 +167,8 @@ export async function waitForTracking(
   options: WaitForTrackingOptions,
   pollMs: number,
 ): Promise<void> {
-  const { timeoutMs = DEFAULT_WAIT_TIMEOUT_MS, signal } = options
+  const { signal } = options
+  const timeoutMs = waitTimeoutMs(options.timeoutMs)
   const isDone = () => recorder.hasTrackingId(applicationName, notificationId)
   if (!(await waitUntil(isDone, commits, { pollMs, timeoutMs, signal }))) {
     throw new WaitTimeoutError(

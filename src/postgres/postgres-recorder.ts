@@ -13,6 +13,7 @@ import type {
   WaitForTrackingOptions,
 } from '../persistence/recorder.js'
 import { parseBoolean } from '../persistence/settings.js'
+import { anySignal } from '../persistence/signals.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
 import { type ConnectionSettings, driverError, PostgresListener, PostgresPool } from './postgres-pool.js'
 import {
@@ -296,21 +297,26 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
   }
 
   async *#follow(options: SubscribeOptions): AsyncGenerator<Notification> {
-    const { closing } = this.options
-    const signal = options.signal === undefined ? closing : AbortSignal.any([options.signal, closing])
-    if (signal.aborted) return
-    await this.options.listen()
-    // Retrying the query itself keeps its start, the last id yielded, so a
-    // restart of the server loses nothing and repeats nothing. An abort while
-    // failing reads as an empty page, after which followLog ends.
-    const retryMs = this.options.subscriptionRetryMs
-    const source = {
-      selectNotifications: async (select: SelectNotificationsOptions) =>
-        signal.aborted
-          ? []
-          : ((await this.pool.retryingFor(() => this.selectNotifications(select, signal), retryMs, signal)) ?? []),
+    // Not AbortSignal.any: on Node 20 the closing signal would keep every subscription's signal while it lives.
+    const any = anySignal([options.signal, this.options.closing])
+    try {
+      const { signal } = any
+      if (signal.aborted) return
+      await this.options.listen()
+      // Retrying the query itself keeps its start, the last id yielded, so a
+      // restart of the server loses nothing and repeats nothing. An abort while
+      // failing reads as an empty page, after which followLog ends.
+      const retryMs = this.options.subscriptionRetryMs
+      const source = {
+        selectNotifications: async (select: SelectNotificationsOptions) =>
+          signal.aborted
+            ? []
+            : ((await this.pool.retryingFor(() => this.selectNotifications(select, signal), retryMs, signal)) ?? []),
+      }
+      yield* followLog(source, this.options.commits, { ...options, signal, pollMs: this.options.pollMs })
+    } finally {
+      any[Symbol.dispose]()
     }
-    yield* followLog(source, this.options.commits, { ...options, signal, pollMs: this.options.pollMs })
   }
 
   /**
