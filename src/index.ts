@@ -109,10 +109,5 @@ export {
   type TrackedFollowerOptions,
   type TrackedFollowerSettings,
 } from './system/tracked-follower.js'
-export {
-  type FollowerPosition,
-  type UpstreamLog,
-  type WaitForOptions,
-  waitForFollower,
-} from './system/wait-for.js'
+export type { UpstreamLog, WaitForOptions } from './system/wait-for.js'
 export { WorkerThreadError, WorkerThreadRunner, type WorkerThreadRunnerOptions } from './system/worker-runner.js'

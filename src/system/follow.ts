@@ -2,6 +2,7 @@ import { setImmediate, setTimeout } from 'node:timers/promises'
 import type { NotificationLog } from '../application/notification-log.js'
 import { TopicError, UpcastError } from '../domain/errors.js'
 import { DataError } from '../persistence/errors.js'
+import { withAnySignal } from '../persistence/signals.js'
 import type { Notification } from '../persistence/stored-event.js'
 import { ProcessingError } from './processing-error.js'
 
@@ -54,20 +55,21 @@ export async function follow(options: FollowOptions): Promise<void> {
   const { upstream, topics, batchSize = 1 } = options
   // Ends the subscription on failure too, so that leaving the loop does not wait for a next notification.
   const failed = new AbortController()
-  const signal = AbortSignal.any([options.signal, failed.signal])
-  const gt = await options.position()
-  const notifications = upstream.notificationLog.subscribe({ gt, topics, signal })
-  for await (const batch of inBatches(notifications, batchSize)) {
-    try {
-      await processBatch(options, batch)
-    } catch (error) {
-      failed.abort(error)
-      throw error
+  await withAnySignal([options.signal, failed.signal], async (signal) => {
+    const gt = await options.position()
+    const notifications = upstream.notificationLog.subscribe({ gt, topics, signal })
+    for await (const batch of inBatches(notifications, batchSize)) {
+      try {
+        await processBatch(options, batch)
+      } catch (error) {
+        failed.abort(error)
+        throw error
+      }
+      // A backend that answers without I/O (memory, SQLite) settles its promises at once: without a turn of the
+      // event loop here, a backlog would be worked through in one turn, starving the process's timers, I/O and signals.
+      await setImmediate()
     }
-    // A backend that answers without I/O (memory, SQLite) settles its promises at once: without a turn of the
-    // event loop here, a backlog would be worked through in one turn, starving the process's timers, I/O and signals.
-    await setImmediate()
-  }
+  })
 }
 
 /** Processes a batch, reporting progress after each commit. */
@@ -107,13 +109,14 @@ async function processOne(options: FollowOptions, notification: Notification): P
 
 /**
  * Returns true for an error that the same notification will meet on every
- * try, so that retrying only delays the stop: an unknown topic (TopicError),
- * stored state that no upcaster brings to the current class version
- * (UpcastError), and bytes that cannot be read or a value the database
- * refuses (DataError). Each needs new code, a new setting or a repair; after
- * one, the follower resumes at the notification when started again.
+ * try, so that retrying only delays the stop (of a follower; a republisher
+ * dead-letters the message at once): an unknown topic (TopicError), stored
+ * state that no upcaster brings to the current class version (UpcastError),
+ * and bytes that cannot be read or a value the database refuses (DataError).
+ * Each needs new code, a new setting or a repair; after one, the follower
+ * resumes at the notification when started again.
  */
-function isPermanent(error: unknown): boolean {
+export function isPermanent(error: unknown): boolean {
   return error instanceof TopicError || error instanceof UpcastError || error instanceof DataError
 }
 

@@ -41,6 +41,11 @@ export class ProcessingEvent {
 /** An event class, or a topic, that a process application follows. */
 export type FollowedTopic = string | (abstract new (...args: never[]) => DomainEvent)
 
+/** Returns the topics of followed event classes or topics; undefined (all topics) for undefined. */
+export function topicsOf(followed: readonly FollowedTopic[] | undefined): string[] | undefined {
+  return followed?.map((topic) => (typeof topic === 'string' ? topic : getTopic(topic)))
+}
+
 /**
  * An application that follows other applications: its policy reacts to their
  * domain events by creating or changing its own aggregates, and what it saves
@@ -77,8 +82,7 @@ export abstract class ProcessApplication extends Application {
 
   /** The topics followed, from `followTopics`; undefined means all. */
   get followedTopics(): readonly string[] | undefined {
-    const topics = (this.constructor as typeof ProcessApplication).followTopics
-    return topics?.map((topic) => (typeof topic === 'string' ? topic : getTopic(topic)))
+    return topicsOf((this.constructor as typeof ProcessApplication).followTopics)
   }
 
   /**
@@ -121,20 +125,14 @@ export abstract class ProcessApplication extends Application {
    * const [recording] = await orders.save(order)
    * await reservations.waitFor(orders, recording!.notification.id)
    * ```
-   * @throws ProgrammingError if the id is not an integer; WaitTimeoutError
-   * naming this application, the upstream and the id when `timeoutMs`
-   * (default 10,000) passes first; the signal's reason if it aborts first.
+   * @throws ProgrammingError if the id is not an integer, or `timeoutMs` not a
+   * finite number, 0 or more; WaitTimeoutError naming this application, the
+   * upstream and the id when `timeoutMs` (default 10,000) passes first; the
+   * signal's reason if it aborts first.
    */
   async waitFor(upstream: UpstreamLog, notificationId: number, options?: WaitForOptions): Promise<void> {
-    const recorder = (await this.stores()).recorders.events
-    const position = {
-      follower: this.name,
-      upstream,
-      topics: this.followedTopics,
-      position: () => recorder.maxTrackingId(upstream.name),
-      waitForTracking: (id: number, wait: WaitForOptions) => recorder.waitForTracking(upstream.name, id, wait),
-    }
-    await waitForFollower(position, notificationId, options)
+    const tracking = (await this.stores()).recorders.events
+    await waitForFollower({ name: this.name, upstream, topics: this.followedTopics, tracking }, notificationId, options)
   }
 
   async #process(upstream: Source, notification: Notification): Promise<Recording[]> {

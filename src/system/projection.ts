@@ -1,9 +1,8 @@
 import type { DomainEvent } from '../domain/domain-event.js'
 import { TopicError } from '../domain/errors.js'
-import { getTopic } from '../domain/topics.js'
 import type { ProjectionStore } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
-import type { FollowedTopic } from './process-application.js'
+import { type FollowedTopic, topicsOf } from './process-application.js'
 import { TrackedFollower, type TrackedFollowerOptions } from './tracked-follower.js'
 
 /**
@@ -105,7 +104,7 @@ export class ProjectionRunner<T> extends TrackedFollower {
    * @throws ProgrammingError for a batch size or number of attempts that is not a positive integer.
    */
   constructor(options: ProjectionRunnerOptions<T>) {
-    const topics = options.projection.topics?.map((topic) => (typeof topic === 'string' ? topic : getTopic(topic)))
+    const topics = topicsOf(options.projection.topics)
     super(options.store.name, options.store, {
       ...options,
       batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,

@@ -1,13 +1,12 @@
 import { setTimeout } from 'node:timers/promises'
 import type { NotificationLog } from '../application/notification-log.js'
 import type { DomainEvent } from '../domain/domain-event.js'
-import { TopicError, UpcastError } from '../domain/errors.js'
-import { getTopic } from '../domain/topics.js'
-import { DataError, errorMessage, OperationalError } from '../persistence/errors.js'
+import { errorMessage, OperationalError } from '../persistence/errors.js'
 import { Mapper } from '../persistence/mapper.js'
 import type { ProjectionStore } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
-import type { FollowedTopic, ProcessApplication } from './process-application.js'
+import { isPermanent } from './follow.js'
+import { type FollowedTopic, type ProcessApplication, topicsOf } from './process-application.js'
 import { decodeMessage, encodeMessage, MalformedMessageError } from './relay-message.js'
 import { TrackedFollower, type TrackedFollowerOptions } from './tracked-follower.js'
 
@@ -72,7 +71,7 @@ export class Relay extends TrackedFollower {
 
   /** Makes the relay; nothing happens until {@link TrackedFollower.start}. */
   constructor(options: RelayOptions) {
-    const topics = options.topics?.map((topic) => (typeof topic === 'string' ? topic : getTopic(topic)))
+    const topics = topicsOf(options.topics)
     super(options.positions.name, options.positions, {
       ...options,
       batchSize: options.batchSize ?? 100,
@@ -185,9 +184,9 @@ export class Republisher {
         return { outcome: 'processed' }
       } catch (error) {
         if (error instanceof OperationalError) throw error
-        const unreadable = error instanceof TopicError || error instanceof DataError || error instanceof UpcastError
-        if (unreadable || attempt >= this.#attempts) {
-          const tries = unreadable ? '' : ` after ${attempt} attempts`
+        const permanent = isPermanent(error)
+        if (permanent || attempt >= this.#attempts) {
+          const tries = permanent ? '' : ` after ${attempt} attempts`
           return {
             outcome: 'dead-letter',
             reason: `${this.#follower.name} could not process notification ${notification.id} of ${application} (topic '${notification.topic}')${tries}: ${errorMessage(error)}`,

@@ -3,11 +3,12 @@ import type { Application } from '../application/application.js'
 import type { Environment } from '../application/config.js'
 import { ProgrammingError } from '../persistence/errors.js'
 import type { Persistence } from '../persistence/recorder.js'
+import { withAnySignal } from '../persistence/signals.js'
 import { follow } from './follow.js'
 import { ProcessApplication } from './process-application.js'
 import type { ProcessingError } from './processing-error.js'
 import { type ApplicationClass, applicationName, type System } from './system.js'
-import { failureController, type WaitForOptions, waitForAll, withAnySignal } from './wait-for.js'
+import { failureController, type WaitForOptions, waitForAll } from './wait-for.js'
 
 /** How a runner makes and drives the applications of a system. */
 export interface RunnerOptions {
@@ -66,8 +67,9 @@ export interface Runner extends AsyncDisposable {
    * Wait for a chain (A to B to C) hop by hop: for B on A's id, then for C on
    * an id of B's log.
    *
-   * @throws ProgrammingError if the runner has not started, `upstream` is not
-   * an application of the system, or no follower run here follows it; the
+   * @throws ProgrammingError if `start()` has not resolved yet, `upstream` is
+   * not an application of the system, no follower run here follows it, the id
+   * is not an integer, or `timeoutMs` not a finite number, 0 or more; the
    * error of a follower that failed, or fails while waited for, before it got
    * there (usually a {@link ProcessingError}); WaitTimeoutError naming the
    * follower, the upstream and the id when `timeoutMs` (default 10,000) passes
@@ -150,7 +152,7 @@ export class EventLoopRunner extends EventEmitter<RunnerEvents> implements Runne
         system: this.#system,
         run: this.#options.run,
         get: (name) => this.get(this.#system.get(name)),
-        failure: (name) => this.#following.get(name)!.failure.signal,
+        failure: (name) => this.#following.get(name)?.failure.signal,
       },
       upstream,
       notificationId,
@@ -224,8 +226,12 @@ export interface RunnerFollowers {
    * @throws ProgrammingError if the runner has not started.
    */
   get(name: string): Application
-  /** Returns a signal aborted, with the error as reason, when the named follower fails. */
-  failure(name: string): AbortSignal
+  /**
+   * Returns a signal aborted, with the error as reason, when the named
+   * follower fails; undefined until `start()` has resolved (the applications
+   * are made before the followers start).
+   */
+  failure(name: string): AbortSignal | undefined
 }
 
 /**
@@ -251,6 +257,9 @@ export async function waitForFollowers(
   const waits = followers.map((follower) => {
     const application = runner.get(follower) as ProcessApplication
     const failure = runner.failure(follower)
+    if (failure === undefined) {
+      throw new ProgrammingError('The runner has not finished starting: await start() before waitFor')
+    }
     return (signal: AbortSignal) =>
       withAnySignal([signal, failure], (any) =>
         application.waitFor(leader, notificationId, { ...options, signal: any }),

@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events'
 import { ProgrammingError } from '../persistence/errors.js'
 import type { TrackingRecorder } from '../persistence/recorder.js'
+import { withAnySignal } from '../persistence/signals.js'
 import type { Notification } from '../persistence/stored-event.js'
 import { follow, type Upstream } from './follow.js'
 import type { FollowerStatus, RunnerEvents } from './runner.js'
-import { failureController, type UpstreamLog, type WaitForOptions, waitForFollower, withAnySignal } from './wait-for.js'
+import { failureController, type UpstreamLog, type WaitForOptions, waitForFollower } from './wait-for.js'
 
 /** The options every {@link TrackedFollower} takes. */
 export interface TrackedFollowerOptions {
@@ -137,22 +138,21 @@ export abstract class TrackedFollower extends EventEmitter<RunnerEvents> impleme
    * position is at or beyond the last notification of those topics at or
    * below that id (see `waitForFollower`).
    *
-   * @throws ProgrammingError if the id is not an integer; WaitTimeoutError
-   * naming this runner, the upstream application and the id when `timeoutMs`
-   * (default 10,000) passes first; the runner's error if it failed before it
-   * got there; the signal's reason if it aborts first.
+   * @throws ProgrammingError if the id is not an integer, or `timeoutMs` not a
+   * finite number, 0 or more; WaitTimeoutError naming this runner, the
+   * upstream application and the id when `timeoutMs` (default 10,000) passes
+   * first; the runner's error if it failed before it got there; the signal's
+   * reason if it aborts first.
    */
   async waitFor(notificationId: number, options: WaitForOptions = {}): Promise<void> {
-    const applicationName = this.upstream.name
-    const position = {
-      follower: this.#name,
+    const follower = {
+      name: this.#name,
       upstream: this.upstream,
       topics: this.#options.topics,
-      position: () => this.#positions.maxTrackingId(applicationName),
-      waitForTracking: (id: number, wait: WaitForOptions) => this.#positions.waitForTracking(applicationName, id, wait),
+      tracking: this.#positions,
     }
     const signals = [options.signal, this.#failure.signal]
-    await withAnySignal(signals, (signal) => waitForFollower(position, notificationId, { ...options, signal }))
+    await withAnySignal(signals, (signal) => waitForFollower(follower, notificationId, { ...options, signal }))
   }
 
   /** Returns the state: the name, running, stopped or failed (with the error), and the position. */

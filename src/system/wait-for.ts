@@ -1,17 +1,22 @@
 import { setMaxListeners } from 'node:events'
 import type { NotificationLog } from '../application/notification-log.js'
+import { waitTimeoutMs } from '../persistence/commit-signal.js'
 import { ProgrammingError, WaitTimeoutError } from '../persistence/errors.js'
-import type { WaitForTrackingOptions } from '../persistence/recorder.js'
-
-/** How long a wait for a follower lasts when no `timeoutMs` is given. */
-const DEFAULT_TIMEOUT_MS = 10_000
+import type { TrackingRecorder } from '../persistence/recorder.js'
+import { withAnySignal } from '../persistence/signals.js'
 
 /** At most this many followed notifications are read at a time; the wait goes on from the last of them. */
 const PAGE_SIZE = 100
 
+/** The longest a timer takes, in ms (Node's timers take a signed 32-bit number); a longer wait sets it again. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 /** Options for waiting until a follower has processed an upstream notification. */
 export interface WaitForOptions {
-  /** Give up after this many milliseconds (default 10,000) with a `WaitTimeoutError`. */
+  /**
+   * Give up after this many milliseconds (default 10,000; a fraction is
+   * rounded up) with a `WaitTimeoutError`; a finite number, 0 or more.
+   */
   readonly timeoutMs?: number
   /** Stops waiting, rejecting with the signal's reason, unless the follower has caught up by then. */
   readonly signal?: AbortSignal
@@ -24,22 +29,15 @@ export interface UpstreamLog {
 }
 
 /** What {@link waitForFollower} needs to know of one follower of one upstream log. */
-export interface FollowerPosition {
+export interface Follower {
   /** The follower's name, for errors. */
-  readonly follower: string
+  readonly name: string
   /** The application whose log is followed. */
   readonly upstream: UpstreamLog
   /** The topics of the notifications the follower processes (all when not given). */
   readonly topics?: readonly string[]
-  /** Returns the id of the last notification of the upstream log processed, 0 when none. */
-  position(): Promise<number>
-  /**
-   * Resolves once the follower's position is at or beyond a notification id
-   * (as `TrackingRecorder.waitForTracking` does).
-   *
-   * @throws WaitTimeoutError when `timeoutMs` passes first; the signal's reason if it aborts.
-   */
-  waitForTracking(notificationId: number, options: WaitForTrackingOptions): Promise<void>
+  /** Where the follower records its position in the upstream log: a tracking record per notification it processes. */
+  readonly tracking: Pick<TrackingRecorder, 'maxTrackingId' | 'waitForTracking'>
 }
 
 /**
@@ -50,28 +48,33 @@ export interface FollowerPosition {
  * reads, so that last one is what it waits for, found by reading the upstream
  * log from the position on. The log's reads are settled (a notification still
  * being committed with a lower id is waited for, not passed over), so a
- * followed notification committed late is not missed (on PostgreSQL a read
- * waits for such a write for up to the backend's `settleMs`, 2 s by default:
- * one left uncommitted for longer is not waited for). An id the log has not
+ * followed notification committed late is not missed. On PostgreSQL, though,
+ * a read waits for such a write only up to the backend's `settleMs` (2 s by
+ * default), then returns what comes before it: when the follower does not
+ * follow `notificationId` itself, a write below it left uncommitted for
+ * longer can end the wait before the follower has processed that write and
+ * the followed notifications between it and the id. An id the log has not
  * reached yet is first waited for.
  *
  * Waiting for a chain (A to B to C) is done hop by hop: wait for B to process
  * A's notification, then for C to process B's log up to the id it has reached.
  *
- * @throws ProgrammingError if the id is not an integer; WaitTimeoutError
- * naming the follower, the upstream application and the id when `timeoutMs`
- * (default 10,000) passes first; the signal's reason if it aborts before the
- * follower has caught up.
+ * @throws ProgrammingError if the id is not an integer, or `timeoutMs` not a
+ * finite number, 0 or more; WaitTimeoutError naming the follower, the
+ * upstream application and the id when `timeoutMs` (default 10,000) passes
+ * first; the signal's reason if it aborts before the follower has caught up.
  */
 export async function waitForFollower(
-  follower: FollowerPosition,
+  follower: Follower,
   notificationId: number,
   options: WaitForOptions = {},
 ): Promise<void> {
   if (!Number.isSafeInteger(notificationId)) {
     throw new ProgrammingError(`A notification id is an integer, got ${String(notificationId)}`)
   }
-  const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options
+  const { upstream, tracking } = follower
+  const { signal } = options
+  const timeoutMs = waitTimeoutMs(options.timeoutMs)
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const step = await nextStep(follower, notificationId)
@@ -80,8 +83,8 @@ export async function waitForFollower(
     const remaining = deadline - Date.now()
     if (remaining <= 0) throw timedOut(follower, notificationId, timeoutMs, step)
     try {
-      if ('target' in step) await follower.waitForTracking(step.target, { timeoutMs: remaining, signal })
-      else await untilRecorded(follower.upstream, notificationId, remaining, signal)
+      if ('target' in step) await tracking.waitForTracking(upstream.name, step.target, { timeoutMs: remaining, signal })
+      else await untilRecorded(upstream, notificationId, remaining, signal)
     } catch (error) {
       // Aborted by a failure just after the follower caught up, say: the next look tells.
       if (signal?.aborted) continue
@@ -100,11 +103,11 @@ type Step = { readonly position: number; readonly target: number } | { readonly 
  * next page of them), or the log to reach the id; undefined when the follower
  * is past them all.
  */
-async function nextStep(follower: FollowerPosition, notificationId: number): Promise<Step | undefined> {
-  const position = await follower.position()
+async function nextStep(follower: Follower, notificationId: number): Promise<Step | undefined> {
+  const { upstream, topics } = follower
+  const position = await follower.tracking.maxTrackingId(upstream.name)
   if (position >= notificationId) return undefined
-  const log = follower.upstream.notificationLog
-  const { topics } = follower
+  const log = upstream.notificationLog
   // A follower processes in order, so once it has the id itself, it has all it follows before it.
   const [itself] = await log.select({ start: notificationId, stop: notificationId, topics, limit: 1 })
   if (itself !== undefined) return { position, target: itself.id }
@@ -124,19 +127,21 @@ async function untilRecorded(
   timeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  await withAnySignal([signal, AbortSignal.timeout(timeoutMs)], async (until) => {
+  // A timer cut short by MAX_TIMER_MS ends the subscription as a timeout does: the caller looks again.
+  const timeout = AbortSignal.timeout(Math.min(timeoutMs, MAX_TIMER_MS))
+  await withAnySignal([signal, timeout], async (until) => {
     for await (const _recorded of upstream.notificationLog.subscribe({ gt: notificationId - 1, signal: until })) return
   })
 }
 
 /** Returns the error of a wait whose time ran out at `step`. */
-function timedOut(follower: FollowerPosition, notificationId: number, timeoutMs: number, step: Step): WaitTimeoutError {
+function timedOut(follower: Follower, notificationId: number, timeoutMs: number, step: Step): WaitTimeoutError {
   const why =
     'target' in step
       ? `it is at ${step.position}, and has yet to process ${step.target}, which it follows`
       : `the log ends at ${step.end}`
   return new WaitTimeoutError(
-    `${follower.follower} has not reached notification ${notificationId} of ${follower.upstream.name} ` +
+    `${follower.name} has not reached notification ${notificationId} of ${follower.upstream.name} ` +
       `within ${timeoutMs} ms: ${why}`,
   )
 }
@@ -169,29 +174,4 @@ export function failureController(): AbortController {
   const controller = new AbortController()
   setMaxListeners(0, controller.signal)
   return controller
-}
-
-/**
- * Runs `work` with a signal that aborts, with the reason, when one of
- * `signals` does, and stops listening to them once `work` settles. Unlike
- * `AbortSignal.any`, whose signals Node 20 keeps for as long as each of their
- * sources lives, it leaves nothing behind on a long-lived signal (a runner's
- * failure signal, a user's shutdown signal) however often it is called.
- */
-export async function withAnySignal<T>(
-  signals: readonly (AbortSignal | undefined)[],
-  work: (signal: AbortSignal) => Promise<T>,
-): Promise<T> {
-  const controller = new AbortController()
-  const sources = signals.filter((source) => source !== undefined)
-  const abort = (event: Event) => controller.abort((event.target as AbortSignal).reason)
-  for (const source of sources) {
-    if (source.aborted) controller.abort(source.reason)
-    else source.addEventListener('abort', abort, { once: true })
-  }
-  try {
-    return await work(controller.signal)
-  } finally {
-    for (const source of sources) source.removeEventListener('abort', abort)
-  }
 }

@@ -111,6 +111,8 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
   readonly #local: EventLoopRunner
   readonly #threads = new Map<string, Thread>()
   #starting: Promise<void> | undefined
+  /** Whether `start()` has resolved: every worker is following. */
+  #started = false
   #stopping: Promise<void> | undefined
 
   /**
@@ -199,7 +201,7 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
         system: this.#system,
         run: this.#options.run,
         get: (name) => this.#local.get(this.#system.get(name)),
-        failure: (name) => this.#threads.get(name)!.failure.signal,
+        failure: (name) => (this.#started ? this.#threads.get(name)?.failure.signal : undefined),
       },
       upstream,
       notificationId,
@@ -219,6 +221,7 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
       const results = await Promise.allSettled([...this.#threads.values()].map((thread) => thread.started))
       const failure = results.find((result) => result.status === 'rejected')
       if (failure !== undefined) throw failure.reason
+      this.#started = true
     } catch (error) {
       await this.#shutdown()
       throw error

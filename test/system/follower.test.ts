@@ -13,31 +13,11 @@ import {
   ProgrammingError,
   System,
   TopicError,
+  UpcastError,
 } from '../../src/index.js'
 import { backends } from '../fixtures/backends.js'
 import { caught } from '../fixtures/errors.js'
-
-/** Counts orders: one Counted event per order created upstream, or fails on the orders named in `failOn`. */
-class Counter extends Aggregate {
-  static readonly topic = 'tests:Counter'
-  orderId = ''
-  static readonly Counted = Counter.created('tests:Counter.Counted', (counter, e: { orderId: string }) => {
-    counter.orderId = e.orderId
-  })
-}
-
-const failOn = new Set<string>()
-
-class Counting extends ProcessApplication {
-  static override readonly applicationName: string = 'Counting'
-  static override readonly followTopics = [Order.Created]
-
-  protected policy(event: DomainEvent, processing: ProcessingEvent): void {
-    if (!(event instanceof Order.Created)) return
-    if (failOn.has(event.name)) throw new Error(`cannot count ${event.name}`)
-    processing.save(Counter.create(Counter.Counted, { orderId: event.originatorId }))
-  }
-}
+import { Counter, Counting, failOn } from './counting.js'
 
 /** Follows Orders with every topic, to meet topics it does not know. */
 class Everything extends ProcessApplication {
@@ -50,6 +30,18 @@ class Everything extends ProcessApplication {
 class Tolerant extends Everything {
   static override readonly applicationName = 'Tolerant'
   static override readonly skipUnknownTopics = true
+}
+
+/** An aggregate whose event is at class version 2, and whose upcaster from version 1 throws. */
+class Renamed extends Aggregate {
+  static readonly topic = 'tests:Renamed'
+  static readonly Created = Renamed.created('tests:Renamed.Created', () => {}, {
+    upcast: [
+      () => {
+        throw new Error('version 1 cannot be upcast')
+      },
+    ],
+  })
 }
 
 async function countedOrders(app: Counting | Everything): Promise<number> {
@@ -112,9 +104,9 @@ describe('a follower whose policy throws', () => {
     let failures = 0
     class Flaky extends Counting {
       static override readonly applicationName = 'Flaky'
-      protected override policy(event: DomainEvent, processing: ProcessingEvent): void {
+      protected override async policy(event: DomainEvent, processing: ProcessingEvent): Promise<void> {
         if (failures++ < 2) throw new Error('not yet')
-        super.policy(event, processing)
+        await super.policy(event, processing)
       }
     }
     await using runner = new EventLoopRunner(new System([[Orders, Flaky]]), { persistence: memory(), retryDelayMs: 1 })
@@ -125,7 +117,7 @@ describe('a follower whose policy throws', () => {
   })
 })
 
-describe('an upstream event of an unknown topic', () => {
+describe('an upstream event that no retry can process', () => {
   /** Records an event that no retry can process, changed by `change` from one this process can, between two good ones. */
   async function recordStrange(
     orders: Orders,
@@ -144,6 +136,8 @@ describe('an upstream event of an unknown topic', () => {
   it.each([
     ['an unknown topic', { topic: 'orders:Order.Renamed' }, TopicError],
     ['unreadable state', { topic: 'orders:Order.Created', state: new Uint8Array([0xff, 0x00]) }, DataError],
+    // An Order.Created's state is at version 1, which the upcaster of Renamed.Created fails to bring to version 2.
+    ['state whose upcaster throws', { topic: Renamed.Created.topic }, UpcastError],
   ])('with %s, stops the follower at once: no retry could help', async (_, change, ErrorClass) => {
     const persistence = memory()
     // With a retry a minute away, only a stop at once is reported within the poll's timeout.

@@ -7,72 +7,44 @@ import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { Order, Orders } from '../../examples/orders.js'
 import {
-  Aggregate,
-  type DomainEvent,
   EventLoopRunner,
   Mapper,
   memory,
-  ProcessApplication,
+  type Persistence,
   ProcessingError,
-  type ProcessingEvent,
   ProgrammingError,
+  type RunnerOptions,
   System,
   WaitTimeoutError,
 } from '../../src/index.js'
 import { postgres } from '../../src/postgres/index.js'
 import { writeLockKey } from '../../src/postgres/postgres-schema.js'
 import { freshSchema, postgresUrl } from '../postgres/fixtures.js'
+import { Counting, failOn, hold, openGates } from './counting.js'
 import { systemBackends } from './system-backends.js'
 
-/** One per order counted. */
-class Tally extends Aggregate {
-  static readonly topic = 'wait-for-test:Tally'
-  orderId = ''
-  static readonly Counted = Tally.created('wait-for-test:Tally.Counted', (tally, e: { orderId: string }) => {
-    tally.orderId = e.orderId
-  })
-}
-
-/** Orders named here are held by the policy until their gate opens. */
-const gates = new Map<string, { readonly held: Promise<void>; readonly open: () => void }>()
-
-/** Holds the orders of `name` until the returned function is called. */
-function hold(name: string): () => void {
-  let open!: () => void
-  const held = new Promise<void>((resolve) => {
-    open = resolve
-  })
-  gates.set(name, { held, open })
-  return open
-}
+const system = new System([[Orders, Counting]])
 
 /**
- * Opens every gate when disposed: declared with `using` after the runner, it
- * is disposed before the runner stops, which waits for the event in hand.
+ * Starts a runner of the system on `persistence`; with it, its Orders and
+ * Counting. Disposing it opens every gate (see `hold`) and forgets `failOn`
+ * before stopping the runner, which waits for the order in hand.
  */
-function gatesOpenedAtEnd(): Disposable {
-  return {
-    [Symbol.dispose]: () => {
-      for (const { open } of gates.values()) open()
-      gates.clear()
-    },
+async function started(persistence: Persistence, options: Omit<RunnerOptions, 'persistence'> = {}) {
+  const runner = new EventLoopRunner(system, { ...options, persistence })
+  const stop = async () => {
+    openGates()
+    failOn.clear()
+    await runner.stop()
   }
-}
-
-/** Counts the orders created upstream (only Order.Created); fails on orders named `bad…`. */
-class Counting extends ProcessApplication {
-  static override readonly applicationName = 'Counting'
-  static override readonly followTopics = [Order.Created]
-
-  protected async policy(event: DomainEvent, processing: ProcessingEvent): Promise<void> {
-    if (!(event instanceof Order.Created)) return
-    await gates.get(event.name)?.held
-    if (event.name.startsWith('bad')) throw new Error(`cannot count ${event.name}`)
-    processing.save(Tally.create(Tally.Counted, { orderId: event.originatorId }))
+  try {
+    await runner.start()
+  } catch (error) {
+    await stop()
+    throw error
   }
+  return { runner, orders: runner.get(Orders), counting: runner.get(Counting), [Symbol.asyncDispose]: stop }
 }
-
-const system = new System([[Orders, Counting]])
 
 /** Saves a new order and returns it and its notification id. */
 async function create(orders: Orders, name: string): Promise<{ order: Order; id: number }> {
@@ -103,11 +75,8 @@ async function settled(promise: Promise<unknown>): Promise<boolean> {
 
 describe.each(systemBackends())('waiting for a follower on %s', (_, newStore) => {
   it('resolves once the follower has processed a notification it follows', async () => {
-    await using runner = new EventLoopRunner(system, { persistence: newStore()() })
-    using _gates = gatesOpenedAtEnd()
-    await runner.start()
-    const orders = runner.get(Orders)
-    const counting = runner.get(Counting)
+    await using run = await started(newStore()())
+    const { runner, orders, counting } = run
     const open = hold('held')
     const { id } = await create(orders, 'held')
     const waits = [runner.waitFor(Orders, id), runner.waitFor('Orders', id), counting.waitFor(orders, id)]
@@ -120,11 +89,8 @@ describe.each(systemBackends())('waiting for a follower on %s', (_, newStore) =>
   })
 
   it('passes a notification of another topic once the followed one before it is processed, and not before', async () => {
-    await using runner = new EventLoopRunner(system, { persistence: newStore()() })
-    using _gates = gatesOpenedAtEnd()
-    await runner.start()
-    const orders = runner.get(Orders)
-    const counting = runner.get(Counting)
+    await using run = await started(newStore()())
+    const { runner, orders, counting } = run
     const first = await create(orders, 'first')
     await runner.waitFor(Orders, first.id)
     const open = hold('held')
@@ -145,11 +111,8 @@ describe.each(systemBackends())('waiting for a follower on %s', (_, newStore) =>
   })
 
   it('passes notifications beyond the last one it follows, and waits for those not recorded yet', async () => {
-    await using runner = new EventLoopRunner(system, { persistence: newStore()() })
-    using _gates = gatesOpenedAtEnd()
-    await runner.start()
-    const orders = runner.get(Orders)
-    const counting = runner.get(Counting)
+    await using run = await started(newStore()())
+    const { runner, orders, counting } = run
     const { order, id } = await create(orders, 'one')
     await reserve(orders, order)
     const last = await reserve(orders, order)
@@ -179,11 +142,10 @@ describe.each(systemBackends())('waiting for a follower on %s', (_, newStore) =>
   })
 
   it('rejects with the error of a follower that failed, or fails while waited for', async () => {
-    await using runner = new EventLoopRunner(system, { persistence: newStore()(), attempts: 2, retryDelayMs: 1 })
-    using _gates = gatesOpenedAtEnd()
-    await runner.start()
-    const orders = runner.get(Orders)
+    await using run = await started(newStore()(), { attempts: 2, retryDelayMs: 1 })
+    const { runner, orders } = run
     const good = await create(orders, 'good')
+    failOn.add('bad')
     const open = hold('bad')
     const bad = await create(orders, 'bad')
     const waiting = runner.waitFor(Orders, bad.id)
@@ -204,10 +166,8 @@ describe.each(systemBackends())('waiting for a follower on %s', (_, newStore) =>
   })
 
   it('fails with WaitTimeoutError naming the follower, the upstream and the id, or stops on a signal', async () => {
-    await using runner = new EventLoopRunner(system, { persistence: newStore()() })
-    using _gates = gatesOpenedAtEnd()
-    await runner.start()
-    const orders = runner.get(Orders)
+    await using run = await started(newStore()())
+    const { runner, orders } = run
     hold('held')
     const { order, id } = await create(orders, 'held')
     const reserved = await reserve(orders, order)
@@ -238,9 +198,8 @@ describe('many waits at once', () => {
     const warned = (warning: Error) => warnings.push(warning)
     process.on('warning', warned)
     try {
-      await using runner = new EventLoopRunner(system, { persistence: memory() })
-      await runner.start()
-      const orders = runner.get(Orders)
+      await using run = await started(memory())
+      const { runner, orders } = run
       const ids = await Promise.all(Array.from({ length: 20 }, async (_, n) => (await create(orders, `many ${n}`)).id))
       await Promise.all(ids.map((id) => runner.waitFor(Orders, id)))
       // Warnings are emitted on the next turn.
@@ -258,11 +217,8 @@ describe('waiting for a follower on PostgreSQL while a write below the id is sti
     const url = postgresUrl()
     const writer = new pg.Client({ connectionString: url })
     try {
-      await using runner = new EventLoopRunner(system, { persistence: postgres({ url, schema }) })
-      using _gates = gatesOpenedAtEnd()
-      await runner.start()
-      const orders = runner.get(Orders)
-      const counting = runner.get(Counting)
+      await using run = await started(postgres({ url, schema }))
+      const { runner, orders, counting } = run
       const first = await create(orders, 'first')
       await runner.waitFor(Orders, first.id)
       // A writer that has drawn an id for a new order, under the write lock as every writer does, and not committed.
@@ -291,11 +247,16 @@ describe('waiting for a follower on PostgreSQL while a write below the id is sti
 })
 
 describe('waiting for a follower: what cannot be waited for', () => {
-  it('rejects an unknown upstream, one no follower run here follows, a runner not started, and bad ids', async () => {
+  it('rejects an unknown upstream, one no follower run here follows, a runner not started or starting, and bad ids', async () => {
     const persistence = memory()
     const runner = new EventLoopRunner(system, { persistence })
     await expect(runner.waitFor(Orders, 1)).rejects.toThrow('The runner has not started: call start() first')
-    await runner.start()
+    const starting = runner.start()
+    // Its applications are made at once, its followers once they are connected: a wait needs both.
+    await expect(runner.waitFor(Orders, 1)).rejects.toThrow(
+      'The runner has not finished starting: await start() before waitFor',
+    )
+    await starting
     try {
       await expect(runner.waitFor('Nope', 1)).rejects.toThrow("No application named 'Nope' in this system")
       await expect(runner.waitFor(Counting, 1)).rejects.toThrow(
@@ -311,5 +272,57 @@ describe('waiting for a follower: what cannot be waited for', () => {
     await expect(elsewhere.waitFor(Orders, 1)).rejects.toThrow(
       'No follower among those this runner runs (none) follows Orders, so there is nothing to wait for',
     )
+  })
+})
+
+describe('waiting for a follower: timeoutMs', () => {
+  it('must be a finite number, 0 or more, for every wait: a runner’s, an application’s, a recorder’s', async () => {
+    await using run = await started(memory())
+    const { runner, orders, counting } = run
+    const { id } = await create(orders, 'one')
+    await runner.waitFor(Orders, id)
+    await using recorders = await memory().open('Elsewhere')
+    const invalid: [timeoutMs: number, shown: string][] = [
+      [Number.NaN, 'NaN'],
+      [Number.POSITIVE_INFINITY, 'Infinity'],
+      [-1, '-1'],
+      ['100' as unknown as number, '"100"'],
+    ]
+    for (const [timeoutMs, shown] of invalid) {
+      const message = `timeoutMs must be a finite number of milliseconds, 0 or more, got ${shown}`
+      // Followed and processed, followed and not, and not recorded yet: each path checks it first.
+      for (const waited of [id, id + 1]) {
+        await expect(runner.waitFor(Orders, waited, { timeoutMs })).rejects.toThrow(message)
+        await expect(counting.waitFor(orders, waited, { timeoutMs })).rejects.toThrow(message)
+      }
+      await expect(recorders.events.waitForTracking('Orders', 1, { timeoutMs })).rejects.toThrow(ProgrammingError)
+    }
+  })
+
+  it('may be a fraction of a millisecond, rounded up, or more than a timer takes at once', async () => {
+    await using run = await started(memory())
+    const { runner, orders } = run
+    const { id } = await create(orders, 'one')
+    await expect(runner.waitFor(Orders, id + 1, { timeoutMs: 50.5 })).rejects.toThrow(
+      `Counting has not reached notification ${id + 1} of Orders within 51 ms: the log ends at ${id}`,
+    )
+    const warnings: Error[] = []
+    const warned = (warning: Error) => warnings.push(warning)
+    process.on('warning', warned)
+    try {
+      // Node's timers take at most 2 ** 31 - 1 ms (and fire at once, with a warning, when given more).
+      for (const timeoutMs of [2 ** 31 + 5, 2 ** 40]) {
+        const next = (await orders.notificationLog.maxId()) + 1
+        const waiting = runner.waitFor(Orders, next, { timeoutMs })
+        await delay(100)
+        expect(await settled(waiting)).toBe(false)
+        await create(orders, `after ${timeoutMs}`)
+        await waiting
+      }
+      await delay(10)
+    } finally {
+      process.off('warning', warned)
+    }
+    expect(warnings.map((warning) => warning.name)).toEqual([])
   })
 })
