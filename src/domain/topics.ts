@@ -12,16 +12,8 @@ interface Claim {
   readonly kind: 'event type' | 'class'
   /** The aggregate class that declared an event type; the class itself otherwise. */
   readonly owner: AnyClass
-  /** Where it was declared (see {@link declarationSite}); undefined when that is not known. */
-  readonly site: Site | undefined
-}
-
-/** Where code declared something (see {@link declarationSite}). */
-interface Site {
-  /** The file of the innermost frame. */
-  readonly file: string
-  /** `file:line:column` of each frame that declared it, innermost first: equal for the same place in the same code. */
-  readonly frames: string
+  /** The module file that declared it (see {@link declaringFile}); undefined when that is not known. */
+  readonly file: string | undefined
 }
 
 /** The topics declared in one scope, over those of the scope it was made in (none for the process-wide registry). */
@@ -39,7 +31,7 @@ const declared = new WeakMap<AnyClass, { readonly topic: string; readonly claim:
  * first event type. Its static `topic` is claimed there when first looked up
  * (see {@link topicOf}), wherever and whenever that happens.
  */
-const homes = new WeakMap<AnyClass, { readonly site: Site | undefined; readonly registry: Registry }>()
+const homes = new WeakMap<AnyClass, { readonly file: string | undefined; readonly registry: Registry }>()
 
 /**
  * Declares that `topic` names `cls`: an event type declared by the aggregate
@@ -49,24 +41,24 @@ const homes = new WeakMap<AnyClass, { readonly site: Site | undefined; readonly 
  *
  * Topics are process-wide (see {@link withTopics} for a scope of their own).
  * A module evaluated again (hot module reload, a test runner that imports it
- * anew) declares its classes again: a topic declared again from the same place
- * in the same module file (query and hash of its URL aside), as the same kind
- * of thing, names the new class from then on (the latest wins).
+ * anew) declares its classes again: a topic declared again by a class of the
+ * same name and kind, in the same module file (query and hash of its URL
+ * aside), names the new class from then on (the latest wins).
  *
  * @throws TopicError if the topic is empty, or already names a class declared
  * elsewhere (even one of the same name), a class of another kind, or another
  * event type of the same aggregate class.
  */
 export function defineTopic(topic: string, cls: AnyClass, declaredBy?: AnyClass): void {
-  const site = declarationSite()
+  const file = declaringFile()
   const registry = current()
   const claim: Claim =
     declaredBy === undefined
-      ? { cls, kind: 'class', owner: cls, site }
-      : { cls, kind: 'event type', owner: declaredBy, site }
+      ? { cls, kind: 'class', owner: cls, file }
+      : { cls, kind: 'event type', owner: declaredBy, file }
   claimTopic(registry, topic, claim)
   if (!declared.has(cls)) declared.set(cls, { topic, claim })
-  if (declaredBy !== undefined && !homes.has(declaredBy)) homes.set(declaredBy, { site, registry })
+  if (declaredBy !== undefined && !homes.has(declaredBy)) homes.set(declaredBy, { file, registry })
 }
 
 /**
@@ -76,7 +68,7 @@ export function defineTopic(topic: string, cls: AnyClass, declaredBy?: AnyClass)
  * @throws TopicError if the old topic already names another class (as {@link defineTopic} says).
  */
 export function registerTopic(oldTopic: string, cls: AnyClass): void {
-  const claim = declared.get(cls)?.claim ?? { cls, kind: 'class', owner: cls, site: declarationSite() }
+  const claim = declared.get(cls)?.claim ?? { cls, kind: 'class', owner: cls, file: declaringFile() }
   claimTopic(current(), oldTopic, claim)
 }
 
@@ -153,10 +145,10 @@ export function topicOf(cls: AnyClass): string | undefined {
   const topic = Object.hasOwn(cls, 'topic') ? (cls as { topic?: unknown }).topic : undefined
   if (typeof topic !== 'string') return undefined
   // The stack here shows who looks the topic up, not where the class was
-  // declared: the site is that of its first event type, or unknown.
+  // declared: the file is that of its first event type, or unknown.
   const home = homes.get(cls)
   const registry = home?.registry ?? current()
-  const claim: Claim = { cls, kind: 'class', owner: cls, site: home?.site }
+  const claim: Claim = { cls, kind: 'class', owner: cls, file: home?.file }
   claimTopic(registry, topic, claim)
   // A class of unknown home found inside a scope is claimed there only for
   // now: remembered, it would keep its topic hidden from the process-wide
@@ -192,44 +184,35 @@ function claimTopic({ claims }: Registry, topic: string, claim: Claim): void {
 
 /**
  * Returns true if `next` is `previous` declared again by its module evaluated
- * anew: the same kind of thing, declared at the same site by another owner
- * class. A name proves nothing (two bounded contexts may each have an
- * `Account`), and an unknown site is never the same. Two event types of one
- * aggregate class are not a declaration again.
+ * anew: the same kind of thing, by an owner class of the same name, in the
+ * same module file. Two classes of one name in two files (two bounded
+ * contexts' `Account`) are not; nor two event types of one aggregate class;
+ * and an unknown file is never the same. The line is not compared: an edit
+ * that hot module reload evaluates again moves declarations. So two classes of
+ * one name made by one factory are taken for a declaration again (the latest
+ * wins).
  */
 function isRedeclaration(previous: Claim, next: Claim): boolean {
   return (
     previous.kind === next.kind &&
     previous.owner !== next.owner &&
-    previous.site !== undefined &&
-    previous.site.frames === next.site?.frames
+    previous.owner.name === next.owner.name &&
+    previous.file !== undefined &&
+    previous.file === next.file
   )
 }
 
 /**
- * Returns where the code that is declaring a topic was written, from the call
- * stack at this moment. V8 gives it as structured call sites through a
- * temporary `Error.prepareStackTrace`: no text is formatted or parsed, and the
- * cost (some microseconds) is paid once per declaration.
- *
- * The frames of this library's own files are passed over. From the first frame
- * outside it, the frames are kept up to and including the first that is a
- * module's body or an anonymous function, or up to the first that is async or
- * not in a file (the runtime's own code): what runs the module body (a module
- * loader, a test runner) may differ from one evaluation to the next, so it is
- * left out. For a class at the top of a module, that is its static
- * initialiser and the module's body; for a class made by a factory, the
- * factory and its callers too, so that two classes made from two places are
- * told apart (two made in one loop are not). A file is named by its URL or
- * path without `?query` and `#hash`, which loaders add to evaluate a module
- * again (Vite's `?t=...`). Lines and columns are those of the code that runs
- * (the transpiled code under vitest or tsx): equal for the same source.
- *
- * Returns undefined when the site cannot be known (a runtime without V8's
+ * Returns the module file of the code that is declaring a topic: that of the
+ * first frame of the call stack outside this library's own files, by its URL
+ * or path without `?query` and `#hash`, which loaders add to evaluate a
+ * module again (Vite's `?t=...`). V8 gives the stack as structured call sites
+ * through a temporary `Error.prepareStackTrace`: no text is formatted or
+ * parsed. Returns undefined when it cannot be known (a runtime without V8's
  * call sites, a stack of library frames only): a declaration again is then
  * refused, which is safe.
  */
-function declarationSite(): Site | undefined {
+function declaringFile(): string | undefined {
   const { prepareStackTrace, stackTraceLimit } = Error
   let callSites: unknown
   try {
@@ -243,22 +226,11 @@ function declarationSite(): Site | undefined {
     Error.stackTraceLimit = stackTraceLimit
   }
   if (!Array.isArray(callSites)) return undefined
-  const [own, ...callers] = callSites as NodeJS.CallSite[]
-  const ownFile = own === undefined ? undefined : fileOf(own)
-  if (ownFile === undefined) return undefined
+  const [own, ...callers] = (callSites as NodeJS.CallSite[]).map(fileOf)
+  if (own === undefined) return undefined
   // This file is <library>/domain/topics.ts (or .js once built): the library is its folder's parent.
-  const library = ownFile.replace(/[^/\\]+[/\\][^/\\]+$/, '')
-  let first: string | undefined
-  const frames: string[] = []
-  for (const callSite of callers) {
-    const file = fileOf(callSite)
-    if (first === undefined && file?.startsWith(library)) continue
-    if (file === undefined || file.startsWith(library) || callSite.isAsync()) break
-    first ??= file
-    frames.push(`${file}:${callSite.getLineNumber()}:${callSite.getColumnNumber()}`)
-    if (!callSite.getFunctionName()) break
-  }
-  return first === undefined ? undefined : { file: first, frames: frames.join('\n') }
+  const library = own.replace(/[^/\\]+[/\\][^/\\]+$/, '')
+  return callers.find((file) => file !== undefined && !file.startsWith(library))
 }
 
 /** Returns the file of a stack frame without query and hash, or undefined for the runtime's own code. */
@@ -287,11 +259,10 @@ function conflict(topic: string, existing: Claim, claim: Claim): string {
   )
 }
 
-function describe({ cls, kind, owner, site }: Claim): string {
+function describe({ cls, kind, owner, file }: Claim): string {
   const what =
     kind === 'event type'
       ? `an event type of ${owner.name || 'an anonymous class'}`
       : `the class ${cls.name || '(anonymous)'}`
-  // The file only: under a transpiler, the line and column are those of the generated code.
-  return site === undefined ? what : `${what} (in ${displayed(site.file)})`
+  return file === undefined ? what : `${what} (in ${displayed(file)})`
 }
