@@ -109,7 +109,9 @@ export interface TrackingRecorder {
   /**
    * Resolves once the notification was processed.
    *
-   * @throws WaitTimeoutError naming the application and the id when `timeoutMs` passes first.
+   * @throws WaitTimeoutError naming the application and the id when `timeoutMs`
+   * (default 10,000; fractions rounded up) passes first; ProgrammingError for a
+   * `timeoutMs` that is not a finite number of 0 or more; the signal's reason if it aborts.
    */
   waitForTracking(applicationName: string, notificationId: number, options?: WaitForTrackingOptions): Promise<void>
 }
@@ -221,7 +223,8 @@ export interface ProjectionStore<T> extends AsyncDisposable {
    * by another process.
    *
    * @throws WaitTimeoutError naming the application and the id when `timeoutMs`
-   * (default 10,000) passes first; the signal's reason if it aborts.
+   * (default 10,000; fractions rounded up) passes first; ProgrammingError for a
+   * `timeoutMs` that is not a finite number of 0 or more; the signal's reason if it aborts.
    */
   waitForTracking(applicationName: string, notificationId: number, options?: WaitForTrackingOptions): Promise<void>
 
