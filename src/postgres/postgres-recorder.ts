@@ -12,7 +12,7 @@ import type {
   SubscribeOptions,
   WaitForTrackingOptions,
 } from '../persistence/recorder.js'
-import { parseBoolean } from '../persistence/settings.js'
+import { parseBoolean, parseInteger } from '../persistence/settings.js'
 import { anySignal } from '../persistence/signals.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
 import { type ConnectionSettings, driverError, PostgresListener, PostgresPool } from './postgres-pool.js'
@@ -29,7 +29,7 @@ import {
   trackingSql,
 } from './postgres-schema.js'
 import { connectionSettings } from './postgres-settings.js'
-import { WriteQueue } from './postgres-writes.js'
+import { versionConflict, WriteQueue } from './postgres-writes.js'
 
 const DEFAULT_POLL_MS = 2000
 const DEFAULT_SUBSCRIPTION_RETRY_MS = 60_000
@@ -53,7 +53,12 @@ export class PostgresEventTable {
    * @param table The name of the table, already validated.
    * @param closing Aborted when the recorders are closed.
    */
-  constructor(pool: PostgresPool, schema: string | undefined, table: string, closing: AbortSignal) {
+  constructor(
+    pool: PostgresPool,
+    protected readonly schema: string | undefined,
+    protected readonly table: string,
+    closing: AbortSignal,
+  ) {
     this.#pool = pool
     this.#closing = closing
     this.sql = eventTableSql(schema, table)
@@ -101,7 +106,11 @@ export class PostgresAggregateRecorder extends PostgresEventTable implements Agg
    * @throws IntegrityError if any `(originatorId, originatorVersion)` is already recorded.
    */
   async insertEvents(events: readonly StoredEvent[]): Promise<void> {
-    if (events.length > 0) await this.pool.query(this.sql.insertEvents, columns(events))
+    if (events.length === 0) return
+    const { pool, schema, table } = this
+    await pool.query(this.sql.insertEvents, columns(events)).catch(async (error: unknown) => {
+      throw await versionConflict(pool, schema, { snapshots: table }, events, error)
+    })
   }
 }
 
@@ -600,7 +609,7 @@ export function fromEnvironment(get: (name: string) => string | undefined): Pers
     url === undefined
       ? {
           host,
-          port: integer('POSTGRES_PORT', value('POSTGRES_PORT')),
+          port: parseInteger('POSTGRES_PORT', value('POSTGRES_PORT'), 1),
           user: value('POSTGRES_USER'),
           password: value('POSTGRES_PASSWORD'),
           database: value('POSTGRES_DBNAME'),
@@ -609,15 +618,7 @@ export function fromEnvironment(get: (name: string) => string | undefined): Pers
   return postgres({
     ...split,
     schema: value('POSTGRES_SCHEMA'),
-    poolSize: integer('POSTGRES_POOL_SIZE', value('POSTGRES_POOL_SIZE')),
+    poolSize: parseInteger('POSTGRES_POOL_SIZE', value('POSTGRES_POOL_SIZE'), 1),
     createTables: parseBoolean('CREATE_TABLES', value('CREATE_TABLES')) ?? true,
   })
-}
-
-function integer(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined
-  if (!/^\d+$/.test(value.trim())) {
-    throw new ProgrammingError(`${name} must be a positive integer, got ${JSON.stringify(value)}`)
-  }
-  return Number(value)
 }

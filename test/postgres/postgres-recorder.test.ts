@@ -151,6 +151,19 @@ describe('postgres: configuration', () => {
     expect(() => fromEnvironment((name) => ({ ...split, CREATE_TABLES: 'maybe' })[name])).toThrow(/CREATE_TABLES/)
   })
 
+  it('fromEnvironment names the variable of a port or pool size that is not a positive integer', () => {
+    for (const [name, value] of [
+      ['POSTGRES_POOL_SIZE', '0'],
+      ['POSTGRES_PORT', '0'],
+      ['POSTGRES_POOL_SIZE', '2.5'],
+    ] as const) {
+      const env: Record<string, string> = { POSTGRES_HOST: 'localhost', [name]: value }
+      expect(() => fromEnvironment((variable) => env[variable])).toThrow(
+        new ProgrammingError(`${name} must be a positive integer, got "${value}"`),
+      )
+    }
+  })
+
   it('creates the same tables from several backend objects at once', async () => {
     const { schema, drop } = freshSchema()
     cleanups.push(drop)

@@ -92,6 +92,22 @@ describe('postgres: version conflicts without the key in the detail', () => {
     expect((await owner.events.selectNotifications({ limit: 10 })).map((n) => n.originatorId)).toEqual(['a', 'a', 'd'])
   })
 
+  it('under row-level security, a batch of snapshots names the first one recorded already', async () => {
+    const { restricted, owner } = await asRole([
+      'ALTER TABLE {schema}.app_snapshots ENABLE ROW LEVEL SECURITY',
+      'CREATE POLICY everyone ON {schema}.app_snapshots USING (true) WITH CHECK (true)',
+      'GRANT USAGE ON SCHEMA {schema} TO {role}',
+      'GRANT SELECT, INSERT ON {schema}.app_snapshots TO {role}',
+    ])
+    await owner.snapshots.insertEvents([event('a', 5)])
+    for (const batch of [[event('a', 5)], [event('b', 5), event('a', 5)]]) {
+      const error = await failure(restricted.snapshots.insertEvents(batch))
+      expect(error).toBeInstanceOf(VersionConflictError)
+      expect(error).toMatchObject({ originatorId: 'a', originatorVersion: 5, table: 'app_snapshots' })
+      expect((error.cause as { detail?: string }).detail).toBeUndefined()
+    }
+  })
+
   it('a clash of notification ids (a sequence set back by hand) is no version conflict', async () => {
     const { schema, drop } = freshSchema()
     cleanups.push(drop)
