@@ -3,6 +3,7 @@
 // recorder conformance suite.
 
 export {
+  type AggregateChanges,
   Application,
   type ApplicationOptions,
   type ApplicationStores,
@@ -96,8 +97,10 @@ export {
   type RelayMessage,
 } from './system/relay-message.js'
 export {
+  DEFAULT_BATCH_SIZE,
   EventLoopRunner,
   type FollowerStatus,
+  MAX_BATCH_SIZE,
   type Runner,
   type RunnerEvents,
   type RunnerOptions,

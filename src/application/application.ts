@@ -73,11 +73,24 @@ export class SnapshotError extends EventSourcingError {
   }
 }
 
+/** New events collected from an aggregate (see {@link Application.recordChanges}). */
+export interface AggregateChanges {
+  readonly aggregate: Aggregate
+  readonly events: readonly DomainEvent[]
+}
+
 /** The storage an application works with, opened on first use. */
 export interface ApplicationStores {
   readonly recorders: Recorders
   readonly events: EventStore
   readonly snapshots?: SnapshotStore
+}
+
+/** Returns the number of new events of each aggregate in `changes`, in the order each first appears. */
+function countEvents(changes: readonly AggregateChanges[]): Map<Aggregate, number> {
+  const counts = new Map<Aggregate, number>()
+  for (const { aggregate, events } of changes) counts.set(aggregate, (counts.get(aggregate) ?? 0) + events.length)
+  return counts
 }
 
 /**
@@ -184,8 +197,26 @@ export class Application implements AsyncDisposable {
    * write when given (even when the aggregates have no new events): how a
    * follower records what it did with an upstream event.
    */
-  protected async saveTracked(aggregates: readonly Aggregate[], tracking?: Tracking): Promise<Recording[]> {
-    const batches = aggregates.map((aggregate) => aggregate.collectEvents())
+  protected saveTracked(aggregates: readonly Aggregate[], tracking?: Tracking): Promise<Recording[]> {
+    return this.recordChanges(
+      aggregates.map((aggregate) => ({ aggregate, events: aggregate.collectEvents() })),
+      tracking,
+    )
+  }
+
+  /**
+   * Records events already collected from aggregates, in the order given, with
+   * `tracking` when given, in one atomic write, then goes on as
+   * {@link Application.save} does: how a process application records a batch,
+   * whose policies each changed aggregates in turn (an aggregate may appear
+   * more than once, each time with the events collected after the last).
+   * When nothing is written, the events go back to their aggregates.
+   *
+   * @throws what {@link Application.save} throws.
+   */
+  protected async recordChanges(changes: readonly AggregateChanges[], tracking?: Tracking): Promise<Recording[]> {
+    const counts = countEvents(changes)
+    const aggregates = [...counts.keys()]
     let stores: ApplicationStores
     let recordings: Recording[]
     let snapshots: StoredEvent[]
@@ -193,11 +224,15 @@ export class Application implements AsyncDisposable {
       for (const aggregate of aggregates) this.#snapshotting.checkTopic(aggregate)
       stores = await this.stores()
       snapshots = aggregates
-        .filter((aggregate, index) => this.#snapshotting.isDue(aggregate, aggregate.version - batches[index]!.length))
+        .filter((aggregate) => this.#snapshotting.isDue(aggregate, aggregate.version - counts.get(aggregate)!))
         .map((aggregate) => this.#snapshotStore(stores).toStoredEvent(aggregate))
-      recordings = await stores.events.put(batches.flat(), { tracking })
+      recordings = await stores.events.put(
+        changes.flatMap((change) => change.events),
+        { tracking },
+      )
     } catch (error) {
-      for (const [index, aggregate] of aggregates.entries()) uncollectEvents(aggregate, batches[index]!)
+      // Last first, so that an aggregate given more than once gets its events back in order.
+      for (const { aggregate, events } of changes.toReversed()) uncollectEvents(aggregate, events)
       throw error
     }
     for (const aggregate of aggregates) this.repository.remember(aggregate)

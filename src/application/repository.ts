@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { LRUCache } from 'lru-cache'
 import { type Aggregate, type AggregateClass, copyAggregate, replayEvents } from '../domain/aggregate.js'
 import type { DomainEvent } from '../domain/domain-event.js'
@@ -35,6 +36,8 @@ export class Repository {
   readonly #cache: LRUCache<string, Aggregate> | undefined
   /** Counts deletions, so a get that read events before a delete does not cache them after it. */
   #deletions = 0
+  /** The aggregates changed and not yet recorded by the unit of work whose code is running, by id. */
+  readonly #pending = new AsyncLocalStorage<ReadonlyMap<string, Aggregate>>()
 
   /** Makes a repository reading from `stores`, caching up to `cacheSize` aggregates (none by default). */
   constructor(stores: () => Promise<RepositoryStores>, cacheSize = 0) {
@@ -44,7 +47,9 @@ export class Repository {
 
   /**
    * Returns the aggregate of class `cls` with the given id, at its latest version
-   * or at `options.version`.
+   * or at `options.version`. Within {@link Repository.readingThrough} the
+   * latest version of an aggregate pending there is that very object, with
+   * its unrecorded changes; a given version is read from the store.
    *
    * @throws AggregateNotFoundError if there is no such aggregate, it was
    * discarded or deleted, or its events create an aggregate of another class.
@@ -52,14 +57,18 @@ export class Repository {
   async get<A extends Aggregate>(cls: AggregateClass<A>, id: string, options: GetOptions = {}): Promise<A> {
     const aggregate =
       options.version === undefined
-        ? await this.#latest(cls, id)
+        ? (this.#pendingOf(cls, id) ?? (await this.#latest(cls, id)))
         : await this.#rebuild(cls, id, (await this.#stores()).events, options.version)
     if (aggregate === undefined || aggregate.discarded) throw new AggregateNotFoundError(id)
     return aggregate
   }
 
-  /** Returns true if an aggregate with this id has events (whether or not it was discarded). */
+  /**
+   * Returns true if an aggregate with this id has events (whether or not it
+   * was discarded), recorded or, within {@link Repository.readingThrough}, pending there.
+   */
   async contains(id: string): Promise<boolean> {
+    if (this.#pending.getStore()?.has(id)) return true
     const { events } = await this.#stores()
     return (await events.get(id, { limit: 1 })).length > 0
   }
@@ -75,6 +84,19 @@ export class Repository {
     return event
   }
 
+  /**
+   * Runs `work` with `pending` (aggregates changed and not yet recorded, by
+   * id) read through: in `work` and whatever it awaits, {@link Repository.get}
+   * returns the pending object itself rather than a copy from the store, so a
+   * unit of work that changes an aggregate twice changes one object, as it
+   * would if each change were recorded before the next. Code running
+   * meanwhile outside `work` reads the store as usual. The map may change
+   * while `work` runs; gets see it as it is then.
+   */
+  readingThrough<T>(pending: ReadonlyMap<string, Aggregate>, work: () => T): T {
+    return this.#pending.run(pending, work)
+  }
+
   /** Caches a copy of an aggregate (the application calls this after a save), unless the cache holds a newer one. */
   remember(aggregate: Aggregate): void {
     const cached = this.#cache?.get(aggregate.id)
@@ -86,6 +108,14 @@ export class Repository {
   forget(id: string): void {
     this.#deletions++
     this.#cache?.delete(id)
+  }
+
+  #pendingOf<A extends Aggregate>(cls: AggregateClass<A>, id: string): A | undefined {
+    const pending = this.#pending.getStore()?.get(id)
+    if (pending !== undefined && !(pending instanceof cls)) {
+      throw new AggregateNotFoundError(id, `Aggregate '${id}' is not a ${cls.name}`)
+    }
+    return pending
   }
 
   async #latest<A extends Aggregate>(cls: AggregateClass<A>, id: string): Promise<A | undefined> {

@@ -1,4 +1,4 @@
-import { Application } from '../application/application.js'
+import { type AggregateChanges, Application } from '../application/application.js'
 import type { Aggregate } from '../domain/aggregate.js'
 import type { DomainEvent } from '../domain/domain-event.js'
 import { TopicError } from '../domain/errors.js'
@@ -16,7 +16,8 @@ export interface Source {
 
 /**
  * What a policy does with one upstream event: the aggregates it saves, recorded
- * together with the tracking record of the event when the policy returns.
+ * together with the tracking record of the event (or of the last event of its
+ * batch) once the policy returns.
  */
 export class ProcessingEvent {
   readonly #aggregates: Aggregate[] = []
@@ -76,7 +77,9 @@ export abstract class ProcessApplication extends Application {
 
   /**
    * Reacts to an upstream event: get aggregates from `this.repository`, change
-   * them, and hand them to `processing.save`. Throwing records nothing.
+   * them, and hand them to `processing.save`. Throwing records nothing (of the
+   * whole batch). Within a batch, `this.repository.get` returns the very
+   * aggregates that earlier policies of the batch saved, with their changes.
    */
   protected abstract policy(event: DomainEvent, processing: ProcessingEvent): void | Promise<void>
 
@@ -86,17 +89,32 @@ export abstract class ProcessApplication extends Application {
   }
 
   /**
-   * Processes one notification of an upstream log: decodes it, runs the policy,
-   * and records the saved aggregates' events with the tracking record in one
-   * atomic write. Calls are processed one at a time, in the order made.
-   *
-   * @throws IntegrityError if the notification was processed already (the
-   * tracking record is not newer) or an aggregate was changed meanwhile;
-   * TopicError for an unknown topic unless `skipUnknownTopics`; whatever the
-   * policy throws. Nothing is recorded then.
+   * Processes one notification of an upstream log: a batch of one (see
+   * {@link ProcessApplication.processBatch}).
    */
   process(upstream: Source, notification: Notification): Promise<Recording[]> {
-    const processed = this.#queue.then(() => this.#process(upstream, notification))
+    return this.processBatch(upstream, [notification])
+  }
+
+  /**
+   * Processes notifications of one upstream log as one unit: decodes each and
+   * runs the policy on it, in order, each policy seeing through
+   * `this.repository` the aggregates that earlier ones saved (the same
+   * objects, changes included); then records all their new events, in the
+   * order the policies saved them, with the tracking record of the last
+   * notification, in one atomic write. It is all or nothing: when a
+   * notification fails, none of the batch is recorded, and processing the
+   * batch again one notification at a time does what comes before it (as
+   * runners do). Calls are processed one at a time, in the order made; an
+   * empty batch records nothing.
+   *
+   * @throws IntegrityError if a notification was processed already (the
+   * tracking record is not newer) or an aggregate was changed meanwhile;
+   * TopicError for an unknown topic unless `skipUnknownTopics`; whatever a
+   * policy throws. Nothing is recorded then.
+   */
+  processBatch(upstream: Source, notifications: readonly Notification[]): Promise<Recording[]> {
+    const processed = this.#queue.then(() => this.#process(upstream, notifications))
     this.#queue = processed.catch(() => {})
     return processed
   }
@@ -135,18 +153,35 @@ export abstract class ProcessApplication extends Application {
     await waitForFollower({ name: this.name, upstream, topics: this.followedTopics, tracking }, notificationId, options)
   }
 
-  async #process(upstream: Source, notification: Notification): Promise<Recording[]> {
-    const tracking = { applicationName: upstream.name, notificationId: notification.id }
-    let event: DomainEvent
+  async #process(upstream: Source, notifications: readonly Notification[]): Promise<Recording[]> {
+    const last = notifications.at(-1)
+    if (last === undefined) return []
+    const changes: AggregateChanges[] = []
+    const pending = new Map<string, Aggregate>()
+    await this.repository.readingThrough(pending, async () => {
+      for (const notification of notifications) {
+        const event = await this.#decode(upstream, notification)
+        if (event === undefined) continue
+        const processing = new ProcessingEvent({ applicationName: upstream.name, notificationId: notification.id })
+        await this.policy(event, processing)
+        // Collected now, so that the batch records events in the order one-at-a-time processing would.
+        for (const aggregate of processing.aggregates) {
+          changes.push({ aggregate, events: aggregate.collectEvents() })
+          pending.set(aggregate.id, aggregate)
+        }
+      }
+    })
+    return this.recordChanges(changes, { applicationName: upstream.name, notificationId: last.id })
+  }
+
+  /** Decodes a notification; undefined for an unknown topic passed over by `skipUnknownTopics`. */
+  async #decode(upstream: Source, notification: Notification): Promise<DomainEvent | undefined> {
     try {
-      event = await upstream.notificationLog.decode(notification)
+      return await upstream.notificationLog.decode(notification)
     } catch (error) {
       const skip = (this.constructor as typeof ProcessApplication).skipUnknownTopics && error instanceof TopicError
       if (!skip) throw error
-      return this.saveTracked([], tracking)
+      return undefined
     }
-    const processing = new ProcessingEvent(tracking)
-    await this.policy(event, processing)
-    return this.saveTracked(processing.aggregates, tracking)
   }
 }

@@ -121,8 +121,9 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
    * @throws ProgrammingError when an application's storage would be in memory
    * (each thread would have its own), when a backend object is passed as
    * `persistence`, when `run` names an application that follows none,
-   * when `module` or `workerSetup` is neither a URL nor an absolute path, or
-   * when `workerSetup` is TypeScript that Node cannot run by itself.
+   * when `module` or `workerSetup` is neither a URL nor an absolute path,
+   * when `workerSetup` is TypeScript that Node cannot run by itself, or for a
+   * `batchSize` out of range (see {@link RunnerOptions.batchSize}).
    */
   constructor(system: System, options: WorkerThreadRunnerOptions) {
     super()
@@ -144,7 +145,8 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
         throw new ProgrammingError(`${name} follows no application in this system, so there is nothing to run`)
       }
     }
-    this.#local = new EventLoopRunner(system, { env: this.#env, run: [] })
+    // It runs no follower; given the batch size, it checks it for the workers.
+    this.#local = new EventLoopRunner(system, { env: this.#env, run: [], batchSize: options.batchSize })
   }
 
   /**
@@ -236,7 +238,7 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
   }
 
   #spawn(name: string): Thread {
-    const { exportName, attempts, retryDelayMs } = this.#options
+    const { exportName, batchSize, attempts, retryDelayMs } = this.#options
     const data: WorkerData = {
       setup: this.#setup,
       // Next to this file, with its extension: `.js` when built, `.ts` when the sources run through a loader.
@@ -246,6 +248,7 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
       shape: systemShape(this.#system),
       follower: name,
       env: this.#env,
+      batchSize,
       attempts,
       retryDelayMs,
     }

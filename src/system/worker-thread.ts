@@ -42,6 +42,8 @@ export interface WorkerData {
   readonly follower: string
   /** The variables the applications read their settings from. */
   readonly env: Environment
+  /** At most this many notifications the follower processes as one batch. */
+  readonly batchSize?: number
   /** Tries per upstream event before the follower stops. */
   readonly attempts?: number
   /** The delay before the first retry. */
@@ -115,6 +117,7 @@ export async function runWorker(data: WorkerData, port: MessagePort): Promise<vo
     runner = new EventLoopRunner(system, {
       env: data.env,
       run: [data.follower],
+      batchSize: data.batchSize,
       attempts: data.attempts,
       retryDelayMs: data.retryDelayMs,
     })
