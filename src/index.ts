@@ -13,6 +13,7 @@ export {
 } from './application/application.js'
 export { Config, type EncodingOptions, type Environment } from './application/config.js'
 export { NotificationLog, type Section, SectionIdError } from './application/notification-log.js'
+export { isPaged, type PagedSubscription } from './persistence/commit-signal.js'
 export { EventPublisher, PersistenceSubscriber, type PublishedEventHandler } from './application/publisher.js'
 export { type GetOptions, Repository, type RepositoryStores } from './application/repository.js'
 export { type RetryOnConflictOptions, retryOnConflict } from './application/retry-on-conflict.js'

@@ -1,5 +1,6 @@
 import type { DomainEvent } from '../domain/domain-event.js'
 import { EventSourcingError } from '../domain/errors.js'
+import { type PagedSubscription, paged, pagesOf } from '../persistence/commit-signal.js'
 import type { EventStore, Recording } from '../persistence/event-store.js'
 import type { SelectNotificationsOptions, SubscribeOptions } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
@@ -13,6 +14,9 @@ export interface Section {
   /** The id of the next section, or undefined when this one is not full (the end of the log so far). */
   readonly nextId: string | undefined
 }
+
+/** The most notifications in a page of a subscription read from a recorder that does not page it. */
+const SUBSCRIPTION_PAGE_SIZE = 500
 
 /** A section id that is not two positive integers `"start,stop"`. */
 export class SectionIdError extends EventSourcingError {}
@@ -83,8 +87,12 @@ export class NotificationLog {
    * Yields the notifications after `options.gt`, then new ones as they are
    * recorded, in increasing id order, each once, until the signal aborts.
    */
-  async *subscribe(options: SubscribeOptions = {}): AsyncGenerator<Notification> {
-    yield* (await this.#events()).recorder.subscribe(options)
+  subscribe(options: SubscribeOptions = {}): PagedSubscription {
+    const events = this.#events
+    // A recorder whose subscription is not paged has its notifications grouped as they arrive.
+    return paged(async function* () {
+      yield* pagesOf((await events()).recorder.subscribe(options), SUBSCRIPTION_PAGE_SIZE)
+    }, options.signal)
   }
 
   /**

@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises'
 import { ProgrammingError, WaitTimeoutError } from './errors.js'
 import type {
   SelectNotificationsOptions,
@@ -86,26 +87,112 @@ export interface LogSource {
 }
 
 /**
- * Yields the notifications of a log after `options.gt`, then new ones as they
- * are committed, until the signal aborts. Each notification is yielded once,
- * in increasing id order, because every query starts after the last id yielded.
+ * A subscription to a log that can also be read a page at a time: the
+ * notifications in the arrays its queries returned, so that a reader that
+ * handles them in batches awaits once per page rather than once per
+ * notification (which costs more than reading them, when catching up).
  */
-export async function* followLog(
+export interface PagedSubscription extends AsyncIterable<Notification> {
+  /** Yields the same notifications as iterating the subscription, as non-empty arrays in increasing id order. */
+  pages(): AsyncIterable<readonly Notification[]>
+}
+
+/** Returns true if `iterable` is a {@link PagedSubscription}. */
+export function isPaged<T>(iterable: AsyncIterable<T>): iterable is AsyncIterable<T> & PagedSubscription {
+  return typeof (iterable as Partial<PagedSubscription>).pages === 'function'
+}
+
+/**
+ * Makes a {@link PagedSubscription} of the pages that `pages()` yields; its
+ * notifications are yielded one by one until the signal aborts.
+ */
+export function paged(pages: () => AsyncIterable<readonly Notification[]>, signal?: AbortSignal): PagedSubscription {
+  return {
+    pages,
+    async *[Symbol.asyncIterator]() {
+      for await (const page of pages()) {
+        for (const notification of page) {
+          if (signal?.aborted) return
+          yield notification
+        }
+      }
+    },
+  }
+}
+
+/**
+ * Yields the notifications of a log after `options.gt`, then new ones as they
+ * are committed, until the signal aborts, a page (a query's non-empty result,
+ * at most `batchSize`, default 500) at a time. Each notification is yielded
+ * once, in increasing id order, because every query starts after the last id
+ * yielded.
+ */
+export async function* followLogPages(
   source: LogSource,
   commits: CommitSignal,
   options: SubscribeOptions & { pollMs: number; batchSize?: number },
-): AsyncGenerator<Notification> {
+): AsyncGenerator<readonly Notification[]> {
   const { signal, topics, pollMs, batchSize = 500 } = options
   let last = options.gt ?? 0
   while (!signal?.aborted) {
     const generation = commits.generation
-    const batch = await source.selectNotifications({ start: last, inclusiveOfStart: false, limit: batchSize, topics })
-    for (const notification of batch) {
+    const page = await source.selectNotifications({ start: last, inclusiveOfStart: false, limit: batchSize, topics })
+    if (page.length > 0) {
       if (signal?.aborted) return
-      last = notification.id
-      yield notification
+      last = page.at(-1)!.id
+      yield page
     }
-    if (batch.length < batchSize) await commits.wait(generation, pollMs, signal)
+    if (page.length < batchSize) await commits.wait(generation, pollMs, signal)
+  }
+}
+
+/** Like {@link followLogPages}, but also yielding the notifications one by one (see {@link PagedSubscription}). */
+export function followLog(
+  source: LogSource,
+  commits: CommitSignal,
+  options: SubscribeOptions & { pollMs: number; batchSize?: number },
+): PagedSubscription {
+  return paged(() => followLogPages(source, commits, options), options.signal)
+}
+
+/**
+ * Yields the items of `source` in arrays of at most `maxSize`: the pages of a
+ * {@link PagedSubscription}, cut to size; otherwise each array holds the next
+ * item and whatever else had arrived by then, so arrays grow when the source
+ * runs ahead (catching up) and stay single when it is live.
+ */
+export async function* pagesOf<T>(source: AsyncIterable<T>, maxSize: number): AsyncGenerator<T[]> {
+  if (isPaged(source)) {
+    for await (const page of source.pages() as AsyncIterable<readonly T[]>) {
+      for (let i = 0; i < page.length; i += maxSize) yield page.slice(i, i + maxSize)
+    }
+    return
+  }
+  const iterator = source[Symbol.asyncIterator]()
+  const pending = Symbol('pending')
+  let next = iterator.next()
+  try {
+    for (;;) {
+      const first = await next
+      if (first.done) return
+      const batch = [first.value]
+      next = iterator.next()
+      // Items that are ready settle before the next turn of the event loop.
+      const turn = setImmediate(pending)
+      while (batch.length < maxSize) {
+        const result = await Promise.race([next, turn])
+        if (result === pending) break
+        if (result.done) {
+          yield batch
+          return
+        }
+        batch.push(result.value)
+        next = iterator.next()
+      }
+      yield batch
+    }
+  } finally {
+    await iterator.return?.()
   }
 }
 

@@ -1,5 +1,12 @@
 import { setTimeout as delay } from 'node:timers/promises'
-import { type CommitSignal, CommitSignals, followLog, waitForTracking } from '../persistence/commit-signal.js'
+import {
+  type CommitSignal,
+  CommitSignals,
+  followLogPages,
+  type PagedSubscription,
+  paged,
+  waitForTracking,
+} from '../persistence/commit-signal.js'
 import { ProgrammingError } from '../persistence/errors.js'
 import { type ApplicationTables, applicationTables, validIdentifier } from '../persistence/identifiers.js'
 import type {
@@ -301,11 +308,11 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
    * @throws OperationalError naming the server when its queries have failed
    * continuously for `subscriptionRetryMs` (default 60 s).
    */
-  subscribe(options: SubscribeOptions = {}): AsyncIterable<Notification> {
-    return this.#follow(options)
+  subscribe(options: SubscribeOptions = {}): PagedSubscription {
+    return paged(() => this.#follow(options), options.signal)
   }
 
-  async *#follow(options: SubscribeOptions): AsyncGenerator<Notification> {
+  async *#follow(options: SubscribeOptions): AsyncGenerator<readonly Notification[]> {
     // Not AbortSignal.any: on Node 20 the closing signal would keep every subscription's signal while it lives.
     const any = anySignal([options.signal, this.options.closing])
     try {
@@ -314,7 +321,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
       await this.options.listen()
       // Retrying the query itself keeps its start, the last id yielded, so a
       // restart of the server loses nothing and repeats nothing. An abort while
-      // failing reads as an empty page, after which followLog ends.
+      // failing reads as an empty page, after which followLogPages ends.
       const retryMs = this.options.subscriptionRetryMs
       const source = {
         selectNotifications: async (select: SelectNotificationsOptions) =>
@@ -322,7 +329,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
             ? []
             : ((await this.pool.retryingFor(() => this.selectNotifications(select, signal), retryMs, signal)) ?? []),
       }
-      yield* followLog(source, this.options.commits, { ...options, signal, pollMs: this.options.pollMs })
+      yield* followLogPages(source, this.options.commits, { ...options, signal, pollMs: this.options.pollMs })
     } finally {
       any[Symbol.dispose]()
     }

@@ -1,6 +1,7 @@
 import { setImmediate, setTimeout } from 'node:timers/promises'
 import type { NotificationLog } from '../application/notification-log.js'
 import { TopicError, UpcastError } from '../domain/errors.js'
+import { pagesOf } from '../persistence/commit-signal.js'
 import { DataError } from '../persistence/errors.js'
 import { withAnySignal } from '../persistence/signals.js'
 import type { Notification } from '../persistence/stored-event.js'
@@ -59,6 +60,8 @@ export async function follow(options: FollowOptions): Promise<void> {
     const gt = await options.position()
     const notifications = upstream.notificationLog.subscribe({ gt, topics, signal })
     for await (const batch of inBatches(notifications, batchSize)) {
+      // A page of the subscription may hold several batches: stopping leaves the rest for the next start.
+      if (signal.aborted) return
       try {
         await processBatch(options, batch)
       } catch (error) {
@@ -124,32 +127,9 @@ export function isPermanent(error: unknown): boolean {
  * Groups the items of an async iterable into arrays of at most `maxSize`: each
  * array holds the next item and whatever else had arrived by then, so batches
  * grow when the source runs ahead (catching up) and stay single when it is live.
+ * A subscription that is read a page at a time (see `PagedSubscription`)
+ * gives its pages, cut to size, with one await per page.
  */
-export async function* inBatches<T>(source: AsyncIterable<T>, maxSize: number): AsyncGenerator<T[]> {
-  const iterator = source[Symbol.asyncIterator]()
-  const pending = Symbol('pending')
-  let next = iterator.next()
-  try {
-    for (;;) {
-      const first = await next
-      if (first.done) return
-      const batch = [first.value]
-      next = iterator.next()
-      // Items that are ready settle before the next turn of the event loop.
-      const turn = setImmediate(pending)
-      while (batch.length < maxSize) {
-        const result = await Promise.race([next, turn])
-        if (result === pending) break
-        if (result.done) {
-          yield batch
-          return
-        }
-        batch.push(result.value)
-        next = iterator.next()
-      }
-      yield batch
-    }
-  } finally {
-    await iterator.return?.()
-  }
+export function inBatches<T>(source: AsyncIterable<T>, maxSize: number): AsyncGenerator<T[]> {
+  return pagesOf(source, maxSize)
 }

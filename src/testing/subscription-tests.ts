@@ -2,6 +2,7 @@
 
 import assert from 'node:assert/strict'
 import { setTimeout as delay } from 'node:timers/promises'
+import { isPaged } from '../persistence/commit-signal.js'
 import type { ProcessRecorder, SubscribeOptions } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
 import { plainNotification, range, storeTest } from './fixtures.js'
@@ -34,6 +35,25 @@ export function testSubscribe(api: TestApi, harness: RecorderHarness): void {
         seen.map((n) => n.id),
         [ids[3], later[1]],
       )
+    })
+
+    test('a paged subscription yields what is recorded as one page, then new notifications, in pages', async (open) => {
+      const one = (await open()).events
+      const two = (await open()).events
+      const first = await one.insertEvents(range('a', 1, 3))
+      const controller = new AbortController()
+      const subscription = one.subscribe({ signal: controller.signal })
+      // Paging is optional in the contract (readers group the notifications of other recorders as they arrive).
+      if (!isPaged(subscription)) return
+      const pages: number[][] = []
+      let later: number[] = []
+      for await (const page of subscription.pages()) {
+        pages.push(page.map((n) => n.id))
+        if (pages.length === 1) later = await two.insertEvents(range('a', 4, 5))
+        if (pages.flat().length === 5) controller.abort()
+      }
+      assert.deepEqual(pages[0], first)
+      assert.deepEqual(pages.flat(), [...first, ...later])
     })
 
     test('subscribe ends without error when aborted while waiting, or aborted before it starts', async (open) => {

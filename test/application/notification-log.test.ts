@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { EventPublisher, memory, PersistenceSubscriber, SectionIdError } from '../../src/index.js'
+import { EventPublisher, inBatches, memory, PersistenceSubscriber, SectionIdError } from '../../src/index.js'
 import { Account, Bank } from './fixtures.js'
 
 async function bankWith(accounts: number, sectionSize = 5) {
@@ -64,5 +64,32 @@ describe('first README style: publish and persist', () => {
     const other = Account.open('unstored')
     await publisher.publish(...other.collectEvents())
     expect(await bank.repository.contains(other.id)).toBe(false)
+  })
+})
+
+describe('NotificationLog subscribe', () => {
+  it('gives the notifications a page at a time, as the queries return them, and one by one', async () => {
+    await using bank = await bankWith(3)
+    const signal = AbortSignal.timeout(5_000)
+    for await (const page of bank.notificationLog.subscribe({ signal }).pages()) {
+      expect(page.map((n) => n.id)).toEqual([1, 2, 3])
+      break
+    }
+    const ids: number[] = []
+    for await (const notification of bank.notificationLog.subscribe({ gt: 1, signal })) {
+      ids.push(notification.id)
+      if (ids.length === 2) break
+    }
+    expect(ids).toEqual([2, 3])
+  })
+
+  it('cuts pages to a batch size for inBatches', async () => {
+    await using bank = await bankWith(5)
+    const batches: number[][] = []
+    for await (const batch of inBatches(bank.notificationLog.subscribe({ signal: AbortSignal.timeout(5_000) }), 2)) {
+      batches.push(batch.map((n) => n.id))
+      if (batches.length === 3) break
+    }
+    expect(batches).toEqual([[1, 2], [3, 4], [5]])
   })
 })
