@@ -29,7 +29,7 @@ const EVENTS = STREAMS * PER_STREAM
 const KEYS = 50
 const PAGE = 1_000
 /** The runner's default batch size, also the raw writing loop's page. */
-const BATCH = 500
+const BATCH = 1_000
 const TIMEOUT_MS = 30 * 60_000
 const only = process.env.BACKENDS?.split(',') ?? ['sqlite', 'postgres']
 const sidesWanted = process.env.SIDES?.split(',')

@@ -1,6 +1,6 @@
 import type { DomainEvent } from '../domain/domain-event.js'
 import { EventSourcingError } from '../domain/errors.js'
-import { type PagedSubscription, paged, pagesOf } from '../persistence/commit-signal.js'
+import { type PagedSubscription, paged, pagesOf, SUBSCRIPTION_PAGE_SIZE } from '../persistence/commit-signal.js'
 import type { EventStore, Recording } from '../persistence/event-store.js'
 import type { SelectNotificationsOptions, SubscribeOptions } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
@@ -14,9 +14,6 @@ export interface Section {
   /** The id of the next section, or undefined when this one is not full (the end of the log so far). */
   readonly nextId: string | undefined
 }
-
-/** The most notifications in a page of a subscription read from a recorder that does not page it. */
-const SUBSCRIPTION_PAGE_SIZE = 500
 
 /** A section id that is not two positive integers `"start,stop"`. */
 export class SectionIdError extends EventSourcingError {}

@@ -121,9 +121,16 @@ export function paged(pages: () => AsyncIterable<readonly Notification[]>, signa
 }
 
 /**
+ * The most notifications a subscription reads in one query: as many as a
+ * projection's batch, so that catching up takes one query and one commit per
+ * batch.
+ */
+export const SUBSCRIPTION_PAGE_SIZE = 1000
+
+/**
  * Yields the notifications of a log after `options.gt`, then new ones as they
  * are committed, until the signal aborts, a page (a query's non-empty result,
- * at most `batchSize`, default 500) at a time. Each notification is yielded
+ * at most `batchSize`, default {@link SUBSCRIPTION_PAGE_SIZE}) at a time. Each notification is yielded
  * once, in increasing id order, because every query starts after the last id
  * yielded.
  */
@@ -132,7 +139,7 @@ export async function* followLogPages(
   commits: CommitSignal,
   options: SubscribeOptions & { pollMs: number; batchSize?: number },
 ): AsyncGenerator<readonly Notification[]> {
-  const { signal, topics, pollMs, batchSize = 500 } = options
+  const { signal, topics, pollMs, batchSize = SUBSCRIPTION_PAGE_SIZE } = options
   let last = options.gt ?? 0
   while (!signal?.aborted) {
     const generation = commits.generation

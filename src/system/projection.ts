@@ -1,5 +1,6 @@
 import type { DomainEvent } from '../domain/domain-event.js'
 import { TopicError } from '../domain/errors.js'
+import { SUBSCRIPTION_PAGE_SIZE } from '../persistence/commit-signal.js'
 import type { ProjectionStore } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
 import { type FollowedTopic, topicsOf } from './process-application.js'
@@ -66,13 +67,17 @@ export interface ProjectionRunnerOptions<T> extends TrackedFollowerOptions {
   readonly projection: Projection<T>
   /** The database of the view and its tracking (not closed by the runner). */
   readonly store: ProjectionStore<T>
-  /** At most this many notifications per transaction (default 500); batches are that large only when catching up. */
+  /**
+   * At most this many notifications per transaction (default 1,000, a page of
+   * the subscription); batches are that large only when catching up, where
+   * each commit costs about as much as reading a page.
+   */
   readonly batchSize?: number
   /** Tries per notification before the runner stops (default 3). */
   readonly attempts?: number
 }
 
-const DEFAULT_BATCH_SIZE = 500
+const DEFAULT_BATCH_SIZE = SUBSCRIPTION_PAGE_SIZE
 
 /**
  * Runs a {@link Projection} of an upstream application's log in this process:

@@ -315,7 +315,7 @@ function describeProjections<T>(backend: Backend<T>): void {
       runner.on('followerError', (error, name) => errors.push([error, name]))
       const failed = new Promise((resolve) => runner.once('followerError', resolve))
       await runner.start()
-      // A catch-up batch, 1 to 500, fails at 338; each notification of it is then done one at a time.
+      // A catch-up batch, 1 to 1,000, fails at 338; each notification of it is then done one at a time.
       await failed
       const seen = await store.read((transaction) => Sightings.read(sql, transaction))
       expect(seen).toHaveLength(failing - 1)
@@ -349,6 +349,19 @@ function describeProjections<T>(backend: Backend<T>): void {
       const batches = new Set(all.filter((row) => row.batch >= failing).map((row) => row.batch))
       expect(batches.size).toBeLessThanOrEqual(4)
       expect(Math.max(...batches)).toBe(last)
+    })
+
+    it('catches up in batches of 1,000 by default, one page of the log each', async () => {
+      const { persistence, sql, store: newStore } = backend.database()
+      await using counters = new Counters({ persistence })
+      const store = newStore()
+      const last = await counters.saveCounters(25, 100)
+      await using runner = new ProjectionRunner({ upstream: counters, projection: new Sightings(sql), store })
+      await runner.start()
+      await runner.waitFor(last)
+      const seen = await store.read((transaction) => Sightings.read(sql, transaction))
+      expect(seen).toHaveLength(2500)
+      expect([...new Set(seen.map((row) => Number(row.batch)))].sort((a, b) => a - b)).toEqual([1000, 2000, 2500])
     })
 
     it('stops after the batch in hand, which is written whole, and resumes after it', async () => {
