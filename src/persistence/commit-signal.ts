@@ -130,9 +130,10 @@ export const SUBSCRIPTION_PAGE_SIZE = 1000
 /**
  * Yields the notifications of a log after `options.gt`, then new ones as they
  * are committed, until the signal aborts, a page (a query's non-empty result,
- * at most `batchSize`, default {@link SUBSCRIPTION_PAGE_SIZE}) at a time. Each notification is yielded
- * once, in increasing id order, because every query starts after the last id
- * yielded.
+ * at most `batchSize`, default {@link SUBSCRIPTION_PAGE_SIZE}) at a time. Each
+ * notification is yielded once, in increasing id order, because every query
+ * starts after the last id yielded. After a full page, the next is read while
+ * the reader handles it (catching up, the query overlaps the reader's commit).
  */
 export async function* followLogPages(
   source: LogSource,
@@ -140,16 +141,26 @@ export async function* followLogPages(
   options: SubscribeOptions & { pollMs: number; batchSize?: number },
 ): AsyncGenerator<readonly Notification[]> {
   const { signal, topics, pollMs, batchSize = SUBSCRIPTION_PAGE_SIZE } = options
-  let last = options.gt ?? 0
-  while (!signal?.aborted) {
+  const read = (after: number) => {
     const generation = commits.generation
-    const page = await source.selectNotifications({ start: last, inclusiveOfStart: false, limit: batchSize, topics })
-    if (page.length > 0) {
-      if (signal?.aborted) return
-      last = page.at(-1)!.id
-      yield page
-    }
-    if (page.length < batchSize) await commits.wait(generation, pollMs, signal)
+    const page = source.selectNotifications({ start: after, inclusiveOfStart: false, limit: batchSize, topics })
+    // A page read ahead is left unread when the reader stops: its failure is then nobody's to handle.
+    page.catch(() => {})
+    return { generation, page }
+  }
+  let last = options.gt ?? 0
+  let next: ReturnType<typeof read> | undefined
+  while (!signal?.aborted) {
+    next ??= read(last)
+    const { generation } = next
+    const page = await next.page
+    next = undefined
+    if (signal?.aborted) return
+    const full = page.length >= batchSize
+    if (page.length > 0) last = page.at(-1)!.id
+    if (full) next = read(last)
+    if (page.length > 0) yield page
+    if (!full) await commits.wait(generation, pollMs, signal)
   }
 }
 
