@@ -5,7 +5,7 @@ import { ProgrammingError } from '../persistence/errors.js'
 import type { Persistence } from '../persistence/recorder.js'
 import { parseInteger } from '../persistence/settings.js'
 import { withAnySignal } from '../persistence/signals.js'
-import { follow } from './follow.js'
+import { type DEFAULT_MAX_RETRY_DELAY_MS, follow, type isTransient } from './follow.js'
 import { ProcessApplication } from './process-application.js'
 import type { ProcessingError } from './processing-error.js'
 import { type ApplicationClass, applicationName, type System } from './system.js'
@@ -31,10 +31,16 @@ export interface RunnerOptions {
    * traffic one event at a time is processed at once, alone.
    */
   readonly batchSize?: number
-  /** Tries per upstream event before a follower stops (default 3). */
+  /**
+   * Tries per upstream event before a follower stops on a failure of the
+   * user's code (default 3). Transient failures of the store do not count:
+   * they are retried for as long as they last (see {@link isTransient}).
+   */
   readonly attempts?: number
   /** The delay before the first retry, doubled for each next one (default 100 ms). */
   readonly retryDelayMs?: number
+  /** The longest delay between retries of a transient failure (default {@link DEFAULT_MAX_RETRY_DELAY_MS}). */
+  readonly maxRetryDelayMs?: number
 }
 
 /**
@@ -58,18 +64,36 @@ export const MAX_BATCH_SIZE = 10_000
 export interface FollowerStatus {
   /** The follower's name. */
   readonly name: string
-  /** `running` until stopped, or `failed` when it could not process an event (see `error`). */
-  readonly state: 'running' | 'stopped' | 'failed'
+  /**
+   * `running` until stopped; `retrying` while its store fails transiently
+   * (unreachable, restarting, busy: see `error` and `since`), after which it
+   * is `running` again by itself; `failed` when it could not process an
+   * event (see `error`).
+   */
+  readonly state: 'running' | 'retrying' | 'stopped' | 'failed'
   /** The last notification id processed in this run, per upstream application. */
   readonly positions: Readonly<Record<string, number>>
-  /** Why it failed, when it did: usually a {@link ProcessingError} naming the event. */
+  /**
+   * Why it failed, when it did: usually a {@link ProcessingError} naming the
+   * event; while retrying, the last transient error.
+   */
   readonly error?: Error
+  /** While retrying: when the outage began, its first failure since the store last answered. */
+  readonly since?: Date
 }
 
 /** The events a runner emits. */
 export interface RunnerEvents {
-  /** A follower stopped because it could not process an event (or reach its storage); the others go on. */
+  /** A follower stopped because it could not process an event; the others go on. */
   followerError: [error: Error, follower: string]
+  /**
+   * A follower met a transient failure (see {@link isTransient}) and will try
+   * again, for as long as it lasts: emitted on each failure, with when the
+   * outage began.
+   */
+  followerRetrying: [error: Error, follower: string, since: Date]
+  /** A follower that was retrying reached its store again and goes on. */
+  followerResumed: [follower: string]
 }
 
 /**
@@ -104,6 +128,10 @@ export interface Runner extends AsyncDisposable {
   waitFor(upstream: ApplicationClass | string, notificationId: number, options?: WaitForOptions): Promise<void>
   /** Calls `listener` when a follower stops on an error. */
   on(event: 'followerError', listener: (error: Error, follower: string) => void): this
+  /** Calls `listener` on each transient failure of a follower, which it retries. */
+  on(event: 'followerRetrying', listener: (error: Error, follower: string, since: Date) => void): this
+  /** Calls `listener` when a retrying follower reaches its store again. */
+  on(event: 'followerResumed', listener: (follower: string) => void): this
 }
 
 interface Following {
@@ -111,6 +139,8 @@ interface Following {
   readonly stop: AbortController
   /** Aborted, with the error as reason, when the follower fails. */
   readonly failure: AbortController
+  /** When the outage of each upstream loop that is retrying began. */
+  readonly outages: Map<string, Date>
   done: Promise<void>
 }
 
@@ -204,6 +234,7 @@ export class EventLoopRunner extends EventEmitter<RunnerEvents> implements Runne
       status: { name, state: 'running', positions: {} },
       stop: new AbortController(),
       failure: failureController(),
+      outages: new Map(),
       done: Promise.resolve(),
     }
     this.#following.set(name, following)
@@ -221,9 +252,21 @@ export class EventLoopRunner extends EventEmitter<RunnerEvents> implements Runne
         onProgress: (id) => {
           following.status = { ...following.status, positions: { ...following.status.positions, [leaderName]: id } }
         },
+        onRetrying: (error, since) => {
+          following.outages.set(leaderName, since)
+          following.status = retryingStatus(following.status, error, following.outages.values())
+          this.emit('followerRetrying', error, name, since)
+        },
+        onResumed: () => {
+          following.outages.delete(leaderName)
+          if (following.outages.size > 0) return
+          following.status = runningStatus(following.status)
+          this.emit('followerResumed', name)
+        },
         batchSize: this.#options.batchSize ?? DEFAULT_BATCH_SIZE,
         attempts: this.#options.attempts,
         retryDelayMs: this.#options.retryDelayMs,
+        maxRetryDelayMs: this.#options.maxRetryDelayMs,
         signal: following.stop.signal,
       })
     })
@@ -237,7 +280,7 @@ export class EventLoopRunner extends EventEmitter<RunnerEvents> implements Runne
     following.done = Promise.allSettled(failures).then((results) => {
       const failure = results.find((result) => result.status === 'rejected')
       if (failure === undefined) {
-        following.status = { ...following.status, state: 'stopped' }
+        following.status = { ...runningStatus(following.status), state: 'stopped' }
         return
       }
       const error = failure.reason instanceof Error ? failure.reason : new Error(String(failure.reason))
@@ -246,6 +289,21 @@ export class EventLoopRunner extends EventEmitter<RunnerEvents> implements Runne
       this.emit('followerError', error, name)
     })
   }
+}
+
+/**
+ * Returns `status` as `retrying` on `error`, since the earliest of the
+ * outages' starts (a follower of several upstream logs retries in each loop).
+ */
+export function retryingStatus(status: FollowerStatus, error: Error, outages: Iterable<Date>): FollowerStatus {
+  const since = new Date(Math.min(...[...outages].map((date) => date.getTime())))
+  return { ...status, state: 'retrying', error, since }
+}
+
+/** Returns `status` as `running`, without the error and start of an outage that ended. */
+export function runningStatus(status: FollowerStatus): FollowerStatus {
+  const { error: _error, since: _since, ...rest } = status
+  return { ...rest, state: 'running' }
 }
 
 /**

@@ -1,0 +1,168 @@
+// Followers through an outage of their store: the orders system on an
+// EventLoopRunner, orders arriving every 10 ms, while PostgreSQL is stopped
+// and started again on the same data, or while another process holds the
+// SQLite file locked. Every follower retries for as long as it lasts, shows
+// it in status() and events, and resumes by itself: every order gets paid.
+
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Orders, ordersSystem, Payments, Reservations } from '../../examples/orders.js'
+import { OperationalError } from '../../src/persistence/errors.js'
+import { postgres } from '../../src/postgres/index.js'
+import { EventLoopRunner, type FollowerStatus, type RunnerOptions } from '../../src/system/runner.js'
+import { startEmbeddedServer } from '../postgres/global-setup.js'
+
+// Orders placed before the outage, and again after it, before placing stops.
+const ORDERS_EACH_SIDE = 100
+
+const cleanups: (() => Promise<unknown>)[] = []
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+})
+
+/** Resolves once `isDone()`, checking every 20 ms; throws if `ms` passes first. */
+async function until(isDone: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!isDone()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`)
+    await delay(20)
+  }
+}
+
+/**
+ * Runs the orders system with `options`, placing an order every 10 ms, and
+ * calls `outage` once enough orders are placed; then places as many again,
+ * stops placing, and checks that every order placed is paid, that no
+ * follower failed, and that they were seen retrying. When `ordersDown`, the
+ * outage refuses orders too (Orders' store is down); when not, the followers
+ * have work throughout.
+ */
+async function throughOutage(options: RunnerOptions, ordersDown: boolean, outage: () => Promise<void>): Promise<void> {
+  const runner = new EventLoopRunner(ordersSystem, { ...options, maxRetryDelayMs: 1000 })
+  const failures: Error[] = []
+  const retrying = new Set<string>()
+  const retryErrors: unknown[] = []
+  const resumed = new Set<string>()
+  runner.on('followerError', (error) => failures.push(error))
+  runner.on('followerRetrying', (error, follower, since) => {
+    retryErrors.push(error, since)
+    retrying.add(follower)
+  })
+  runner.on('followerResumed', (follower) => resumed.add(follower))
+  await runner.start()
+  cleanups.push(() => runner.stop())
+  const seen: FollowerStatus[] = []
+  const sampling = setInterval(() => seen.push(...runner.status()), 20)
+  cleanups.push(async () => clearInterval(sampling))
+
+  const orders = runner.get(Orders)
+  const placed: string[] = []
+  let refused = 0
+  let placing = true
+  const placer = (async () => {
+    while (placing) {
+      try {
+        placed.push(await orders.createOrder('socks'))
+      } catch (error) {
+        expect(error).toBeInstanceOf(OperationalError)
+        refused++
+      }
+      await delay(10)
+    }
+  })()
+  try {
+    await until(() => placed.length >= ORDERS_EACH_SIDE, 30_000, 'orders before the outage')
+    await outage()
+    const before = placed.length
+    await until(() => placed.length >= before + ORDERS_EACH_SIDE, 60_000, 'orders after the outage')
+  } finally {
+    placing = false
+    await placer
+  }
+
+  // Hop by hop, as placeOrder waits, for the last event of each log.
+  const wait = { timeoutMs: 60_000 }
+  await runner.waitFor(Orders, await orders.notificationLog.maxId(), wait)
+  await runner.waitFor(Reservations, await runner.get(Reservations).notificationLog.maxId(), wait)
+  await runner.waitFor(Orders, await orders.notificationLog.maxId(), wait)
+  await runner.waitFor(Payments, await runner.get(Payments).notificationLog.maxId(), wait)
+  for (const id of placed) expect((await orders.getOrder(id)).paymentId).toBeDefined()
+
+  expect(failures).toEqual([])
+  // The outage fell in the middle of the traffic, and the followers retried through it.
+  expect(refused > 0).toBe(ordersDown)
+  expect(retrying.size).toBeGreaterThan(0)
+  expect(resumed).toEqual(retrying)
+  for (const [index, value] of retryErrors.entries()) expect(value).toBeInstanceOf(index % 2 ? Date : OperationalError)
+  const shown = seen.filter((status) => status.state === 'retrying')
+  expect(shown.length).toBeGreaterThan(0)
+  for (const status of shown) {
+    expect(status.error).toBeInstanceOf(OperationalError)
+    expect(status.since).toBeInstanceOf(Date)
+  }
+  expect(seen.some((status) => status.state === 'failed')).toBe(false)
+  expect(runner.status().map(({ state, error, since }) => ({ state, error, since }))).toEqual(
+    runner.status().map(() => ({ state: 'running', error: undefined, since: undefined })),
+  )
+}
+
+describe('followers through an outage', () => {
+  for (const downMs of [4000, 30_000]) {
+    it(
+      `PostgreSQL stopped for ${downMs / 1000} s: every order is paid, no follower fails`,
+      async () => {
+        const server = await startEmbeddedServer()
+        cleanups.push(() => server.close())
+        // A subscription that gives up after a second is made again by its follower, which shows retrying.
+        const persistence = postgres({ url: server.url, subscriptionRetryMs: 1000, pollMs: 200 })
+        await throughOutage({ persistence }, true, async () => {
+          await server.stop()
+          await delay(downMs)
+          await server.start()
+        })
+      },
+      60_000 + downMs * 2,
+    )
+  }
+
+  it('SQLite locked by another process past the busy timeout: every order is paid, no follower fails', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'eventsourcing-outage-'))
+    cleanups.push(() => rm(directory, { recursive: true, force: true }))
+    // A file per application: while the file of Reservations is locked, orders keep arriving for it to process.
+    const env = {
+      PERSISTENCE: 'sqlite',
+      ORDERS_SQLITE_PATH: join(directory, 'orders.db'),
+      RESERVATIONS_SQLITE_PATH: join(directory, 'reservations.db'),
+      PAYMENTS_SQLITE_PATH: join(directory, 'payments.db'),
+    }
+    // One attempt: the lock, a transient failure, must not count against attempts (it would stop the follower).
+    await throughOutage({ env, attempts: 1 }, false, async () => {
+      // Longer than the busy timeout (5 s) by several seconds.
+      const locker = holdLocked(env.RESERVATIONS_SQLITE_PATH, 9000)
+      cleanups.push(async () => locker.kill())
+      await once(locker.stdout!, 'data')
+      await once(locker, 'exit')
+    })
+  }, 120_000)
+})
+
+/** Starts a process that holds an exclusive lock on the SQLite file for `ms`, says `locked` once it has it, then exits. */
+function holdLocked(path: string, ms: number): ChildProcess {
+  const script = `
+    const Database = require('better-sqlite3')
+    const db = new Database(process.argv[1], { timeout: 10000 })
+    db.exec('BEGIN EXCLUSIVE')
+    process.stdout.write('locked\\n')
+    setTimeout(() => { db.exec('COMMIT'); db.close() }, Number(process.argv[2]))
+  `
+  return spawn(process.execPath, ['-e', script, path, String(ms)], {
+    cwd: process.cwd(),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+}
