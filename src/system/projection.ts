@@ -1,3 +1,4 @@
+import type { NotificationLog } from '../application/notification-log.js'
 import type { DomainEvent } from '../domain/domain-event.js'
 import { TopicError } from '../domain/errors.js'
 import { SUBSCRIPTION_PAGE_SIZE } from '../persistence/commit-signal.js'
@@ -63,6 +64,10 @@ export abstract class Projection<T> {
 
 /** What a {@link ProjectionRunner} runs: a projection of an upstream log into a store. */
 export interface ProjectionRunnerOptions<T> extends TrackedFollowerOptions {
+  /** The application whose log is projected; its events are decoded a batch at a time. */
+  readonly upstream: TrackedFollowerOptions['upstream'] & {
+    readonly notificationLog: Pick<NotificationLog, 'decoder'>
+  }
   /** The projection. */
   readonly projection: Projection<T>
   /** The database of the view and its tracking (not closed by the runner). */
@@ -102,6 +107,7 @@ export class ProjectionRunner<T> extends TrackedFollower {
   readonly #projection: Projection<T>
   readonly #store: ProjectionStore<T>
   readonly #topics: ReadonlySet<string> | undefined
+  readonly #log: Pick<NotificationLog, 'decoder'>
 
   /**
    * Makes a runner; nothing happens until {@link TrackedFollower.start}.
@@ -118,6 +124,7 @@ export class ProjectionRunner<T> extends TrackedFollower {
     })
     this.#projection = options.projection
     this.#store = options.store
+    this.#log = options.upstream.notificationLog
     this.#topics = topics && new Set(topics)
   }
 
@@ -139,11 +146,12 @@ export class ProjectionRunner<T> extends TrackedFollower {
 
   /** Decodes the events the projection follows, then writes them and the tracking of the batch in one transaction. */
   protected async process(batch: readonly Notification[]): Promise<void> {
+    const decode = await this.#log.decoder()
     const events: DomainEvent[] = []
     for (const notification of batch) {
       if (this.#topics !== undefined && !this.#topics.has(notification.topic)) continue
       try {
-        events.push(await this.upstream.notificationLog.decode(notification))
+        events.push(decode(notification))
       } catch (error) {
         if (!(this.#projection.skipUnknownTopics && error instanceof TopicError)) throw error
       }

@@ -83,6 +83,15 @@ describe('NotificationLog subscribe', () => {
     expect(ids).toEqual([2, 3])
   })
 
+  it('decodes notifications with a decoder as decode does, without an await for each', async () => {
+    await using bank = await bankWith(2)
+    const notifications = await bank.notificationLog.select({ limit: 2 })
+    const decode = await bank.notificationLog.decoder()
+    const events = notifications.map(decode)
+    expect(events).toEqual(await Promise.all(notifications.map((n) => bank.notificationLog.decode(n))))
+    expect(events[0]).toBeInstanceOf(Account.Opened)
+  })
+
   it('cuts pages to a batch size for inBatches', async () => {
     await using bank = await bankWith(5)
     const batches: number[][] = []

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { MemoryRecorder } from '../../src/memory/memory-recorder.js'
 import { CommitSignal, followLogPages } from '../../src/persistence/commit-signal.js'
 import type { SelectNotificationsOptions } from '../../src/persistence/recorder.js'
+import type { Notification } from '../../src/persistence/stored-event.js'
 import { range } from '../../src/testing/fixtures.js'
 
 /** A memory recorder's log, with the start of each query made on it. */
@@ -18,6 +19,10 @@ async function logOf(events: number) {
   return { source, starts }
 }
 
+/** The ids of a page yielded, or undefined when the pages ended. */
+const ids = (result: IteratorResult<readonly Notification[], void>) =>
+  result.done ? undefined : result.value.map((n) => n.id)
+
 describe('followLogPages', () => {
   it('reads the next page while the reader handles a full one, and waits for commits after one that is not', async () => {
     const { source, starts } = await logOf(25)
@@ -28,11 +33,11 @@ describe('followLogPages', () => {
       signal: controller.signal,
     })
     const first = await pages.next()
-    expect(first.value?.map((n) => n.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    expect(ids(first)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
     // The query of the second page was made before the reader asked for it.
     expect(starts).toEqual([0, 10])
-    expect((await pages.next()).value?.map((n) => n.id)).toEqual([11, 12, 13, 14, 15, 16, 17, 18, 19, 20])
-    expect((await pages.next()).value?.map((n) => n.id)).toEqual([21, 22, 23, 24, 25])
+    expect(ids(await pages.next())).toEqual([11, 12, 13, 14, 15, 16, 17, 18, 19, 20])
+    expect(ids(await pages.next())).toEqual([21, 22, 23, 24, 25])
     // After a page that is not full, nothing is read until a commit (or the poll, or the end).
     expect(starts).toEqual([0, 10, 20])
     const ending = pages.next()
@@ -49,7 +54,7 @@ describe('followLogPages', () => {
         ++reads === 1 ? source.selectNotifications(options) : Promise.reject(new Error('read ahead failed')),
     }
     const pages = followLogPages(failing, new CommitSignal(), { pollMs: 10, batchSize: 10 })
-    expect((await pages.next()).value).toHaveLength(10)
+    expect(ids(await pages.next())).toHaveLength(10)
     expect(reads).toBe(2)
     await pages.return(undefined)
   })
