@@ -13,7 +13,12 @@ export type Positions = Readonly<Record<string, Readonly<Record<string, number>>
 /** What a child sends to its parent. */
 export type ChildMessage =
   | { readonly type: 'started'; readonly pid: number }
-  | { readonly type: 'progress'; readonly positions: Positions }
+  | {
+      readonly type: 'progress'
+      readonly positions: Positions
+      /** The number of notifications handed to each follower and not yet done, by follower name. */
+      readonly inHand: Readonly<Record<string, number>>
+    }
 
 /** How a child process ended. */
 export interface ChildExit {
@@ -37,6 +42,8 @@ export class SystemChild {
   stderr = ''
   /** The positions it reported last, by follower and upstream (none for a follower that processed nothing yet). */
   positions: Positions = {}
+  /** The number of notifications each follower had in hand at the last report, by follower name. */
+  inHand: Readonly<Record<string, number>> = {}
   /** The number of progress reports it sent. */
   reports = 0
   /** How it ended, once it has. */
@@ -71,6 +78,7 @@ export class SystemChild {
       }
       if (message.type === 'progress') {
         this.positions = message.positions
+        this.inHand = message.inHand
         this.reports++
       }
       this.#changed()

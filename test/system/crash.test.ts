@@ -1,7 +1,10 @@
 // A runner of the orders system in a child process is killed with SIGKILL five
 // times at random moments while 2,000 orders flow through the system; after
 // each restart processing resumes, and at the end every order is reserved and
-// paid exactly once, counted from the downstream logs.
+// paid exactly once, counted from the downstream logs. The followers process
+// in batches (the runner's default size): a backlog is made before the first
+// child starts, and one builds up while each next one starts, so that kills
+// land inside large batches, as the child's reports of what it has in hand show.
 
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -13,6 +16,11 @@ import { killChildren, SystemChild } from './children.js'
 import { auditOrders, backlog, expectEachOrderOnce, type Followers, followersOf, untilAllPaid } from './orders-audit.js'
 
 const ORDERS = 2000
+// Orders made before the first child starts, and before each next one, for it to catch up with in large batches.
+const BACKLOG = 500
+const RESTART_BACKLOG = 100
+// At least one kill lands while a follower has more notifications than this in hand.
+const LARGE_BATCH = 50
 const KILLS = 5
 // A kill that finds nothing left to process hit the child while it idled between
 // orders: it does not count as one of the five, and at most this many happen.
@@ -130,9 +138,10 @@ describe.each(storages)('the orders system on %s, its runner killed five times',
 
     // Each kill is due once this many orders were made, and comes when the child is processing.
     const due = Array.from({ length: KILLS }, () => Math.floor(ORDERS * (0.05 + 0.85 * random()))).sort((a, b) => a - b)
-    const kills: { orders: number; startMs: number | undefined; backlog: number }[] = []
+    const kills: { orders: number; startMs: number | undefined; backlog: number; inHand: number }[] = []
     const idleKills: number[] = []
     const ids: string[] = []
+    while (ids.length < BACKLOG) ids.push(await orders.createOrder(`order ${ids.length}`))
     let child = new SystemChild(env)
     await child.until(() => child.started, 30_000, 'the first child to start')
     // While a restarted child has a backlog to resume with, orders stop a little after the next kill is due, so
@@ -158,6 +167,12 @@ describe.each(storages)('the orders system on %s, its runner killed five times',
           await child.until(() => child.reports > reports, deadline - Date.now(), `the child to process before ${what}`)
           checks++
         } while ((await backlog(followers, 1)) === 0)
+        // While it catches up, a kill waits a little for a large batch in hand.
+        if ((await backlog(followers, LARGE_BATCH + 1)) > LARGE_BATCH) {
+          await child
+            .until(() => Math.max(...Object.values(child.inHand)) > LARGE_BATCH, 1000, 'a large batch')
+            .catch(() => {})
+        }
         // A few milliseconds more, so that kills fall at different points of processing an event.
         await delay(Math.floor(random() * MAX_JITTER_MS))
       } catch (error) {
@@ -166,15 +181,25 @@ describe.each(storages)('the orders system on %s, its runner killed five times',
       }
       await child.kill()
       expect(child.exit).toEqual({ code: null, signal: 'SIGKILL' })
+      // Its last report, sent as it took a batch or finished one: what it had in hand when it died.
+      const inHand = Math.max(0, ...Object.values(child.inHand))
       atKill = await trackingPositions(followers)
       const left = await backlog(followers)
-      if (left > 0) kills.push({ orders: ids.length, startMs: child.startMs, backlog: left })
+      if (left > 0) kills.push({ orders: ids.length, startMs: child.startMs, backlog: left, inHand })
       else idleKills.push(ids.length)
       expect(idleKills.length, `kills of an idle child (seed ${SEED})`).toBeLessThanOrEqual(IDLE_KILLS)
       restarting = left > 0
+      // Not past where the stream would stop before the next kill, nor before the last run, which only finishes.
+      const upTo = Math.min(ids.length + RESTART_BACKLOG, (due[kills.length] ?? 0) + SLACK)
+      while (ids.length < upTo) ids.push(await orders.createOrder(`order ${ids.length}`))
       child = new SystemChild(env)
     }
     expect(ids.length, 'orders made by the last kill').toBeLessThan(ORDERS)
+    const largest = Math.max(...kills.map((kill) => kill.inHand))
+    expect(
+      largest,
+      `the most a follower had in hand at a kill (${JSON.stringify(kills)}, seed ${SEED})`,
+    ).toBeGreaterThan(LARGE_BATCH)
     await streaming
     await child.until(() => movedOn(child, atKill), 30_000, `the child to resume after the last kill`)
     const summary = `seed ${SEED}, kills ${JSON.stringify(kills)}, idle kills ${JSON.stringify(idleKills)}`

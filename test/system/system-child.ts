@@ -4,13 +4,14 @@
 // Settings come from the environment: the backend's (PERSISTENCE, POSTGRES_URL
 // or SQLITE_PATH, ...) and RUN, the comma-separated followers to run here (all
 // when unset). Over IPC it sends `started` once the followers are following,
-// then `progress` with their positions whenever one moves. SIGTERM, or a `stop`
+// then `progress` with their positions, and the number of notifications each
+// has in hand (handed to it in batches and not yet done), whenever they change. SIGTERM, or a `stop`
 // message, stops the runner and exits 0; a follower's error is printed and
 // exits 1; losing the parent stops it too, so that no child outlives its test.
 
 import { inspect } from 'node:util'
 import { ordersSystem } from '../../examples/orders.js'
-import { EventLoopRunner } from '../../src/index.js'
+import { EventLoopRunner, type ProcessApplication } from '../../src/index.js'
 import type { ChildMessage } from './children.js'
 
 // How often the followers' positions are looked at, besides after each of their saves.
@@ -66,10 +67,30 @@ let scheduled = false
 function report(): void {
   scheduled = false
   const positions = Object.fromEntries(runner.status().map((status) => [status.name, status.positions]))
-  const json = JSON.stringify(positions)
+  const json = JSON.stringify([positions, inHand])
   if (json === reported) return
   reported = json
-  send({ type: 'progress', positions })
+  send({ type: 'progress', positions, inHand: { ...inHand } })
+}
+
+// Counted around each follower's processBatch and reported at once, before the batch is processed and after, so
+// that the last report of a killed child says what it had in hand when it died (how the crash test knows that its
+// kills land inside large batches).
+const inHand: Record<string, number> = {}
+for (const name of run ?? ordersSystem.followers) {
+  const follower = runner.get(ordersSystem.get(name)) as ProcessApplication
+  const processBatch = follower.processBatch.bind(follower)
+  inHand[name] = 0
+  follower.processBatch = async (upstream, batch) => {
+    inHand[name]! += batch.length
+    report()
+    try {
+      return await processBatch(upstream, batch)
+    } finally {
+      inHand[name]! -= batch.length
+      report()
+    }
+  }
 }
 // Reported as soon as a follower here records something, so that the parent
 // knows when processing goes on, and every while in case that was missed.
