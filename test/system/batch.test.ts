@@ -41,6 +41,8 @@ class Tally extends Aggregate {
 
 /** The names of orders the Tallying policy fails on. */
 const failOn = new Set<string>()
+/** Called by the Tallying policy with each order's name before it tallies it, to act as another writer meanwhile. */
+let meanwhile: ((name: string) => Promise<void>) | undefined
 
 /** Per order created: a Counter, then the shared Tally counts it (created by the first). */
 class Tallying extends ProcessApplication {
@@ -57,6 +59,7 @@ class Tallying extends ProcessApplication {
   protected async policy(event: DomainEvent, processing: ProcessingEvent): Promise<void> {
     if (!(event instanceof Order.Created)) return
     if (failOn.has(event.name)) throw new Error(`cannot tally ${event.name}`)
+    await meanwhile?.(event.name)
     const tally = (await this.repository.contains(TALLY_ID))
       ? await this.repository.get(Tally, TALLY_ID)
       : Tally.create(Tally.Started, {}, { id: TALLY_ID })
@@ -138,6 +141,38 @@ describe.each(systemBackends())('batches of a process application on %s', (_name
     expect((await tallying.repository.get(Tally, TALLY_ID)).names).toEqual(
       Array.from({ length: 14 }, (_, i) => `order ${i + 1}`),
     )
+  })
+
+  it('redo a batch one notification at a time when another writer changed an aggregate meanwhile', async () => {
+    const store = newStore()
+    failOn.clear()
+    {
+      await using orders = new Orders({ persistence: store() })
+      for (let i = 1; i <= 30; i++) await orders.createOrder(`order ${i}`)
+      await using tallying = new Tallying({ persistence: store() })
+      await tallying.processBatch(orders, await orders.notificationLog.select({ limit: 5 }))
+    }
+    await using other = new Tallying({ persistence: store() })
+    meanwhile = async (name) => {
+      if (name !== 'order 10') return
+      meanwhile = undefined
+      const tally = await other.repository.get(Tally, TALLY_ID)
+      tally.count('elsewhere')
+      await other.save(tally)
+    }
+    const system = new System([[Orders, Tallying]])
+    await using runner = new EventLoopRunner(system, { persistence: store(), retryDelayMs: 1 })
+    await runner.start()
+    await runner.waitFor(Orders, 30)
+    const tallying = runner.get(Tallying)
+    expect(tallying.batchSizes).toEqual([25, ...Array(25).fill(1)])
+    const names = Array.from({ length: 30 }, (_, i) => `order ${i + 1}`)
+    expect((await tallying.repository.get(Tally, TALLY_ID)).names).toEqual([
+      ...names.slice(0, 5),
+      'elsewhere',
+      ...names.slice(5),
+    ])
+    expect(runner.status()[0]?.state).toBe('running')
   })
 
   it('go on in batches after a restart, from the notification after the last one done', async () => {
