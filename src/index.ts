@@ -77,7 +77,14 @@ export type {
 } from './persistence/recorder.js'
 export type { Notification, StoredEvent, Tracking } from './persistence/stored-event.js'
 export { JsonTranscoder, type Transcoder, type Transcoding } from './persistence/transcoder.js'
-export { type FollowOptions, follow, inBatches, type Upstream } from './system/follow.js'
+export {
+  DEFAULT_MAX_RETRY_DELAY_MS,
+  type FollowOptions,
+  follow,
+  inBatches,
+  isTransient,
+  type Upstream,
+} from './system/follow.js'
 export { type FollowedTopic, ProcessApplication, ProcessingEvent, type Source } from './system/process-application.js'
 export { ProcessingError } from './system/processing-error.js'
 export { Projection, ProjectionRunner, type ProjectionRunnerOptions } from './system/projection.js'

@@ -3,8 +3,8 @@ import { ProgrammingError } from '../persistence/errors.js'
 import type { TrackingRecorder } from '../persistence/recorder.js'
 import { withAnySignal } from '../persistence/signals.js'
 import type { Notification } from '../persistence/stored-event.js'
-import { follow, type Upstream } from './follow.js'
-import type { FollowerStatus, RunnerEvents } from './runner.js'
+import { type DEFAULT_MAX_RETRY_DELAY_MS, follow, type isTransient, type Upstream } from './follow.js'
+import { type FollowerStatus, type RunnerEvents, retryingStatus, runningStatus } from './runner.js'
 import { failureController, type UpstreamLog, type WaitForOptions, waitForFollower } from './wait-for.js'
 
 /** The options every {@link TrackedFollower} takes. */
@@ -13,10 +13,16 @@ export interface TrackedFollowerOptions {
   readonly upstream: Upstream & UpstreamLog
   /** At most this many notifications per batch; batches are that large only when catching up. */
   readonly batchSize?: number
-  /** Tries per notification before stopping. */
+  /**
+   * Tries per notification before stopping on a failure of the user's code;
+   * transient failures of the store or the broker do not count: they are
+   * retried for as long as they last (see {@link isTransient}).
+   */
   readonly attempts?: number
   /** The delay before the first retry, doubled for each next one (default 100 ms). */
   readonly retryDelayMs?: number
+  /** The longest delay between retries of a transient failure (default {@link DEFAULT_MAX_RETRY_DELAY_MS}). */
+  readonly maxRetryDelayMs?: number
 }
 
 /** What a {@link TrackedFollower} reads its position from: the tracking of the store it writes. */
@@ -41,7 +47,9 @@ interface Run {
  * their position in a store of their own (projections, relays): start, a
  * graceful stop, status, `followerError`, and waiting for a position.
  * Subclasses say what is done with each batch, which must record the batch's
- * last notification id in the store with its effects.
+ * last notification id in the store with its effects. A transient failure
+ * (the store or the broker unreachable) is retried for as long as it lasts,
+ * shown by `status()` and the `followerRetrying` and `followerResumed` events.
  */
 export abstract class TrackedFollower extends EventEmitter<RunnerEvents> implements AsyncDisposable {
   /** The application whose log is followed. */
@@ -103,13 +111,22 @@ export abstract class TrackedFollower extends EventEmitter<RunnerEvents> impleme
       onProgress: (id) => {
         this.#status = { ...this.#status, positions: { [applicationName]: id } }
       },
+      onRetrying: (error, since) => {
+        this.#status = retryingStatus(this.#status, error, [since])
+        this.emit('followerRetrying', error, this.#name, since)
+      },
+      onResumed: () => {
+        this.#status = runningStatus(this.#status)
+        this.emit('followerResumed', this.#name)
+      },
       batchSize: this.#options.batchSize,
       attempts: this.#options.attempts,
       retryDelayMs: this.#options.retryDelayMs,
+      maxRetryDelayMs: this.#options.maxRetryDelayMs,
       signal: run.stop.signal,
     }).then(
       () => {
-        this.#status = { ...this.#status, state: 'stopped' }
+        this.#status = { ...runningStatus(this.#status), state: 'stopped' }
         if (this.#run === run) this.#run = undefined
       },
       (reason: unknown) => {
@@ -155,7 +172,10 @@ export abstract class TrackedFollower extends EventEmitter<RunnerEvents> impleme
     await withAnySignal(signals, (signal) => waitForFollower(follower, notificationId, { ...options, signal }))
   }
 
-  /** Returns the state: the name, running, stopped or failed (with the error), and the position. */
+  /**
+   * Returns the state: the name, running, retrying (with the last error and
+   * since when), stopped or failed (with the error), and the position.
+   */
   status(): FollowerStatus {
     return this.#status
   }

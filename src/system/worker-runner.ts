@@ -12,6 +12,8 @@ import {
   type Runner,
   type RunnerEvents,
   type RunnerOptions,
+  retryingStatus,
+  runningStatus,
   waitForFollowers,
 } from './runner.js'
 import type { ApplicationClass, System } from './system.js'
@@ -238,7 +240,7 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
   }
 
   #spawn(name: string): Thread {
-    const { exportName, batchSize, attempts, retryDelayMs } = this.#options
+    const { exportName, batchSize, attempts, retryDelayMs, maxRetryDelayMs } = this.#options
     const data: WorkerData = {
       setup: this.#setup,
       // Next to this file, with its extension: `.js` when built, `.ts` when the sources run through a loader.
@@ -251,6 +253,7 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
       batchSize,
       attempts,
       retryDelayMs,
+      maxRetryDelayMs,
     }
     const worker = new Worker(WORKER_SCRIPT, { eval: true, workerData: data })
     let started = false
@@ -289,17 +292,26 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
         case 'progress':
           thread.status = { ...thread.status, positions: message.positions }
           break
+        case 'retrying': {
+          const error = errorFromData(message.error)
+          thread.status = retryingStatus(thread.status, error, [message.since])
+          this.emit('followerRetrying', error, name, message.since)
+          break
+        }
+        case 'resumed':
+          thread.status = runningStatus(thread.status)
+          this.emit('followerResumed', name)
+          break
         case 'failed':
           thread.status = { ...thread.status, positions: message.positions }
           fail(errorFromData(message.error))
           break
         case 'stopped':
           stopped = true
-          thread.status = {
-            ...thread.status,
-            state: thread.status.state === 'failed' ? 'failed' : 'stopped',
-            positions: message.positions,
-          }
+          thread.status =
+            thread.status.state === 'failed'
+              ? { ...thread.status, positions: message.positions }
+              : { ...runningStatus(thread.status), state: 'stopped', positions: message.positions }
           // Its work is done; only a handle left open by the user's module could keep it alive now.
           grace = setTimeout(() => void worker.terminate(), EXIT_GRACE_MS)
           grace.unref()

@@ -48,6 +48,8 @@ export interface WorkerData {
   readonly attempts?: number
   /** The delay before the first retry. */
   readonly retryDelayMs?: number
+  /** The longest delay between retries of a transient failure. */
+  readonly maxRetryDelayMs?: number
 }
 
 /** A message from a runner to its worker: there is one, which asks it to stop. */
@@ -60,14 +62,17 @@ export type Positions = FollowerStatus['positions']
 
 /**
  * A message from a worker to its runner. A worker sends `started` or
- * `unstarted` once; then `progress` as its follower goes on, `failed` if the
- * follower stops on an error, and `stopped` last, after it closed its
+ * `unstarted` once; then `progress` as its follower goes on, `retrying` on
+ * each transient failure and `resumed` when its store answers again, `failed`
+ * if the follower stops on an error, and `stopped` last, after it closed its
  * applications and before it exits.
  */
 export type WorkerMessage =
   | { readonly type: 'started' }
   | { readonly type: 'unstarted'; readonly error: ErrorData }
   | { readonly type: 'progress'; readonly positions: Positions }
+  | { readonly type: 'retrying'; readonly error: ErrorData; readonly since: Date }
+  | { readonly type: 'resumed' }
   | { readonly type: 'failed'; readonly positions: Positions; readonly error: ErrorData }
   | { readonly type: 'stopped'; readonly positions: Positions }
 
@@ -120,6 +125,7 @@ export async function runWorker(data: WorkerData, port: MessagePort): Promise<vo
       batchSize: data.batchSize,
       attempts: data.attempts,
       retryDelayMs: data.retryDelayMs,
+      maxRetryDelayMs: data.maxRetryDelayMs,
     })
     await runner.start()
   } catch (error) {
@@ -132,6 +138,10 @@ export async function runWorker(data: WorkerData, port: MessagePort): Promise<vo
   const started = runner
   const positions = () => started.status()[0]?.positions ?? {}
   const failed = new Promise<Error>((resolve) => started.once('followerError', resolve))
+  started.on('followerRetrying', (error, _follower, since) =>
+    post({ type: 'retrying', error: errorData(error), since }),
+  )
+  started.on('followerResumed', () => post({ type: 'resumed' }))
   post({ type: 'started' })
   let reported = positions()
   // The runner replaces a follower's positions when they change, so a changed object is progress.

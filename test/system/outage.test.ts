@@ -12,9 +12,11 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Orders, ordersSystem, Payments, Reservations } from '../../examples/orders.js'
+import type { Environment } from '../../src/application/config.js'
 import { OperationalError } from '../../src/persistence/errors.js'
 import { postgres } from '../../src/postgres/index.js'
-import { EventLoopRunner, type FollowerStatus, type RunnerOptions } from '../../src/system/runner.js'
+import { EventLoopRunner, type FollowerStatus, type Runner } from '../../src/system/runner.js'
+import { WorkerThreadRunner } from '../../src/system/worker-runner.js'
 import { startEmbeddedServer } from '../postgres/global-setup.js'
 
 // Orders placed before the outage, and again after it, before placing stops.
@@ -36,15 +38,14 @@ async function until(isDone: () => boolean, ms: number, what: string): Promise<v
 }
 
 /**
- * Runs the orders system with `options`, placing an order every 10 ms, and
+ * Runs the orders system on `runner`, placing an order every 10 ms, and
  * calls `outage` once enough orders are placed; then places as many again,
  * stops placing, and checks that every order placed is paid, that no
  * follower failed, and that they were seen retrying. When `ordersDown`, the
  * outage refuses orders too (Orders' store is down); when not, the followers
  * have work throughout.
  */
-async function throughOutage(options: RunnerOptions, ordersDown: boolean, outage: () => Promise<void>): Promise<void> {
-  const runner = new EventLoopRunner(ordersSystem, { ...options, maxRetryDelayMs: 1000 })
+async function throughOutage(runner: Runner, ordersDown: boolean, outage: () => Promise<void>): Promise<void> {
   const failures: Error[] = []
   const retrying = new Set<string>()
   const retryErrors: unknown[] = []
@@ -121,7 +122,8 @@ describe('followers through an outage', () => {
         cleanups.push(() => server.close())
         // A subscription that gives up after a second is made again by its follower, which shows retrying.
         const persistence = postgres({ url: server.url, subscriptionRetryMs: 1000, pollMs: 200 })
-        await throughOutage({ persistence }, true, async () => {
+        const runner = new EventLoopRunner(ordersSystem, { persistence, maxRetryDelayMs: 1000 })
+        await throughOutage(runner, true, async () => {
           await server.stop()
           await delay(downMs)
           await server.start()
@@ -131,27 +133,42 @@ describe('followers through an outage', () => {
     )
   }
 
-  it('SQLite locked by another process past the busy timeout: every order is paid, no follower fails', async () => {
-    const directory = await mkdtemp(join(tmpdir(), 'eventsourcing-outage-'))
-    cleanups.push(() => rm(directory, { recursive: true, force: true }))
-    // A file per application: while the file of Reservations is locked, orders keep arriving for it to process.
-    const env = {
-      PERSISTENCE: 'sqlite',
-      ORDERS_SQLITE_PATH: join(directory, 'orders.db'),
-      RESERVATIONS_SQLITE_PATH: join(directory, 'reservations.db'),
-      PAYMENTS_SQLITE_PATH: join(directory, 'payments.db'),
-    }
-    // One attempt: the lock, a transient failure, must not count against attempts (it would stop the follower).
-    await throughOutage({ env, attempts: 1 }, false, async () => {
-      // Longer than the busy timeout (5 s) by several seconds.
-      const locker = holdLocked(env.RESERVATIONS_SQLITE_PATH, 9000)
-      cleanups.push(async () => locker.kill())
-      await once(locker.stdout!, 'data')
-      await once(locker, 'exit')
-    })
-  }, 120_000)
+  // One attempt: the lock, a transient failure, must not count against attempts (it would stop the follower).
+  const runners: [name: string, (env: Environment) => Runner][] = [
+    ['an EventLoopRunner', (env) => new EventLoopRunner(ordersSystem, { env, attempts: 1, maxRetryDelayMs: 1000 })],
+    [
+      'a WorkerThreadRunner (status and events across threads)',
+      (env) =>
+        new WorkerThreadRunner(ordersSystem, {
+          module: new URL('../../examples/orders.ts', import.meta.url),
+          workerSetup: new URL('../fixtures/register-tsx.mjs', import.meta.url),
+          env,
+          attempts: 1,
+          maxRetryDelayMs: 1000,
+        }),
+    ],
+  ]
+  for (const [name, makeRunner] of runners) {
+    it(`SQLite locked by another process past the busy timeout, on ${name}: every order is paid, no follower fails`, async () => {
+      const directory = await mkdtemp(join(tmpdir(), 'eventsourcing-outage-'))
+      cleanups.push(() => rm(directory, { recursive: true, force: true }))
+      // A file per application: while the file of Reservations is locked, orders keep arriving for it to process.
+      const env = {
+        PERSISTENCE: 'sqlite',
+        ORDERS_SQLITE_PATH: join(directory, 'orders.db'),
+        RESERVATIONS_SQLITE_PATH: join(directory, 'reservations.db'),
+        PAYMENTS_SQLITE_PATH: join(directory, 'payments.db'),
+      }
+      await throughOutage(makeRunner(env), false, async () => {
+        // Longer than the busy timeout (5 s) by several seconds.
+        const locker = holdLocked(env.RESERVATIONS_SQLITE_PATH, 9000)
+        cleanups.push(async () => locker.kill())
+        await once(locker.stdout!, 'data')
+        await once(locker, 'exit')
+      })
+    }, 120_000)
+  }
 })
-
 /** Starts a process that holds an exclusive lock on the SQLite file for `ms`, says `locked` once it has it, then exits. */
 function holdLocked(path: string, ms: number): ChildProcess {
   const script = `

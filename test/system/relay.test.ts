@@ -12,7 +12,6 @@ import {
   OperationalError,
   type OutgoingMessage,
   ProcessApplication,
-  ProcessingError,
   type ProcessingEvent,
   Relay,
   Republisher,
@@ -92,22 +91,32 @@ describe('a relay', () => {
     await school.close()
   })
 
-  it('does not move past messages the broker did not take, and stops after its attempts', async () => {
+  it('does not move past messages the broker did not take, retries while it is down, and resumes by itself', async () => {
     const { school } = await schoolWithTricks(2)
     const broker = new LoopbackBroker()
     broker.down = true
     await using positions = sqliteProjectionStore({ path: join(tempDir('es-relay-'), 'relay.db'), name: 'relay' })
     await using relay = new Relay({ upstream: school, publisher: broker, positions, attempts: 2, retryDelayMs: 1 })
     const errors: Error[] = []
+    const retried: Error[] = []
+    const resumed: string[] = []
     relay.on('followerError', (error) => errors.push(error))
+    relay.on('followerRetrying', (error) => retried.push(error))
+    relay.on('followerResumed', (name) => resumed.push(name))
     await relay.start()
-    await expect(relay.waitFor(1)).rejects.toBeInstanceOf(ProcessingError)
-    expect(errors[0]?.message).toMatch(/^relay stopped at notification 1 of DogSchool .*The loopback broker is down/)
+    // The broker being down is transient: it does not count against the 2 attempts.
+    await expect(relay.waitFor(1, { timeoutMs: 300 })).rejects.toBeInstanceOf(WaitTimeoutError)
+    expect(retried.length).toBeGreaterThan(2)
+    expect(retried[0]?.message).toBe('The loopback broker is down')
+    const { state, error, since } = relay.status()
+    expect({ state, error, since }).toEqual({ state: 'retrying', error: retried.at(-1), since: expect.any(Date) })
     expect(await positions.maxTrackingId('DogSchool')).toBe(0)
     broker.down = false
-    await relay.start()
     await relay.waitFor(4)
     expect(broker.messages).toHaveLength(4)
+    expect(errors).toEqual([])
+    expect(resumed).toEqual(['relay'])
+    expect(relay.status()).toEqual({ name: 'relay', state: 'running', positions: { DogSchool: 4 } })
     await school.close()
   })
 
