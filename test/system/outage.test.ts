@@ -11,10 +11,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Orders, ordersSystem, Payments, Reservations } from '../../examples/orders.js'
+import { Order, Orders, ordersSystem, Payments, placeOrder, Reservations } from '../../examples/orders.js'
 import type { Environment } from '../../src/application/config.js'
+import type { DomainEvent } from '../../src/index.js'
 import { OperationalError } from '../../src/persistence/errors.js'
-import { postgres } from '../../src/postgres/index.js'
+import { type PostgresTransaction, postgres, postgresProjectionStore } from '../../src/postgres/index.js'
+import { Projection, ProjectionRunner } from '../../src/system/projection.js'
 import { EventLoopRunner, type FollowerStatus, type Runner } from '../../src/system/runner.js'
 import { WorkerThreadRunner } from '../../src/system/worker-runner.js'
 import { startEmbeddedServer } from '../postgres/global-setup.js'
@@ -133,6 +135,66 @@ describe('followers through an outage', () => {
     )
   }
 
+  it('a projection runner goes on through PostgreSQL stopped for 4 s: every order is in the view, once', async () => {
+    const server = await startEmbeddedServer()
+    cleanups.push(() => server.close())
+    const orders = new Orders({ persistence: postgres({ url: server.url, subscriptionRetryMs: 1000, pollMs: 200 }) })
+    await orders.connect()
+    cleanups.push(() => orders.close())
+    const store = postgresProjectionStore({ url: server.url, name: 'names' })
+    cleanups.push(() => store.close())
+    const runner = new ProjectionRunner({
+      upstream: orders,
+      projection: new OrderNames(),
+      store,
+      maxRetryDelayMs: 1000,
+    })
+    const failures: Error[] = []
+    const retried: Error[] = []
+    runner.on('followerError', (error) => failures.push(error))
+    runner.on('followerRetrying', (error) => retried.push(error))
+    await runner.start()
+    cleanups.push(() => runner.stop())
+    const placed: string[] = []
+    for (let n = 0; n < 50; n++) placed.push(await orders.createOrder(`before ${n}`))
+    await server.stop()
+    await until(() => runner.status().state === 'retrying', 10_000, 'the runner to retry')
+    expect(runner.status().error).toBeInstanceOf(OperationalError)
+    await delay(4000)
+    await server.start()
+    for (let n = 0; n < 50; n++) placed.push(await orders.createOrder(`after ${n}`))
+    await runner.waitFor(await orders.notificationLog.maxId(), { timeoutMs: 30_000 })
+    const ids = await store.read(async (transaction) =>
+      (await transaction.query<{ id: string }>('SELECT id FROM order_names ORDER BY id')).rows.map((row) => row.id),
+    )
+    expect(ids).toEqual(placed.toSorted())
+    expect(failures).toEqual([])
+    expect(retried.length).toBeGreaterThan(0)
+    expect(runner.status().state).toBe('running')
+  }, 60_000)
+
+  it('stops promptly while retrying through an outage, and resumes where it was when started again', async () => {
+    const server = await startEmbeddedServer()
+    cleanups.push(() => server.close())
+    const persistence = postgres({ url: server.url, subscriptionRetryMs: 1000, pollMs: 200 })
+    const runner = new EventLoopRunner(ordersSystem, { persistence })
+    await runner.start()
+    await server.stop()
+    await until(() => runner.status().every((status) => status.state === 'retrying'), 10_000, 'every follower to retry')
+    const stopping = Date.now()
+    await runner.stop()
+    // At most the pool's own retries of the query in hand (about 1.5 s), not the outage.
+    expect(Date.now() - stopping).toBeLessThan(3000)
+    expect(runner.status().map(({ state, error }) => ({ state, error }))).toEqual(
+      runner.status().map(() => ({ state: 'stopped', error: undefined })),
+    )
+    await server.start()
+    await using again = new EventLoopRunner(ordersSystem, { persistence })
+    await again.start()
+    const order = await placeOrder(again, 'socks')
+    expect(order.paymentId).toBeDefined()
+  }, 60_000)
+
   // One attempt: the lock, a transient failure, must not count against attempts (it would stop the follower).
   const runners: [name: string, (env: Environment) => Runner][] = [
     ['an EventLoopRunner', (env) => new EventLoopRunner(ordersSystem, { env, attempts: 1, maxRetryDelayMs: 1000 })],
@@ -169,6 +231,24 @@ describe('followers through an outage', () => {
     }, 120_000)
   }
 })
+/** A view of the names of the orders created, a row each. */
+class OrderNames extends Projection<PostgresTransaction> {
+  override readonly topics = [Order.Created]
+
+  override async createTables(transaction: PostgresTransaction): Promise<void> {
+    await transaction.query('CREATE TABLE IF NOT EXISTS order_names (id TEXT PRIMARY KEY, name TEXT NOT NULL)')
+  }
+
+  async process(event: DomainEvent, transaction: PostgresTransaction): Promise<void> {
+    if (!(event instanceof Order.Created)) return
+    await transaction.query('INSERT INTO order_names VALUES ($1, $2)', [event.originatorId, event.name])
+  }
+
+  async clear(transaction: PostgresTransaction): Promise<void> {
+    await transaction.query('DELETE FROM order_names')
+  }
+}
+
 /** Starts a process that holds an exclusive lock on the SQLite file for `ms`, says `locked` once it has it, then exits. */
 function holdLocked(path: string, ms: number): ChildProcess {
   const script = `
