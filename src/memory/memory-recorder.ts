@@ -1,4 +1,4 @@
-import { CommitSignal, followLog, waitForTracking } from '../persistence/commit-signal.js'
+import { CommitSignal, followLog, type PagedSubscription, waitForTracking } from '../persistence/commit-signal.js'
 import { TrackingConflictError, VersionConflictError } from '../persistence/errors.js'
 import { applicationTables, validApplicationName } from '../persistence/identifiers.js'
 import type {
@@ -141,9 +141,9 @@ export class MemoryRecorder implements ProcessRecorder {
 
   /**
    * Yields the notifications recorded after `gt`, then new ones as they are
-   * recorded, until the signal aborts.
+   * recorded, until the signal aborts; `pages()` yields them a query's page at a time.
    */
-  subscribe(options: SubscribeOptions = {}): AsyncIterable<Notification> {
+  subscribe(options: SubscribeOptions = {}): PagedSubscription {
     return followLog(this, this.#commits, { ...options, pollMs: POLL_MS })
   }
 

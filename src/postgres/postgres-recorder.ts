@@ -300,7 +300,8 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
    * commits by any process wake the subscription at once; it also polls every
    * `pollMs`, and after a dropped listening connection is made again, so a
    * lost notification delays it but loses nothing. Each query starts after the
-   * last id yielded, so nothing is yielded twice.
+   * last id yielded, so nothing is yielded twice. `pages()` yields them a
+   * query's page at a time.
    *
    * It outlasts a server restart: a query that fails with OperationalError is
    * made again, with pauses, until it succeeds or the signal aborts.

@@ -1,6 +1,12 @@
 import { realpath } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { type CommitSignal, CommitSignals, followLog, waitForTracking } from '../persistence/commit-signal.js'
+import {
+  type CommitSignal,
+  CommitSignals,
+  followLog,
+  type PagedSubscription,
+  waitForTracking,
+} from '../persistence/commit-signal.js'
 import { ProgrammingError, TrackingConflictError, VersionConflictError } from '../persistence/errors.js'
 import { applicationTables } from '../persistence/identifiers.js'
 import type {
@@ -197,8 +203,9 @@ export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRe
    * recorded, until the signal aborts. Commits to the same file (or, for
    * `:memory:` and a given database, through the same backend object) in this
    * process are seen at once; commits by other processes within `pollMs`.
+   * `pages()` yields them a query's page at a time.
    */
-  subscribe(options: SubscribeOptions = {}): AsyncIterable<Notification> {
+  subscribe(options: SubscribeOptions = {}): PagedSubscription {
     // A poll is one primary-key seek past the last id seen, about as cheap as
     // reading PRAGMA data_version, so polls are not gated on it.
     return followLog(this, this.#commits, { ...options, pollMs: this.#pollMs })
