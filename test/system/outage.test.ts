@@ -14,8 +14,10 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Order, Orders, ordersSystem, Payments, placeOrder, Reservations } from '../../examples/orders.js'
 import type { Environment } from '../../src/application/config.js'
 import type { DomainEvent } from '../../src/index.js'
+import { memory } from '../../src/memory/memory-recorder.js'
 import { OperationalError } from '../../src/persistence/errors.js'
 import { type PostgresTransaction, postgres, postgresProjectionStore } from '../../src/postgres/index.js'
+import { follow } from '../../src/system/follow.js'
 import { Projection, ProjectionRunner } from '../../src/system/projection.js'
 import { EventLoopRunner, type FollowerStatus, type Runner } from '../../src/system/runner.js'
 import { WorkerThreadRunner } from '../../src/system/worker-runner.js'
@@ -194,6 +196,46 @@ describe('followers through an outage', () => {
     const order = await placeOrder(again, 'socks')
     expect(order.paymentId).toBeDefined()
   }, 60_000)
+
+  it('settles a commit of unknown outcome by the tracking record, and retries the rest, without counting attempts', async () => {
+    await using orders = new Orders({ persistence: memory() })
+    await orders.connect()
+    for (let n = 0; n < 5; n++) await orders.createOrder(`order ${n}`)
+    await using tracking = await memory().open('follower')
+    const processed: number[] = []
+    const retried: Error[] = []
+    let resumed = 0
+    let unreachable = 0
+    let lost = 0
+    const stop = new AbortController()
+    const following = follow({
+      follower: 'follower',
+      upstream: orders,
+      position: () => tracking.events.maxTrackingId('Orders'),
+      process: async (batch) => {
+        const last = batch.at(-1)!.id
+        // Notification 2 commits, and the connection is lost before the answer; 4 meets the store unreachable.
+        if (last === 4 && unreachable++ < 5) throw new OperationalError('PostgreSQL at test is unavailable')
+        await tracking.events.insertTracking({ applicationName: 'Orders', notificationId: last })
+        processed.push(...batch.map((notification) => notification.id))
+        if (last === 2 && lost++ === 0) {
+          throw new OperationalError('The connection failed while committing, so the write may or may not be recorded')
+        }
+        if (last === 5) stop.abort()
+      },
+      isProcessed: (id) => tracking.events.hasTrackingId('Orders', id),
+      onRetrying: (error) => retried.push(error),
+      onResumed: () => resumed++,
+      attempts: 1,
+      retryDelayMs: 1,
+      signal: stop.signal,
+    })
+    await following
+    // Each notification once: 2 was found processed, not processed again; 4 outlasted 5 failures with 1 attempt.
+    expect(processed).toEqual([1, 2, 3, 4, 5])
+    expect(retried.map((error) => error.message)).toEqual(Array(5).fill('PostgreSQL at test is unavailable'))
+    expect(resumed).toBe(1)
+  })
 
   // One attempt: the lock, a transient failure, must not count against attempts (it would stop the follower).
   const runners: [name: string, (env: Environment) => Runner][] = [
