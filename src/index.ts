@@ -13,7 +13,6 @@ export {
 } from './application/application.js'
 export { Config, type EncodingOptions, type Environment } from './application/config.js'
 export { NotificationLog, type Section, SectionIdError } from './application/notification-log.js'
-export { isPaged, type PagedSubscription } from './persistence/commit-signal.js'
 export { EventPublisher, PersistenceSubscriber, type PublishedEventHandler } from './application/publisher.js'
 export { type GetOptions, Repository, type RepositoryStores } from './application/repository.js'
 export { type RetryOnConflictOptions, retryOnConflict } from './application/retry-on-conflict.js'
@@ -45,6 +44,7 @@ export { getTopic, registerTopic, resolveTopic, withTopics } from './domain/topi
 export type { Upcaster, UpcastState } from './domain/upcasting.js'
 export { MemoryRecorder, memory } from './memory/memory-recorder.js'
 export { AesGcmCipher, type Cipher } from './persistence/cipher.js'
+export { isPaged, type PagedSubscription } from './persistence/commit-signal.js'
 export { type Compressor, ZlibCompressor } from './persistence/compressor.js'
 export {
   DataError,
