@@ -78,7 +78,7 @@ export interface ProjectionRunnerOptions<T> extends TrackedFollowerOptions {
    * each commit costs about as much as reading a page.
    */
   readonly batchSize?: number
-  /** Tries per notification before the runner stops (default 3). */
+  /** Tries per notification before the runner stops on a failure other than an outage, which is retried while it lasts (default 3). */
   readonly attempts?: number
 }
 

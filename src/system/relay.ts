@@ -51,7 +51,7 @@ export interface RelayOptions extends TrackedFollowerOptions {
   readonly topics?: readonly FollowedTopic[]
   /** At most this many messages per publication (default 100). */
   readonly batchSize?: number
-  /** Tries per batch before the relay stops (default 10). */
+  /** Tries per batch before the relay stops on a failure other than an outage, which is retried while it lasts (default 10). */
   readonly attempts?: number
 }
 
