@@ -104,7 +104,7 @@ export interface RunnerEvents {
 export interface Runner extends AsyncDisposable {
   /** Makes the applications, connects them, and starts the followers; resolves once they are following. */
   start(): Promise<void>
-  /** Lets each follower finish the event in hand, then stops them and closes the applications. */
+  /** Lets each follower finish the batch in hand, then stops them and closes the applications. */
   stop(): Promise<void>
   /** Returns this runner's instance of an application of the system. */
   get<A extends Application>(cls: ApplicationClass<A>): A

@@ -167,7 +167,7 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
   }
 
   /**
-   * Asks each worker to stop: it lets its follower finish the event in hand,
+   * Asks each worker to stop: it lets its follower finish the batch in hand,
    * closes its applications and exits. Resolves when every worker has exited
    * and the applications of this thread are closed. Calling it again returns
    * the same promise.
