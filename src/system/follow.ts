@@ -3,6 +3,7 @@ import type { NotificationLog } from '../application/notification-log.js'
 import { TopicError, UpcastError } from '../domain/errors.js'
 import { pagesOf } from '../persistence/commit-signal.js'
 import { DataError, OperationalError, WaitTimeoutError } from '../persistence/errors.js'
+import { parseInteger } from '../persistence/settings.js'
 import { withAnySignal } from '../persistence/signals.js'
 import type { Notification } from '../persistence/stored-event.js'
 import { ProcessingError } from './processing-error.js'
@@ -58,6 +59,18 @@ export interface FollowOptions {
 
 /** The longest delay between retries of a transient failure when none is given: 5 s. */
 export const DEFAULT_MAX_RETRY_DELAY_MS = 5000
+
+/**
+ * Checks a follower's retry options, each when given.
+ *
+ * @throws ProgrammingError naming the option unless `attempts` is a positive
+ * integer and `retryDelayMs` and `maxRetryDelayMs` are non-negative integers.
+ */
+export function checkRetryOptions(options: Pick<FollowOptions, 'attempts' | 'retryDelayMs' | 'maxRetryDelayMs'>): void {
+  parseInteger('attempts', options.attempts, 1)
+  parseInteger('retryDelayMs', options.retryDelayMs)
+  parseInteger('maxRetryDelayMs', options.maxRetryDelayMs)
+}
 
 /**
  * Processes an upstream log from the follower's position on: what is recorded

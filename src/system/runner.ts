@@ -5,7 +5,7 @@ import { ProgrammingError } from '../persistence/errors.js'
 import type { Persistence } from '../persistence/recorder.js'
 import { parseInteger } from '../persistence/settings.js'
 import { withAnySignal } from '../persistence/signals.js'
-import { type DEFAULT_MAX_RETRY_DELAY_MS, follow, type isTransient } from './follow.js'
+import { checkRetryOptions, type DEFAULT_MAX_RETRY_DELAY_MS, follow, type isTransient } from './follow.js'
 import { ProcessApplication } from './process-application.js'
 import type { ProcessingError } from './processing-error.js'
 import { type ApplicationClass, applicationName, type System } from './system.js'
@@ -164,11 +164,13 @@ export class EventLoopRunner extends EventEmitter<RunnerEvents> implements Runne
    * Makes a runner of `system`; nothing happens until {@link EventLoopRunner.start}.
    *
    * @throws ProgrammingError when `run` names an application that follows
-   * none, or for a `batchSize` that is not an integer from 1 to {@link MAX_BATCH_SIZE}.
+   * none, for a `batchSize` that is not an integer from 1 to {@link MAX_BATCH_SIZE},
+   * or for `attempts`, `retryDelayMs` or `maxRetryDelayMs` out of range (see {@link checkRetryOptions}).
    */
   constructor(system: System, options: RunnerOptions = {}) {
     super()
     checkBatchSize(options.batchSize)
+    checkRetryOptions(options)
     this.#system = system
     this.#options = options
     for (const name of options.run ?? []) {

@@ -1,9 +1,16 @@
 import { EventEmitter } from 'node:events'
 import { ProgrammingError } from '../persistence/errors.js'
 import type { TrackingRecorder } from '../persistence/recorder.js'
+import { parseInteger } from '../persistence/settings.js'
 import { withAnySignal } from '../persistence/signals.js'
 import type { Notification } from '../persistence/stored-event.js'
-import { type DEFAULT_MAX_RETRY_DELAY_MS, follow, type isTransient, type Upstream } from './follow.js'
+import {
+  checkRetryOptions,
+  type DEFAULT_MAX_RETRY_DELAY_MS,
+  follow,
+  type isTransient,
+  type Upstream,
+} from './follow.js'
 import { type FollowerStatus, type RunnerEvents, retryingStatus, runningStatus } from './runner.js'
 import { failureController, type UpstreamLog, type WaitForOptions, waitForFollower } from './wait-for.js'
 
@@ -65,15 +72,13 @@ export abstract class TrackedFollower extends EventEmitter<RunnerEvents> impleme
   /**
    * Makes the follower; nothing happens until {@link TrackedFollower.start}.
    *
-   * @throws ProgrammingError for a batch size or number of attempts that is not a positive integer.
+   * @throws ProgrammingError for a batch size or number of attempts that is
+   * not a positive integer, or a retry delay that is not a non-negative integer.
    */
   constructor(name: string, positions: PositionRecorder, options: TrackedFollowerSettings) {
     super()
-    for (const [option, value] of Object.entries({ batchSize: options.batchSize, attempts: options.attempts })) {
-      if (!Number.isSafeInteger(value) || value < 1) {
-        throw new ProgrammingError(`${option} must be a positive integer, got ${value}`)
-      }
-    }
+    parseInteger('batchSize', options.batchSize, 1)
+    checkRetryOptions(options)
     this.upstream = options.upstream
     this.#name = name
     this.#positions = positions

@@ -147,8 +147,16 @@ export class WorkerThreadRunner extends EventEmitter<RunnerEvents> implements Ru
         throw new ProgrammingError(`${name} follows no application in this system, so there is nothing to run`)
       }
     }
-    // It runs no follower; given the batch size, it checks it for the workers.
-    this.#local = new EventLoopRunner(system, { env: this.#env, run: [], batchSize: options.batchSize })
+    // It runs no follower; given the workers' options, it checks them as the workers' runners will.
+    const { batchSize, attempts, retryDelayMs, maxRetryDelayMs } = options
+    this.#local = new EventLoopRunner(system, {
+      env: this.#env,
+      run: [],
+      batchSize,
+      attempts,
+      retryDelayMs,
+      maxRetryDelayMs,
+    })
   }
 
   /**

@@ -208,3 +208,24 @@ describe('the batch size of a runner', () => {
     expect(caught(() => new WorkerThreadRunner(system, { module, env, batchSize: 0 }))).toBeInstanceOf(ProgrammingError)
   })
 })
+
+describe('the retry options of a runner', () => {
+  it('are a positive number of attempts and delays of 0 ms or more, in whole milliseconds', () => {
+    const system = new System([[Orders, Tallying]])
+    const module = new URL('./worker-systems.ts', import.meta.url)
+    const env = { PERSISTENCE: 'sqlite', SQLITE_PATH: '/tmp/unused.db' }
+    const bad = [
+      [{ attempts: 0 }, 'attempts must be a positive integer, got 0'],
+      [{ retryDelayMs: -1 }, 'retryDelayMs must be a non-negative integer, got -1'],
+      [{ maxRetryDelayMs: 2.5 }, 'maxRetryDelayMs must be a non-negative integer, got 2.5'],
+      [{ maxRetryDelayMs: Number.NaN }, 'maxRetryDelayMs must be a non-negative integer, got NaN'],
+    ] as const
+    for (const [options, message] of bad) {
+      expect(() => new EventLoopRunner(system, options)).toThrow(message)
+      expect(caught(() => new WorkerThreadRunner(system, { module, env, ...options }))).toBeInstanceOf(ProgrammingError)
+    }
+    expect(new EventLoopRunner(system, { attempts: 1, retryDelayMs: 0, maxRetryDelayMs: 0 })).toBeInstanceOf(
+      EventLoopRunner,
+    )
+  })
+})

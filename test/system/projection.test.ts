@@ -568,6 +568,9 @@ describe('projection stores: options', () => {
     expect(() => new ProjectionRunner({ upstream, projection, store, batchSize: 0 })).toThrow(
       'batchSize must be a positive integer, got 0',
     )
+    expect(() => new ProjectionRunner({ upstream, projection, store, retryDelayMs: -1 })).toThrow(
+      'retryDelayMs must be a non-negative integer, got -1',
+    )
   })
 
   it('keep an SQLite view in memory, or on a connection the caller gives and keeps', async () => {
