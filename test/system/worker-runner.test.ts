@@ -25,7 +25,7 @@ import {
 } from '../../src/index.js'
 import { tempDir } from '../fixtures/temp.js'
 import { freshSchema, postgresUrl } from '../postgres/fixtures.js'
-import { auditedSystem } from './worker-systems.js'
+import { auditedSystem, BatchSizes, batchSizesSystem, Seen } from './worker-systems.js'
 
 const ordersModule = new URL('../../examples/orders.ts', import.meta.url)
 const auditedModule = new URL('./worker-systems.ts', import.meta.url)
@@ -217,6 +217,30 @@ describe.each(storages)('the orders system on worker threads over %s', (_, newEn
     ])
     await runner.stop()
     expect(runner.status().find((status) => status.name === 'Audit')?.state).toBe('failed')
+  })
+})
+
+describe('batches on worker threads', () => {
+  it.each([1, 8])('are at most batchSize %i, and that large when catching up', async (batchSize) => {
+    const env: Environment = { PERSISTENCE: 'sqlite', SQLITE_PATH: join(tempDir('es-workers-'), 'orders.db') }
+    const ids: string[] = []
+    {
+      await using orders = new Orders({ env })
+      for (let i = 0; i < 40; i++) ids.push(await orders.createOrder(`order ${i}`))
+    }
+    await using runner = new WorkerThreadRunner(batchSizesSystem, {
+      module: auditedModule,
+      exportName: 'batchSizesSystem',
+      workerSetup,
+      env,
+      batchSize,
+    })
+    await runner.start()
+    await runner.waitFor(Orders, await runner.get(Orders).notificationLog.maxId(), { timeoutMs: 30_000 })
+    const seen = runner.get(BatchSizes)
+    const sizes = await Promise.all(ids.map(async (id) => (await seen.repository.get(Seen, Seen.idOf(id))).batch))
+    // The backlog is read in pages far larger than the batch size, so the first batches are full.
+    expect(Math.max(...sizes)).toBe(batchSize)
   })
 })
 
