@@ -20,7 +20,7 @@ import { Aggregate, Application, Projection, ProjectionRunner } from 'eventsourc
 import { postgres, postgresProjectionStore } from 'eventsourcing/postgres'
 import { sqlite, sqliteProjectionStore } from 'eventsourcing/sqlite'
 import pg from 'pg'
-import { freshPath, median, postgresServer, rawConnection, removeFreshPaths } from './shared.mjs'
+import { formatRate, freshPath, median, postgresServer, rawConnection, removeFreshPaths, rounds } from './shared.mjs'
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
 const STREAMS = 1_000
@@ -37,7 +37,6 @@ const NAME = 'BenchDogs'
 const EVENTS_TABLE = 'benchdogs_events'
 
 const trick = (n) => `trick-${n % KEYS}`
-const format = (perSecond) => Math.round(perSecond).toLocaleString('en-US').padStart(9)
 const upsertSql = (table, placeholder) =>
   `INSERT INTO ${table} (key, n) VALUES (${placeholder}, 1) ON CONFLICT (key) DO UPDATE SET n = ${table}.n + 1`
 const createSql = (table) => `CREATE TABLE IF NOT EXISTS ${table} (key TEXT PRIMARY KEY, n INTEGER NOT NULL)`
@@ -109,21 +108,6 @@ async function runnerCatchUp(app, last, store, projection) {
   return EVENTS / seconds
 }
 
-/** Runs each side once a round, in an order rotated each round; returns each side's rates. */
-async function rounds(sides) {
-  const names = Object.keys(sides).filter((name) => sidesWanted === undefined || sidesWanted.includes(name))
-  const rates = Object.fromEntries(names.map((name) => [name, []]))
-  for (let round = 0; round < ROUNDS; round++) {
-    const order = names.map((_, i) => names[(i + round) % names.length])
-    for (const name of order) {
-      const rate = await sides[name](round)
-      rates[name].push(rate)
-      console.log(`    round ${round + 1}: ${name.padEnd(12)}${format(rate)}/s`)
-    }
-  }
-  return rates
-}
-
 /** Prints the median rates of each pair and the median of the rounds' ratios ours ÷ raw. */
 function report(title, rates) {
   console.log(title)
@@ -134,7 +118,7 @@ function report(title, rates) {
     if (rates[ours] === undefined || rates[raw] === undefined) continue
     const ratio = median(rates[ours].map((rate, i) => rate / rates[raw][i]))
     console.log(
-      `  ${label.padEnd(84)} ours ${format(median(rates[ours]))}/s  raw ${format(median(rates[raw]))}/s  ${ratio.toFixed(2)}×`,
+      `  ${label.padEnd(84)} ours ${formatRate(median(rates[ours]))}/s  raw ${formatRate(median(rates[raw]))}/s  ${ratio.toFixed(2)}×`,
     )
   }
 }
@@ -170,31 +154,34 @@ async function sqliteBench() {
     if (seen !== EVENTS || position !== last) throw new Error(`raw loop saw ${seen} events up to ${position}`)
     return EVENTS / seconds
   }
-  const rates = await rounds({
-    countOurs: async (round) => {
-      checkpoint()
-      return runnerCatchUp(app, last, sqliteProjectionStore({ path, name: `count_${round}` }), new Count())
+  const rates = await rounds(
+    {
+      countOurs: async (round) => {
+        checkpoint()
+        return runnerCatchUp(app, last, sqliteProjectionStore({ path, name: `count_${round}` }), new Count())
+      },
+      countRaw: async () => {
+        checkpoint()
+        return rawLoop(PAGE, () => {})
+      },
+      writeOurs: async (round) => {
+        checkpoint()
+        const table = `counts_ours_${round}`
+        return runnerCatchUp(app, last, sqliteProjectionStore({ path, name: table }), new Counts(table, 'sqlite'))
+      },
+      writeRaw: async (round) => {
+        checkpoint()
+        const table = `counts_raw_${round}`
+        db.exec(createSql(table))
+        const upsert = db.prepare(upsertSql(table, '?'))
+        const decoder = new TextDecoder()
+        return rawLoop(BATCH, (rows) => {
+          for (const row of rows) upsert.run(JSON.parse(decoder.decode(row.state)).trick)
+        })
+      },
     },
-    countRaw: async () => {
-      checkpoint()
-      return rawLoop(PAGE, () => {})
-    },
-    writeOurs: async (round) => {
-      checkpoint()
-      const table = `counts_ours_${round}`
-      return runnerCatchUp(app, last, sqliteProjectionStore({ path, name: table }), new Counts(table, 'sqlite'))
-    },
-    writeRaw: async (round) => {
-      checkpoint()
-      const table = `counts_raw_${round}`
-      db.exec(createSql(table))
-      const upsert = db.prepare(upsertSql(table, '?'))
-      const decoder = new TextDecoder()
-      return rawLoop(BATCH, (rows) => {
-        for (const row of rows) upsert.run(JSON.parse(decoder.decode(row.state)).trick)
-      })
-    },
-  })
+    { count: ROUNDS, wanted: sidesWanted, width: 12 },
+  )
   report(`SQLite ${db.prepare('SELECT sqlite_version() AS v').get().v}, WAL, synchronous=NORMAL`, rates)
   db.close()
   await app.close()
@@ -236,24 +223,27 @@ async function postgresBench() {
       if (seen !== EVENTS || position !== last) throw new Error(`raw loop saw ${seen} events up to ${position}`)
       return EVENTS / seconds
     }
-    const rates = await rounds({
-      countOurs: (round) =>
-        runnerCatchUp(app, last, postgresProjectionStore({ url, name: `count_${round}` }), new Count()),
-      countRaw: () => rawLoop(PAGE, () => {}),
-      writeOurs: (round) => {
-        const table = `counts_ours_${round}`
-        return runnerCatchUp(app, last, postgresProjectionStore({ url, name: table }), new Counts(table, 'postgres'))
+    const rates = await rounds(
+      {
+        countOurs: (round) =>
+          runnerCatchUp(app, last, postgresProjectionStore({ url, name: `count_${round}` }), new Count()),
+        countRaw: () => rawLoop(PAGE, () => {}),
+        writeOurs: (round) => {
+          const table = `counts_ours_${round}`
+          return runnerCatchUp(app, last, postgresProjectionStore({ url, name: table }), new Counts(table, 'postgres'))
+        },
+        writeRaw: async (round) => {
+          const table = `counts_raw_${round}`
+          await db.query(createSql(table))
+          const upsert = { name: `raw-upsert-${round}`, text: upsertSql(table, '$1') }
+          const decoder = new TextDecoder()
+          return rawLoop(BATCH, async (rows) => {
+            for (const row of rows) await db.query({ ...upsert, values: [JSON.parse(decoder.decode(row.state)).trick] })
+          })
+        },
       },
-      writeRaw: async (round) => {
-        const table = `counts_raw_${round}`
-        await db.query(createSql(table))
-        const upsert = { name: `raw-upsert-${round}`, text: upsertSql(table, '$1') }
-        const decoder = new TextDecoder()
-        return rawLoop(BATCH, async (rows) => {
-          for (const row of rows) await db.query({ ...upsert, values: [JSON.parse(decoder.decode(row.state)).trick] })
-        })
-      },
-    })
+      { count: ROUNDS, wanted: sidesWanted, width: 12 },
+    )
     const version = (await db.query('SHOW server_version')).rows[0].server_version
     report(
       `PostgreSQL ${version} (${server.embedded ? 'embedded' : 'POSTGRES_URL'}), fsync and synchronous_commit on`,

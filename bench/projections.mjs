@@ -15,7 +15,7 @@ import { Aggregate, Application, Projection, ProjectionRunner } from 'eventsourc
 import { postgres, postgresProjectionStore } from 'eventsourcing/postgres'
 import { sqlite, sqliteProjectionStore } from 'eventsourcing/sqlite'
 import pg from 'pg'
-import { freshPath, median, postgresServer, removeFreshPaths } from './shared.mjs'
+import { formatRate, freshPath, median, postgresServer, removeFreshPaths, rounds } from './shared.mjs'
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
 const STREAMS = 1_000
@@ -30,7 +30,6 @@ const only = process.env.BACKENDS?.split(',') ?? ['sqlite', 'postgres']
 const sidesWanted = process.env.SIDES?.split(',')
 
 const trick = (n) => `trick-${n % KEYS}`
-const format = (perSecond) => Math.round(perSecond).toLocaleString('en-US').padStart(9)
 const ratioText = (ratio) => `${ratio.toFixed(2)}×`.padStart(7)
 const upsertSql = (table, placeholder) =>
   `INSERT INTO ${table} (key, n) VALUES (${placeholder}, 1) ON CONFLICT (key) DO UPDATE SET n = ${table}.n + 1`
@@ -153,21 +152,6 @@ const tuned = { batchSize: BATCH, pullingFrequencyInMs: 0 }
 
 // ---------------------------------------------------------------- harness
 
-/** Runs each side once a round, in an order rotated each round; returns each side's rates. */
-async function rounds(sides) {
-  const names = Object.keys(sides).filter((name) => sidesWanted === undefined || sidesWanted.includes(name))
-  const rates = Object.fromEntries(names.map((name) => [name, []]))
-  for (let round = 0; round < ROUNDS; round++) {
-    const order = names.map((_, i) => names[(i + round) % names.length])
-    for (const name of order) {
-      const rate = await sides[name](round)
-      rates[name].push(rate)
-      console.log(`    round ${round + 1}: ${name.padEnd(20)}${format(rate)}/s`)
-    }
-  }
-  return rates
-}
-
 const medianRatio = (a, b) => median(a.map((rate, i) => rate / b[i]))
 
 /** Prints each line's median rate and its ratios to the given ours lines. */
@@ -178,7 +162,7 @@ function report(rates, lines) {
       ([ours, what]) => `${ratioText(medianRatio(rates[ours], rates[name]))}${what ? ` ${what}` : ''}`,
     )
     console.log(
-      `  ${label.padEnd(74)}${format(median(rates[name]))}/s${ratios.length ? `  ours ÷ it: ${ratios.join(', ')}` : ''}`,
+      `  ${label.padEnd(74)}${formatRate(median(rates[name]))}/s${ratios.length ? `  ours ÷ it: ${ratios.join(', ')}` : ''}`,
     )
   }
 }
@@ -281,13 +265,16 @@ async function sqliteBench() {
     notes.push(check(`Emmett ${mode}, round ${round + 1}`, count, BigInt(position?.c ?? -1), emmettLast))
     return rate
   }
-  const rates = await rounds({
-    ours: ours('normal'),
-    oursFull: ours('full'),
-    emmettDefault: emmett('default'),
-    emmettFull: emmett('full'),
-    emmettNormal: emmett('normal'),
-  })
+  const rates = await rounds(
+    {
+      ours: ours('normal'),
+      oursFull: ours('full'),
+      emmettDefault: emmett('default'),
+      emmettFull: emmett('full'),
+      emmettNormal: emmett('normal'),
+    },
+    { count: ROUNDS, wanted: sidesWanted, width: 20 },
+  )
   const oursVersion = oursDb((db) => db.prepare('SELECT sqlite_version() AS v').get().v)
   const emmettVersion = await emmettDb(async (db) => (await db.querySingle('SELECT sqlite_version() AS v')).v)
   console.log(
@@ -358,12 +345,15 @@ async function postgresBench() {
       )
       return rate
     }
-    const rates = await rounds({
-      ours: ours(false),
-      oursPipelined: ours(true),
-      emmettDefault: emmett('default'),
-      emmettTuned: emmett('tuned'),
-    })
+    const rates = await rounds(
+      {
+        ours: ours(false),
+        oursPipelined: ours(true),
+        emmettDefault: emmett('default'),
+        emmettTuned: emmett('tuned'),
+      },
+      { count: ROUNDS, wanted: sidesWanted, width: 20 },
+    )
     console.log(
       `PostgreSQL ${version} (${server.embedded ? 'embedded' : 'POSTGRES_URL'}); fsync=${await setting('fsync')}, ` +
         `synchronous_commit=${await setting('synchronous_commit')}; catch-up of ${EVENTS.toLocaleString('en-US')} events`,

@@ -9,6 +9,28 @@ import { Aggregate } from 'eventsourcing'
 /** The middle value of `values` (the upper of the two middle ones for an even count). */
 export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 
+/** A rate per second as a right-aligned column. */
+export const formatRate = (perSecond) => Math.round(perSecond).toLocaleString('en-US').padStart(9)
+
+/**
+ * Runs each side once a round, `count` rounds, in an order rotated each round,
+ * printing each rate (names padded to `width`); only the sides named in
+ * `wanted` run when it is given. Returns each side's rates.
+ */
+export async function rounds(sides, { count, wanted, width }) {
+  const names = Object.keys(sides).filter((name) => wanted === undefined || wanted.includes(name))
+  const rates = Object.fromEntries(names.map((name) => [name, []]))
+  for (let round = 0; round < count; round++) {
+    const order = names.map((_, i) => names[(i + round) % names.length])
+    for (const name of order) {
+      const rate = await sides[name](round)
+      rates[name].push(rate)
+      console.log(`    round ${round + 1}: ${name.padEnd(width)}${formatRate(rate)}/s`)
+    }
+  }
+  return rates
+}
+
 const directories = []
 
 /** Returns the path of a database file in a new temporary directory; {@link removeFreshPaths} deletes them. */
