@@ -16,17 +16,14 @@
 // synchronous_commit on. Run with `node bench/projection-catchup.mjs` after
 // `npm run build` and `npm install --prefix bench`. ROUNDS=n,
 // BACKENDS=sqlite|postgres and SIDES=countOurs,countRaw,... narrow a run.
-import { Aggregate, Application, Projection, ProjectionRunner } from 'eventsourcing'
+import { Application, Projection, ProjectionRunner } from 'eventsourcing'
 import { postgres, postgresProjectionStore } from 'eventsourcing/postgres'
 import { sqlite, sqliteProjectionStore } from 'eventsourcing/sqlite'
 import pg from 'pg'
+import { Counts, createSql, EVENTS, upsertSql, writeDogs } from './dog-tricks.mjs'
 import { formatRate, freshPath, median, postgresServer, rawConnection, removeFreshPaths, rounds } from './shared.mjs'
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
-const STREAMS = 1_000
-const PER_STREAM = 100
-const EVENTS = STREAMS * PER_STREAM
-const KEYS = 50
 const PAGE = 1_000
 /** The runner's default batch size (since issue 11), also the raw writing loop's page (WRITE_PAGE=500 for a runner of before). */
 const BATCH = Number(process.env.WRITE_PAGE ?? 1_000)
@@ -36,19 +33,10 @@ const sidesWanted = process.env.SIDES?.split(',')
 const NAME = 'BenchDogs'
 const EVENTS_TABLE = 'benchdogs_events'
 
-const trick = (n) => `trick-${n % KEYS}`
-const upsertSql = (table, placeholder) =>
-  `INSERT INTO ${table} (key, n) VALUES (${placeholder}, 1) ON CONFLICT (key) DO UPDATE SET n = ${table}.n + 1`
-const createSql = (table) => `CREATE TABLE IF NOT EXISTS ${table} (key TEXT PRIMARY KEY, n INTEGER NOT NULL)`
 const checkpointTableSql = (table) =>
   `CREATE TABLE IF NOT EXISTS ${table} (name TEXT PRIMARY KEY, position BIGINT NOT NULL)`
 const checkpointSql = (table, a, b) =>
   `INSERT INTO ${table} (name, position) VALUES (${a}, ${b}) ON CONFLICT (name) DO UPDATE SET position = excluded.position`
-
-class Dog extends Aggregate {
-  static Registered = Dog.created('bench:Dog.Registered', () => {})
-  static TrickAdded = Dog.event('bench:Dog.TrickAdded', () => {})
-}
 
 /** Counts the events it is given, in memory: its only writes are the runner's tracking records. */
 class Count extends Projection {
@@ -57,40 +45,6 @@ class Count extends Projection {
     this.count++
   }
   clear() {}
-}
-
-/** Counts the events per trick in `table` (one upsert per event), on SQLite or PostgreSQL. */
-class Counts extends Projection {
-  topics = [Dog.Registered, Dog.TrickAdded]
-  constructor(table, dialect) {
-    super()
-    this.table = table
-    this.dialect = dialect
-    this.upsert = upsertSql(table, dialect === 'sqlite' ? '?' : '$1')
-  }
-  createTables(transaction) {
-    if (this.dialect === 'sqlite') transaction.exec(createSql(this.table))
-    else return transaction.query(createSql(this.table)).then(() => {})
-  }
-  process(event, transaction) {
-    if (this.dialect === 'sqlite') transaction.prepare(this.upsert).run(event.trick)
-    else return transaction.query(this.upsert, [event.trick]).then(() => {})
-  }
-  clear() {}
-}
-
-/** Writes the 100,000 events through an Application, 10 dogs (1,000 events) a save; returns the last notification id. */
-async function writeEvents(app) {
-  for (let first = 0; first < STREAMS; first += 10) {
-    const dogs = []
-    for (let d = first; d < first + 10; d++) {
-      const dog = Dog.create(Dog.Registered, { trick: trick(d * PER_STREAM) })
-      for (let v = 1; v < PER_STREAM; v++) dog.trigger(Dog.TrickAdded, { trick: trick(d * PER_STREAM + v) })
-      dogs.push(dog)
-    }
-    await app.save(...dogs)
-  }
-  return app.notificationLog.maxId()
 }
 
 /** Times one catch-up of `projection` through `store` (closed after); fails unless it tracked `last`. */
@@ -126,7 +80,7 @@ function report(title, rates) {
 async function sqliteBench() {
   const path = freshPath()
   const app = new Application({ name: NAME, persistence: sqlite({ path }) })
-  const last = await writeEvents(app)
+  const last = await writeDogs(app)
   const db = rawConnection(path)
   const checkpoint = () => db.exec('PRAGMA wal_checkpoint(TRUNCATE)')
   db.exec(checkpointTableSql('raw_checkpoints'))
@@ -195,7 +149,7 @@ async function postgresBench() {
   try {
     await db.connect()
     app = new Application({ name: NAME, persistence: postgres({ url }) })
-    const last = await writeEvents(app)
+    const last = await writeDogs(app)
     await db.query('VACUUM ANALYZE')
     await db.query(checkpointTableSql('raw_checkpoints'))
     const select = {

@@ -11,17 +11,14 @@
 import { getPostgreSQLEventStore, postgreSQLRawSQLProjection } from '@event-driven-io/emmett-postgresql'
 import { getSQLiteEventStore, sqliteConnection, sqliteProjection } from '@event-driven-io/emmett-sqlite'
 import Database from 'better-sqlite3'
-import { Aggregate, Application, Projection, ProjectionRunner } from 'eventsourcing'
+import { Application, ProjectionRunner } from 'eventsourcing'
 import { postgres, postgresProjectionStore } from 'eventsourcing/postgres'
 import { sqlite, sqliteProjectionStore } from 'eventsourcing/sqlite'
 import pg from 'pg'
+import { Counts, createSql, EVENTS, KEYS, PER_STREAM, STREAMS, trick, upsertSql, writeDogs } from './dog-tricks.mjs'
 import { formatRate, freshPath, median, postgresServer, removeFreshPaths, rounds } from './shared.mjs'
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
-const STREAMS = 1_000
-const PER_STREAM = 100
-const EVENTS = STREAMS * PER_STREAM
-const KEYS = 50
 /** Ours' default batch size (ProjectionRunner, 1,000 since issue 11), also given to Emmett when tuned. */
 const BATCH = 1_000
 const TIMEOUT_MS = 30 * 60_000
@@ -29,63 +26,9 @@ const only = process.env.BACKENDS?.split(',') ?? ['sqlite', 'postgres']
 /** SIDES=ours,emmettTuned measures only these lines (for profiling). */
 const sidesWanted = process.env.SIDES?.split(',')
 
-const trick = (n) => `trick-${n % KEYS}`
 const ratioText = (ratio) => `${ratio.toFixed(2)}×`.padStart(7)
-const upsertSql = (table, placeholder) =>
-  `INSERT INTO ${table} (key, n) VALUES (${placeholder}, 1) ON CONFLICT (key) DO UPDATE SET n = ${table}.n + 1`
-const createSql = (table) => `CREATE TABLE IF NOT EXISTS ${table} (key TEXT PRIMARY KEY, n INTEGER NOT NULL)`
 
 // ---------------------------------------------------------------- ours
-
-/** A dog whose every event names a trick: 1 registered and 99 tricks added per dog. */
-class Dog extends Aggregate {
-  static Registered = Dog.created('bench:Dog.Registered', () => {})
-  static TrickAdded = Dog.event('bench:Dog.TrickAdded', () => {})
-}
-
-/**
- * Counts the events per trick in `table`, on SQLite or PostgreSQL. With
- * `pipelined`, `process` does not wait for its statement: the PostgreSQL
- * store sends the batch's statements on its connection without waiting for
- * each, and waits for them all before it commits.
- */
-class Counts extends Projection {
-  topics = [Dog.Registered, Dog.TrickAdded]
-  constructor(table, dialect, pipelined = false) {
-    super()
-    this.table = table
-    this.dialect = dialect
-    this.pipelined = pipelined
-    this.upsert = upsertSql(table, dialect === 'sqlite' ? '?' : '$1')
-  }
-  createTables(transaction) {
-    if (this.dialect === 'sqlite') transaction.exec(createSql(this.table))
-    else return transaction.query(createSql(this.table)).then(() => {})
-  }
-  process(event, transaction) {
-    if (this.dialect === 'sqlite') transaction.prepare(this.upsert).run(event.trick)
-    else if (this.pipelined) transaction.query(this.upsert, [event.trick])
-    else return transaction.query(this.upsert, [event.trick]).then(() => {})
-  }
-  clear(transaction) {
-    if (this.dialect === 'sqlite') transaction.exec(`DELETE FROM ${this.table}`)
-    else return transaction.query(`DELETE FROM ${this.table}`).then(() => {})
-  }
-}
-
-/** Writes the 100,000 events through an Application, 10 dogs (1,000 events) a save; returns the last notification id. */
-async function writeOurs(app) {
-  for (let first = 0; first < STREAMS; first += 10) {
-    const dogs = []
-    for (let d = first; d < first + 10; d++) {
-      const dog = Dog.create(Dog.Registered, { trick: trick(d * PER_STREAM) })
-      for (let v = 1; v < PER_STREAM; v++) dog.trigger(Dog.TrickAdded, { trick: trick(d * PER_STREAM + v) })
-      dogs.push(dog)
-    }
-    await app.save(...dogs)
-  }
-  return app.notificationLog.maxId()
-}
 
 /** Times one catch-up of a new Counts view through `store`; returns the rate and what it left. */
 async function oursCatchUp(app, last, store, table, dialect, pipelined) {
@@ -181,7 +124,7 @@ async function sqliteBench() {
   const oursPath = freshPath()
   const emmettPath = freshPath()
   const app = new Application({ name: 'BenchDogs', persistence: sqlite({ path: oursPath }) })
-  const oursLast = await writeOurs(app)
+  const oursLast = await writeDogs(app)
   // One connection for the writes: Emmett's default of a new connection per
   // append, whose WAL pragma is not awaited, failed now and then with
   // SQLITE_BUSY (statements in progress at COMMIT).
@@ -310,7 +253,7 @@ async function postgresBench() {
     const setting = async (name) => (await admin.query(`SHOW ${name}`)).rows[0][name]
     const version = await setting('server_version')
     app = new Application({ name: 'BenchDogs', persistence: postgres({ url }) })
-    const oursLast = await writeOurs(app)
+    const oursLast = await writeDogs(app)
     emmettStore = getPostgreSQLEventStore(url)
     await writeEmmett(emmettStore)
     const emmettLast = BigInt((await admin.query('SELECT MAX(global_position) AS last FROM emt_messages')).rows[0].last)
