@@ -100,6 +100,11 @@ export class Orders extends ProcessApplication {
     return { name, reservationId, paymentId }
   }
 
+  /** A batch of reservations and payments reads all their orders at once. */
+  protected override idsToPrefetch(event: DomainEvent): readonly string[] {
+    return event instanceof Reservation.Created || event instanceof Payment.Created ? [event.orderId] : []
+  }
+
   protected async policy(event: DomainEvent, processing: ProcessingEvent): Promise<void> {
     if (event instanceof Reservation.Created) {
       const order = await this.repository.get(Order, event.orderId)

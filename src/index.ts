@@ -65,6 +65,7 @@ export { Mapper, type MapperOptions } from './persistence/mapper.js'
 export type {
   AggregateRecorder,
   ApplicationRecorder,
+  EventsQuery,
   Persistence,
   ProcessRecorder,
   ProjectionStore,
@@ -85,7 +86,13 @@ export {
   isTransient,
   type Upstream,
 } from './system/follow.js'
-export { type FollowedTopic, ProcessApplication, ProcessingEvent, type Source } from './system/process-application.js'
+export {
+  type FollowedTopic,
+  ProcessApplication,
+  ProcessingEvent,
+  type Source,
+  type SourcedNotification,
+} from './system/process-application.js'
 export { ProcessingError } from './system/processing-error.js'
 export { Projection, ProjectionRunner, type ProjectionRunnerOptions } from './system/projection.js'
 export {

@@ -206,7 +206,7 @@ export class Application implements AsyncDisposable {
 
   /**
    * Records events already collected from aggregates, in the order given, with
-   * `tracking` when given, in one atomic write, then goes on as
+   * the tracking records when given (one, or one per upstream), in one atomic write, then goes on as
    * {@link Application.save} does: how a process application records a batch,
    * whose policies each changed aggregates in turn (an aggregate may appear
    * more than once, each time with the events collected after the last).
@@ -214,7 +214,10 @@ export class Application implements AsyncDisposable {
    *
    * @throws what {@link Application.save} throws.
    */
-  protected async recordChanges(changes: readonly AggregateChanges[], tracking?: Tracking): Promise<Recording[]> {
+  protected async recordChanges(
+    changes: readonly AggregateChanges[],
+    tracking?: Tracking | readonly Tracking[],
+  ): Promise<Recording[]> {
     const counts = countEvents(changes)
     const aggregates = [...counts.keys()]
     let stores: ApplicationStores

@@ -1,8 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { LRUCache } from 'lru-cache'
-import { type Aggregate, type AggregateClass, copyAggregate, replayEvents } from '../domain/aggregate.js'
+import { Aggregate, type AggregateClass, copyAggregate, replayEvents } from '../domain/aggregate.js'
 import type { DomainEvent } from '../domain/domain-event.js'
 import { AggregateNotFoundError, TopicError, UpcastError } from '../domain/errors.js'
+import { classOf } from '../domain/topics.js'
 import { DataError } from '../persistence/errors.js'
 import type { EventStore } from '../persistence/event-store.js'
 import type { SelectEventsOptions } from '../persistence/recorder.js'
@@ -13,6 +14,12 @@ export interface RepositoryStores {
   readonly events: EventStore
   /** Present when snapshotting is enabled. */
   readonly snapshots?: SnapshotStore
+}
+
+/** A unit of work's aggregates: those changed and not yet recorded, and those read ahead for it, by id. */
+interface UnitOfWork {
+  readonly pending: ReadonlyMap<string, Aggregate>
+  readonly prefetched: Map<string, Aggregate>
 }
 
 /** Options for {@link Repository.get}. */
@@ -36,8 +43,8 @@ export class Repository {
   readonly #cache: LRUCache<string, Aggregate> | undefined
   /** Counts deletions, so a get that read events before a delete does not cache them after it. */
   #deletions = 0
-  /** The aggregates changed and not yet recorded by the unit of work whose code is running, by id. */
-  readonly #pending = new AsyncLocalStorage<ReadonlyMap<string, Aggregate>>()
+  /** The unit of work whose code is running, if any. */
+  readonly #unitOfWork = new AsyncLocalStorage<UnitOfWork>()
 
   /** Makes a repository reading from `stores`, caching up to `cacheSize` aggregates (none by default). */
   constructor(stores: () => Promise<RepositoryStores>, cacheSize = 0) {
@@ -57,10 +64,30 @@ export class Repository {
   async get<A extends Aggregate>(cls: AggregateClass<A>, id: string, options: GetOptions = {}): Promise<A> {
     const aggregate =
       options.version === undefined
-        ? (this.#pendingOf(cls, id) ?? (await this.#latest(cls, id)))
+        ? (this.#fromUnitOfWork(cls, id) ?? (await this.#latest(cls, id)))
         : await this.#rebuild(cls, id, (await this.#stores()).events, options.version)
     if (aggregate === undefined || aggregate.discarded) throw new AggregateNotFoundError(id)
     return aggregate
+  }
+
+  /**
+   * Returns the latest versions of several aggregates of class `cls`, in the
+   * order of `ids`, reading the events of all of them in one round trip
+   * (their snapshots, when enabled, are read one by one, at the same time).
+   * An id given twice yields the same object; within
+   * {@link Repository.readingThrough}, a pending aggregate is that very object.
+   *
+   * @throws AggregateNotFoundError for the first id with no such aggregate, as {@link Repository.get}.
+   */
+  async getMany<A extends Aggregate>(cls: AggregateClass<A>, ids: readonly string[]): Promise<A[]> {
+    const pending = this.#unitOfWork.getStore()?.pending
+    const latest = await this.#latestOfMany(ids.filter((id) => !pending?.has(id)))
+    return ids.map((id) => {
+      const aggregate = pending?.get(id) ?? latest.get(id)
+      if (aggregate === undefined || aggregate.discarded) throw new AggregateNotFoundError(id)
+      if (!(aggregate instanceof cls)) throw new AggregateNotFoundError(id, `Aggregate '${id}' is not a ${cls.name}`)
+      return aggregate
+    })
   }
 
   /**
@@ -68,7 +95,8 @@ export class Repository {
    * was discarded), recorded or, within {@link Repository.readingThrough}, pending there.
    */
   async contains(id: string): Promise<boolean> {
-    if (this.#pending.getStore()?.has(id)) return true
+    const unitOfWork = this.#unitOfWork.getStore()
+    if (unitOfWork?.pending.has(id) || unitOfWork?.prefetched.has(id)) return true
     const { events } = await this.#stores()
     return (await events.get(id, { limit: 1 })).length > 0
   }
@@ -92,9 +120,19 @@ export class Repository {
    * would if each change were recorded before the next. Code running
    * meanwhile outside `work` reads the store as usual. The map may change
    * while `work` runs; gets see it as it is then.
+   *
+   * Before `work` runs, the aggregates named by `prefetch` are read at once
+   * (as {@link Repository.getMany} reads them), and the first `get` of each
+   * in `work` takes it from there instead of reading it on its own (a later
+   * `get` of one not pending reads the store again). Unknown ids are passed over.
    */
-  readingThrough<T>(pending: ReadonlyMap<string, Aggregate>, work: () => T): T {
-    return this.#pending.run(pending, work)
+  async readingThrough<T>(
+    pending: ReadonlyMap<string, Aggregate>,
+    work: () => Promise<T>,
+    prefetch: readonly string[] = [],
+  ): Promise<T> {
+    const prefetched = await this.#latestOfMany(prefetch.filter((id) => !pending.has(id)))
+    return this.#unitOfWork.run({ pending, prefetched }, work)
   }
 
   /** Caches a copy of an aggregate (the application calls this after a save), unless the cache holds a newer one. */
@@ -110,12 +148,41 @@ export class Repository {
     this.#cache?.delete(id)
   }
 
-  #pendingOf<A extends Aggregate>(cls: AggregateClass<A>, id: string): A | undefined {
-    const pending = this.#pending.getStore()?.get(id)
-    if (pending !== undefined && !(pending instanceof cls)) {
-      throw new AggregateNotFoundError(id, `Aggregate '${id}' is not a ${cls.name}`)
-    }
-    return pending
+  /** Returns the aggregate pending in the running unit of work, or else the one prefetched there (once). */
+  #fromUnitOfWork<A extends Aggregate>(cls: AggregateClass<A>, id: string): A | undefined {
+    const unitOfWork = this.#unitOfWork.getStore()
+    const found = unitOfWork?.pending.get(id) ?? unitOfWork?.prefetched.get(id)
+    if (found === undefined) return undefined
+    if (!(found instanceof cls)) throw new AggregateNotFoundError(id, `Aggregate '${id}' is not a ${cls.name}`)
+    unitOfWork?.prefetched.delete(id)
+    return found
+  }
+
+  /**
+   * Reads the latest versions of aggregates of any class, the events of all
+   * of them in one round trip, starting each from its cached copy or latest
+   * snapshot; returns those found, by id.
+   */
+  async #latestOfMany(ids: readonly string[]): Promise<Map<string, Aggregate>> {
+    const unique = [...new Set(ids)]
+    if (unique.length === 0) return new Map()
+    const { events } = await this.#stores()
+    const deletions = this.#deletions
+    const initial = await Promise.all(unique.map((id) => this.#cachedCopy(id) ?? this.#fromSnapshot(undefined, id)))
+    const stored = await events.getMany(unique.map((originatorId, i) => ({ originatorId, gt: initial[i]?.version })))
+    const found = new Map<string, Aggregate>()
+    unique.forEach((id, i) => {
+      const aggregate = replayEvents(Aggregate, stored[i]!, initial[i])
+      if (aggregate === undefined) return
+      found.set(id, aggregate)
+      if (deletions === this.#deletions) this.remember(aggregate)
+    })
+    return found
+  }
+
+  #cachedCopy(id: string): Aggregate | undefined {
+    const cached = this.#cache?.get(id)
+    return cached === undefined ? undefined : copyAggregate(cached)
   }
 
   async #latest<A extends Aggregate>(cls: AggregateClass<A>, id: string): Promise<A | undefined> {
@@ -146,12 +213,15 @@ export class Repository {
     return replayEvents(cls, await events.get(id, { gt: initial?.version, lte: version }), initial)
   }
 
-  async #fromSnapshot<A extends Aggregate>(cls: AggregateClass<A>, id: string, version?: number) {
+  /** Restores the latest usable snapshot as an instance of `cls`, or of the class its topic names when not given. */
+  async #fromSnapshot<A extends Aggregate>(cls: AggregateClass<A> | undefined, id: string, version?: number) {
     const { snapshots } = await this.#stores()
     if (snapshots === undefined) return undefined
     try {
       const snapshot = await snapshots.latest(id, version)
-      return snapshot?.isFor(cls) ? snapshot.restore(cls) : undefined
+      if (snapshot === undefined) return undefined
+      const target = cls ?? (classOf(snapshot.aggregateTopic) as AggregateClass<A> | undefined)
+      return target !== undefined && snapshot.isFor(target) ? snapshot.restore(target) : undefined
     } catch (error) {
       // A snapshot is a cache: one that no longer loads (renamed class, state
       // that cannot be upcast, unreadable bytes) is passed over for the events.

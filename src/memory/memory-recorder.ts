@@ -2,6 +2,7 @@ import { CommitSignal, followLog, type PagedSubscription, waitForTracking } from
 import { TrackingConflictError, VersionConflictError } from '../persistence/errors.js'
 import { applicationTables, validApplicationName } from '../persistence/identifiers.js'
 import type {
+  EventsQuery,
   Persistence,
   ProcessRecorder,
   Recorders,
@@ -51,14 +52,18 @@ export class MemoryRecorder implements ProcessRecorder {
   ) {}
 
   /**
-   * Records a batch of events and, when given, a tracking record atomically,
-   * and returns the events' notification ids in input order.
+   * Records a batch of events and, when given, tracking records (each checked
+   * against those before it) atomically, and returns the events' notification
+   * ids in input order.
    *
    * @throws VersionConflictError on a duplicate event version, TrackingConflictError
    * on a tracking id that is not newer; nothing is written then.
    */
-  async insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]> {
-    const tracking = options?.tracking
+  async insertEvents(
+    events: readonly StoredEvent[],
+    options?: { tracking?: Tracking | readonly Tracking[] },
+  ): Promise<number[]> {
+    const tracking = [options?.tracking ?? []].flat()
     this.#check(events, tracking)
     const ids = new Array<number>(events.length)
     let originatorId: string | undefined
@@ -88,13 +93,22 @@ export class MemoryRecorder implements ProcessRecorder {
       this.#log.push(notification)
       ids[i] = notification.id
     }
-    if (tracking) this.#tracking.set(tracking.applicationName, tracking.notificationId)
-    if (events.length > 0 || tracking) this.#commits.notify()
+    for (const { applicationName, notificationId } of tracking) this.#tracking.set(applicationName, notificationId)
+    if (events.length > 0 || tracking.length > 0) this.#commits.notify()
     return ids
   }
 
   /** Returns the events of one originator in version order (or reversed with `desc`); empty when none. */
   async selectEvents(originatorId: string, options: SelectEventsOptions = {}): Promise<StoredEvent[]> {
+    return this.#select(originatorId, options)
+  }
+
+  /** Returns the events of several originators, for each query its originator's events after `gt`. */
+  async selectEventsOfMany(queries: readonly EventsQuery[]): Promise<StoredEvent[][]> {
+    return queries.map(({ originatorId, gt }) => this.#select(originatorId, { gt }))
+  }
+
+  #select(originatorId: string, options: SelectEventsOptions): StoredEvent[] {
     const aggregate = this.#aggregates.get(originatorId)
     if (aggregate === undefined) return []
     const { gt, lte, desc = false, limit = Number.POSITIVE_INFINITY } = options
@@ -180,11 +194,14 @@ export class MemoryRecorder implements ProcessRecorder {
   }
 
   /** Throws if the batch cannot be recorded whole; it must not write anything. */
-  #check(events: readonly StoredEvent[], tracking: Tracking | undefined): void {
-    if (tracking !== undefined) {
-      const last = this.#tracking.get(tracking.applicationName) ?? 0
-      if (!(tracking.notificationId > last))
-        throw new TrackingConflictError({ ...tracking, table: this.tables.tracking })
+  #check(events: readonly StoredEvent[], tracking: readonly Tracking[]): void {
+    const tracked = new Map<string, number>()
+    for (const { applicationName, notificationId } of tracking) {
+      const last = tracked.get(applicationName) ?? this.#tracking.get(applicationName) ?? 0
+      if (!(notificationId > last)) {
+        throw new TrackingConflictError({ applicationName, notificationId, table: this.tables.tracking })
+      }
+      tracked.set(applicationName, notificationId)
     }
     // Batches usually append versions in order, so a version above the highest
     // seen for its originator is new without a search.

@@ -1,6 +1,6 @@
 import type { DomainEvent } from '../domain/domain-event.js'
 import type { Mapper } from './mapper.js'
-import type { ProcessRecorder, SelectEventsOptions } from './recorder.js'
+import type { EventsQuery, ProcessRecorder, SelectEventsOptions } from './recorder.js'
 import type { Notification, Tracking } from './stored-event.js'
 
 /** A domain event together with the notification that recorded it in the application's log. */
@@ -25,13 +25,17 @@ export class EventStore {
   ) {}
 
   /**
-   * Records events atomically, together with a tracking record when given.
+   * Records events atomically, together with the tracking records when given
+   * (one, or one per upstream: see `ProcessRecorder.insertEvents`).
    *
    * @returns one recording per event, in order.
-   * @throws IntegrityError if any event's version is already recorded, or the
+   * @throws IntegrityError if any event's version is already recorded, or a
    * tracking record is not newer than the last; nothing is written then.
    */
-  async put(events: readonly DomainEvent[], options?: { tracking?: Tracking }): Promise<Recording[]> {
+  async put(
+    events: readonly DomainEvent[],
+    options?: { tracking?: Tracking | readonly Tracking[] },
+  ): Promise<Recording[]> {
     const stored = events.map((event) => this.mapper.toStoredEvent(event))
     const ids = await this.recorder.insertEvents(stored, options)
     return stored.map((storedEvent, index) => ({
@@ -44,6 +48,12 @@ export class EventStore {
   async get(originatorId: string, options?: SelectEventsOptions): Promise<DomainEvent[]> {
     const stored = await this.recorder.selectEvents(originatorId, options)
     return stored.map((event) => this.mapper.toDomainEvent(event))
+  }
+
+  /** Returns the events of several aggregates in one read: for each query, its aggregate's events after `gt`. */
+  async getMany(queries: readonly EventsQuery[]): Promise<DomainEvent[][]> {
+    const stored = await this.recorder.selectEventsOfMany(queries)
+    return stored.map((events) => events.map((event) => this.mapper.toDomainEvent(event)))
   }
 
   /** Deletes all events of one aggregate, and returns how many there were. */

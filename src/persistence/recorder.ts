@@ -12,6 +12,14 @@ export interface SelectEventsOptions {
   readonly limit?: number
 }
 
+/** Which events of one originator {@link AggregateRecorder.selectEventsOfMany} selects. */
+export interface EventsQuery {
+  /** The originator whose events are selected. */
+  readonly originatorId: string
+  /** Only versions greater than this (all versions when not given). */
+  readonly gt?: number
+}
+
 /** Options for selecting notifications from an application's log. */
 export interface SelectNotificationsOptions {
   /** The id to start from; the start of the log when not given. */
@@ -56,6 +64,15 @@ export interface AggregateRecorder {
 
   /** Returns the events of one originator in version order (or reversed with `desc`); empty when none. */
   selectEvents(originatorId: string, options?: SelectEventsOptions): Promise<StoredEvent[]>
+
+  /**
+   * Returns the events of several originators at once, in one round trip where
+   * the backend has round trips: for each query, its originator's events after
+   * `gt` in version order (as `selectEvents` would return them), in the order
+   * of the queries. Reading a batch of aggregates this way costs about what
+   * reading one does.
+   */
+  selectEventsOfMany(queries: readonly EventsQuery[]): Promise<StoredEvent[][]>
 
   /**
    * Deletes all events of one originator, for "forget me" requests; readers of a
@@ -119,12 +136,16 @@ export interface TrackingRecorder {
 /** An application recorder that records events together with a tracking record, atomically. */
 export interface ProcessRecorder extends ApplicationRecorder, TrackingRecorder {
   /**
-   * Records a batch of events and, when given, a tracking record in one
+   * Records a batch of events and, when given, tracking records in one
    * transaction: all of it, or none. The batch may be empty (tracking alone).
+   * Several tracking records (one per upstream, as a relay's follower tracks
+   * each upstream aggregate) are each checked, in the order given, against
+   * what is recorded and against those before them in the list.
    *
-   * @throws IntegrityError on a duplicate event version or a tracking id that is not newer.
+   * @throws IntegrityError on a duplicate event version or a tracking id that
+   * is not newer; nothing is written then.
    */
-  insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]>
+  insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking | readonly Tracking[] }): Promise<number[]>
 }
 
 /** The recorders of one application, opened on one backend; `await using` closes them. */

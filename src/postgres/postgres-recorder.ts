@@ -11,6 +11,7 @@ import { ProgrammingError } from '../persistence/errors.js'
 import { type ApplicationTables, applicationTables, validIdentifier } from '../persistence/identifiers.js'
 import type {
   AggregateRecorder,
+  EventsQuery,
   Persistence,
   ProcessRecorder,
   Recorders,
@@ -97,6 +98,16 @@ export class PostgresEventTable {
     const lte = options.lte ?? Number.MAX_SAFE_INTEGER
     const result = await this.pool.query<StoredEvent>(sql, [originatorId, gt, lte, options.limit ?? null])
     return result.rows
+  }
+
+  /** Returns the events of several originators in one query, for each query its originator's events after `gt`. */
+  async selectEventsOfMany(queries: readonly EventsQuery[]): Promise<StoredEvent[][]> {
+    const ids = queries.map((query) => query.originatorId)
+    const gts = queries.map((query) => query.gt ?? Number.MIN_SAFE_INTEGER)
+    const result = await this.pool.query<StoredEvent & { query: string }>(this.sql.selectEventsOfMany, [ids, gts])
+    const selected = queries.map((): StoredEvent[] => [])
+    for (const { query, ...event } of result.rows) selected[Number(query) - 1]!.push(event)
+    return selected
   }
 
   /** Deletes all events of one originator and returns how many there were. */
@@ -202,15 +213,19 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
   }
 
   /**
-   * Records a batch of events and, when given, a tracking record in one
-   * transaction, and returns the events' notification ids in input order.
+   * Records a batch of events and, when given, tracking records (each checked
+   * against those before it) in one transaction, and returns the events'
+   * notification ids in input order.
    *
    * @throws IntegrityError on a duplicate event version or a tracking id that
    * is not newer; nothing is written then.
    */
-  async insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]> {
-    const tracking = options?.tracking
-    if (events.length === 0 && tracking === undefined) return []
+  async insertEvents(
+    events: readonly StoredEvent[],
+    options?: { tracking?: Tracking | readonly Tracking[] },
+  ): Promise<number[]> {
+    const tracking = [options?.tracking ?? []].flat()
+    if (events.length === 0 && tracking.length === 0) return []
     this.assertOpen()
     return this.options.writes.write(events, tracking)
   }
@@ -343,7 +358,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
    */
   async insertTracking(tracking: Tracking): Promise<void> {
     this.assertOpen()
-    await this.options.writes.write([], tracking)
+    await this.options.writes.write([], [tracking])
   }
 
   /** Returns the highest notification id tracked for an upstream application, or 0 when none. */

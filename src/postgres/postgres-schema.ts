@@ -90,6 +90,12 @@ export interface EventTableSql {
   readonly selectEvents: string
   /** Like `selectEvents`, newest first. */
   readonly selectEventsDesc: string
+  /**
+   * Parameters: originator ids, versions greater than (arrays, one element per
+   * query). Rows carry `query`, the 1-based index of their query, and come in
+   * query order, then version order.
+   */
+  readonly selectEventsOfMany: string
   /** Parameter: originator id. */
   readonly deleteEvents: string
 }
@@ -105,6 +111,11 @@ ORDER BY originator_version`
     insertEvents: `INSERT INTO ${name} (originator_id, originator_version, topic, state) ${rowsOf('')}`,
     selectEvents: `${select} LIMIT $4`,
     selectEventsDesc: `${select} DESC LIMIT $4`,
+    selectEventsOfMany: `SELECT q.n AS query, e.originator_id AS "originatorId", e.originator_version AS "originatorVersion",
+  e.topic, e.state
+FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS q(id, gt, n)
+JOIN ${name} e ON e.originator_id = q.id AND e.originator_version > q.gt
+ORDER BY q.n, e.originator_version`,
     deleteEvents: `DELETE FROM ${name} WHERE originator_id = $1`,
   }
 }

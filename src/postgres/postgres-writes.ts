@@ -16,7 +16,7 @@ import {
 /** One call of `insertEvents` (or `insertTracking`), waiting in the queue. */
 interface Write {
   readonly events: readonly StoredEvent[]
-  readonly tracking: Tracking | undefined
+  readonly tracking: readonly Tracking[]
   readonly resolve: (ids: number[]) => void
   readonly reject: (error: unknown) => void
 }
@@ -76,14 +76,14 @@ export class WriteQueue {
   }
 
   /**
-   * Records the events and the tracking record (either may be missing, not
+   * Records the events and the tracking records (either may be empty, not
    * both) atomically, and returns the events' notification ids in input order.
    *
    * @throws VersionConflictError on a duplicate event version, TrackingConflictError
    * on a tracking id that is not newer. In a group of writes that failed
    * together, each write is tried again alone, so each names its own clash.
    */
-  write(events: readonly StoredEvent[], tracking: Tracking | undefined): Promise<number[]> {
+  write(events: readonly StoredEvent[], tracking: readonly Tracking[]): Promise<number[]> {
     return new Promise((resolve, reject) => {
       this.#waiting.push({ events, tracking, resolve, reject })
       this.#draining ??= this.#drain()
@@ -166,18 +166,22 @@ export class WriteQueue {
     }
   }
 
-  async #insertAlone({ events, tracking }: Write): Promise<number[]> {
-    if (tracking === undefined) {
+  async #insertAlone(write: Write): Promise<number[]> {
+    const { events, tracking } = write
+    if (tracking.length === 0) {
       return events.length === 1
         ? this.#ids(this.#autocommit, this.#notifications.insertEvent, oneEvent(events[0]!))
         : this.#ids(this.#autocommit, this.#notifications.insertEvents, columns(events))
     }
+    // Several tracking records take a statement each, so they need a transaction.
+    if (tracking.length > 1) return (await this.#transaction([write]))[0]!
+    const [record] = tracking as [Tracking]
     if (events.length === 0) {
-      await this.#track(this.#autocommit, tracking)
+      await this.#track(this.#autocommit, record)
       return []
     }
-    const values = [...columns(events), tracking.applicationName, tracking.notificationId]
-    return this.#ids(this.#autocommit, this.#trackedInsert, values, tracking)
+    const values = [...columns(events), record.applicationName, record.notificationId]
+    return this.#ids(this.#autocommit, this.#trackedInsert, values, record)
   }
 
   /** Runs statements on pooled connections, each committing by itself. */
@@ -189,7 +193,7 @@ export class WriteQueue {
     // Tracking first: a tracking record that is not newer (a notification
     // delivered again) then fails the transaction before it draws any id.
     return this.pool.transaction('BEGIN', async (run) => {
-      for (const { tracking } of group) if (tracking) await this.#track(run, tracking)
+      for (const { tracking } of group) for (const record of tracking) await this.#track(run, record)
       const ids = events.length > 0 ? await this.#ids(run, this.#notifications.insertEvents, columns(events)) : []
       let offset = 0
       return group.map((write) => {

@@ -11,6 +11,7 @@ import { ProgrammingError, TrackingConflictError, VersionConflictError } from '.
 import { applicationTables } from '../persistence/identifiers.js'
 import type {
   AggregateRecorder,
+  EventsQuery,
   Persistence,
   ProcessRecorder,
   Recorders,
@@ -69,6 +70,15 @@ export class SqliteEventTable {
     return this.session.run(
       (connection) => connection.statement(sql).all(originatorId, gt, lte, limit) as StoredEvent[],
     )
+  }
+
+  /** Returns the events of several originators, for each query its originator's events after `gt`. */
+  async selectEventsOfMany(queries: readonly EventsQuery[]): Promise<StoredEvent[][]> {
+    return this.session.run((connection) => {
+      const statement = connection.statement(this.#sql.selectEvents)
+      const all = (id: string, gt = Number.MIN_SAFE_INTEGER) => statement.all(id, gt, Number.MAX_SAFE_INTEGER, -1)
+      return queries.map(({ originatorId, gt }) => all(originatorId, gt) as StoredEvent[])
+    })
   }
 
   /** Deletes all events of one originator and returns how many there were. */
@@ -134,9 +144,9 @@ export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRe
   readonly #trackingTable: string
   readonly #commits: CommitSignal
   readonly #pollMs: number
-  readonly #insert = this.session.transaction((events: readonly StoredEvent[], tracking: Tracking | undefined) => {
+  readonly #insert = this.session.transaction((events: readonly StoredEvent[], tracking: readonly Tracking[]) => {
     const ids = this.insertRows(events)
-    if (tracking) this.#insertTracking(tracking)
+    for (const record of tracking) this.#insertTracking(record)
     return ids
   })
   readonly #track = this.session.transaction((tracking: Tracking) => this.#insertTracking(tracking))
@@ -162,15 +172,19 @@ export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRe
   }
 
   /**
-   * Records a batch of events and, when given, a tracking record in one
-   * transaction, and returns the events' notification ids in input order.
+   * Records a batch of events and, when given, tracking records (each checked
+   * against those before it) in one transaction, and returns the events'
+   * notification ids in input order.
    *
    * @throws VersionConflictError on a duplicate event version, TrackingConflictError
    * on a tracking id that is not newer; nothing is written then.
    */
-  async insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking }): Promise<number[]> {
-    const tracking = options?.tracking
-    if (events.length === 0 && tracking === undefined) return []
+  async insertEvents(
+    events: readonly StoredEvent[],
+    options?: { tracking?: Tracking | readonly Tracking[] },
+  ): Promise<number[]> {
+    const tracking = [options?.tracking ?? []].flat()
+    if (events.length === 0 && tracking.length === 0) return []
     const ids = this.#insert(events, tracking)
     this.#commits.notify()
     return ids

@@ -6,7 +6,7 @@ import { Mapper } from '../persistence/mapper.js'
 import type { ProjectionStore } from '../persistence/recorder.js'
 import type { Notification } from '../persistence/stored-event.js'
 import { isPermanent } from './follow.js'
-import { type FollowedTopic, type ProcessApplication, topicsOf } from './process-application.js'
+import { type FollowedTopic, type ProcessApplication, type Source, topicsOf } from './process-application.js'
 import { decodeMessage, encodeMessage, MalformedMessageError } from './relay-message.js'
 import { TrackedFollower, type TrackedFollowerOptions } from './tracked-follower.js'
 
@@ -126,11 +126,25 @@ export interface RepublisherOptions {
   readonly retryDelayMs?: number
 }
 
+/** A message read, and not yet processed: the notification, and the source it is tracked under. */
+interface Readable {
+  /** The message's place in its batch. */
+  readonly index: number
+  readonly application: string
+  readonly source: Source
+  readonly notification: Notification
+}
+
+const PROCESSED: Verdict = { outcome: 'processed' }
+const DUPLICATE: Verdict = { outcome: 'duplicate' }
+const SKIPPED: Verdict = { outcome: 'skipped' }
+
 /**
  * Hands messages received from a broker to a local process application, so
  * that each relayed event takes effect exactly once: the follower's tracking
  * drops redeliveries, and a message should be acknowledged only after
- * {@link Republisher.handle} resolved (its effects are committed then).
+ * {@link Republisher.handleBatch} (or {@link Republisher.handle}) resolved
+ * (its effects are committed then).
  *
  * Tracking is kept per upstream aggregate (`<application>/<originator id>`),
  * since brokers keep order only per message group (SQS FIFO) or lose it on
@@ -152,16 +166,47 @@ export class Republisher {
   }
 
   /**
-   * Processes one message's body, trying again after failures.
-   *
-   * @returns `processed`, `duplicate` or `skipped` (acknowledge it), or `dead-letter`
-   * with the reason for a message that cannot be read (not JSON, another
-   * format version, an unknown topic, an undecodable state) or whose
-   * processing kept failing.
-   * @throws OperationalError when the follower's database cannot be reached:
-   * leave the message with the broker, to be delivered again later.
+   * Processes one message's body, trying again after failures: a batch of one
+   * (see {@link Republisher.handleBatch}).
    */
   async handle(body: string | Uint8Array): Promise<Verdict> {
+    return (await this.handleBatch([body]))[0]!
+  }
+
+  /**
+   * Processes the bodies of messages, in the order given, as one unit of work
+   * of the follower (see `ProcessApplication.processMany`): the new events of
+   * all of them are recorded in one atomic write, with the tracking record of
+   * the last notification of each upstream aggregate. Redeliveries (ids not
+   * above what is tracked, or above an earlier message of the batch for the
+   * same aggregate) are dropped before processing. When the batch fails, its
+   * halves are processed in turn, down to single messages, which are tried
+   * again after a delay: only a message that keeps failing goes to the dead
+   * letters, and the others take effect.
+   *
+   * @returns a verdict per body, in order: `processed`, `duplicate` or
+   * `skipped` (acknowledge it), or `dead-letter` with the reason for a
+   * message that cannot be read (not JSON, another format version, an unknown
+   * topic, an undecodable state) or whose processing kept failing.
+   * @throws OperationalError when the follower's database cannot be reached:
+   * leave the messages with the broker, to be delivered again later (those
+   * committed already are dropped then as duplicates).
+   */
+  async handleBatch(bodies: readonly (string | Uint8Array)[]): Promise<Verdict[]> {
+    const verdicts = new Array<Verdict>(bodies.length)
+    const readable: Readable[] = []
+    for (const [index, body] of bodies.entries()) {
+      const read = this.#read(index, body)
+      if ('outcome' in read) verdicts[index] = read
+      else readable.push(read)
+    }
+    const fresh = await this.#dropDuplicates(readable, verdicts)
+    await this.#processHalving(fresh, verdicts)
+    return verdicts
+  }
+
+  /** Decodes a message's body; the verdict instead for one that is malformed or of a topic not followed. */
+  #read(index: number, body: string | Uint8Array): Readable | Verdict {
     let application: string
     let notification: Notification
     try {
@@ -170,18 +215,58 @@ export class Republisher {
       if (error instanceof MalformedMessageError) return { outcome: 'dead-letter', reason: error.message }
       throw error
     }
-    if (!(this.#follower.followedTopics?.includes(notification.topic) ?? true)) return { outcome: 'skipped' }
+    if (!(this.#follower.followedTopics?.includes(notification.topic) ?? true)) return SKIPPED
     const source = {
       name: `${application}/${notification.originatorId}`,
       notificationLog: {
         decode: async (stored: Notification): Promise<DomainEvent> => this.#mapper.toDomainEvent(stored),
       },
     }
+    return { index, application, source, notification }
+  }
+
+  /** Returns the messages not processed before, nor repeated in the batch; marks the others duplicates. */
+  async #dropDuplicates(readable: readonly Readable[], verdicts: Verdict[]): Promise<Readable[]> {
+    const names = [...new Set(readable.map((message) => message.source.name))]
+    const positions = new Map<string, number>()
+    for (const name of names) positions.set(name, await this.#follower.position(name))
+    const fresh: Readable[] = []
+    for (const message of readable) {
+      const { name } = message.source
+      if (message.notification.id <= positions.get(name)!) verdicts[message.index] = DUPLICATE
+      else {
+        positions.set(name, message.notification.id)
+        fresh.push(message)
+      }
+    }
+    return fresh
+  }
+
+  /** Processes messages as one unit; when that fails, each half in turn, down to single messages. */
+  async #processHalving(messages: readonly Readable[], verdicts: Verdict[]): Promise<void> {
+    if (messages.length === 0) return
+    if (messages.length === 1) {
+      verdicts[messages[0]!.index] = await this.#processOne(messages[0]!)
+      return
+    }
+    try {
+      await this.#follower.processMany(messages)
+      for (const message of messages) verdicts[message.index] = PROCESSED
+    } catch (error) {
+      if (error instanceof OperationalError) throw error
+      const half = Math.ceil(messages.length / 2)
+      await this.#processHalving(messages.slice(0, half), verdicts)
+      await this.#processHalving(messages.slice(half), verdicts)
+    }
+  }
+
+  /** Processes one message, trying again after failures, up to the attempts. */
+  async #processOne({ application, source, notification }: Readable): Promise<Verdict> {
     for (let attempt = 1; ; attempt++) {
-      if (await this.#follower.isProcessed(source.name, notification.id)) return { outcome: 'duplicate' }
+      if (await this.#follower.isProcessed(source.name, notification.id)) return DUPLICATE
       try {
         await this.#follower.process(source, notification)
-        return { outcome: 'processed' }
+        return PROCESSED
       } catch (error) {
         if (error instanceof OperationalError) throw error
         const permanent = isPermanent(error)

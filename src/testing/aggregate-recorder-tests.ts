@@ -137,6 +137,32 @@ export function testEvents(api: TestApi, harness: RecorderHarness): void {
       assert.deepEqual(await select({ limit: 0 }), [])
       assert.deepEqual(await select({ limit: 100 }), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
     })
+
+    test('selectEventsOfMany returns, for each query in order, what selectEvents returns after its gt', async (open) => {
+      const { events, snapshots } = await open()
+      await events.insertEvents([...range('a', 1, 4), ...range('b', 1, 2), event('Hündin 🐕', 1)])
+      await events.insertEvents([event('a', 5, 'later', new Uint8Array([0, 255]))])
+      const queries = [
+        { originatorId: 'b' },
+        { originatorId: 'a', gt: 3 },
+        { originatorId: 'unknown' },
+        { originatorId: 'a' },
+        { originatorId: 'Hündin 🐕', gt: 0 },
+        { originatorId: 'b', gt: 2 },
+      ]
+      const selected = await events.selectEventsOfMany(queries)
+      const expected = await Promise.all(
+        queries.map(({ originatorId, gt }) => events.selectEvents(originatorId, { gt })),
+      )
+      assert.deepEqual(
+        selected.map((list) => list.map(plain)),
+        expected.map((list) => list.map(plain)),
+      )
+      assert.deepEqual(selected.map(versions), [[1, 2], [4, 5], [], [1, 2, 3, 4, 5], [1], []])
+      assert.deepEqual(await events.selectEventsOfMany([]), [])
+      await snapshots.insertEvents([event('a', 2, 'snapshot'), event('a', 4, 'snapshot')])
+      assert.deepEqual((await snapshots.selectEventsOfMany([{ originatorId: 'a', gt: 2 }])).map(versions), [[4]])
+    })
   })
 }
 

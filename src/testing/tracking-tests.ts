@@ -118,6 +118,69 @@ export function testTracking(api: TestApi, harness: RecorderHarness): void {
       assert.deepEqual(await events.selectEvents('b'), [])
     })
 
+    test('several tracking records (one per upstream) are recorded with the events, in one write', async (open) => {
+      const { events } = await open()
+      await events.insertTracking({ applicationName: 'up/b', notificationId: 2 })
+      const tracking = [
+        { applicationName: 'up/a', notificationId: 3 },
+        { applicationName: 'up/b', notificationId: 4 },
+        { applicationName: 'up/a', notificationId: 7 },
+      ]
+      assert.equal((await events.insertEvents(range('a', 1, 2), { tracking })).length, 2)
+      assert.equal(await events.maxTrackingId('up/a'), 7)
+      assert.equal(await events.maxTrackingId('up/b'), 4)
+      assert.deepEqual(versions(await events.selectEvents('a')), [1, 2])
+      await events.insertEvents([], { tracking: [{ applicationName: 'up/c', notificationId: 1 }] })
+      assert.equal(await events.maxTrackingId('up/c'), 1)
+      assert.deepEqual(await events.insertEvents([], { tracking: [] }), [])
+    })
+
+    test('one tracking record that is not newer fails the whole write: no events, none of the tracking records', async (open) => {
+      const { events } = await open()
+      await events.insertTracking({ applicationName: 'up/b', notificationId: 5 })
+      const before = await contents(events)
+      const stale = [
+        { applicationName: 'up/a', notificationId: 1 },
+        { applicationName: 'up/b', notificationId: 5 },
+        { applicationName: 'up/c', notificationId: 1 },
+      ]
+      await assert.rejects(
+        events.insertEvents(range('a', 1, 2), { tracking: stale }),
+        trackingConflict('up/b', 5, tables.tracking),
+      )
+      // Checked against the records before it in the same write, too.
+      const backwards = [
+        { applicationName: 'up/a', notificationId: 4 },
+        { applicationName: 'up/a', notificationId: 4 },
+      ]
+      await assert.rejects(
+        events.insertEvents([event('b', 1)], { tracking: backwards }),
+        trackingConflict('up/a', 4, tables.tracking),
+      )
+      assert.deepEqual(await contents(events), before)
+      for (const name of ['up/a', 'up/c']) assert.equal(await events.maxTrackingId(name), 0, name)
+      assert.equal(await events.maxTrackingId('up/b'), 5)
+    })
+
+    test('writes with several tracking records made at once fail alone', async (open) => {
+      const { events } = await open()
+      const both = (id: number) => [
+        { applicationName: 'up/a', notificationId: id },
+        { applicationName: 'up/b', notificationId: id },
+      ]
+      const [first, again, later] = await Promise.allSettled([
+        events.insertEvents([event('a', 1)], { tracking: both(1) }),
+        events.insertEvents([event('b', 1)], { tracking: both(1) }),
+        events.insertEvents([event('c', 1)], { tracking: both(2) }),
+      ])
+      assert.equal(first!.status, 'fulfilled')
+      assert.ok(again!.status === 'rejected' && trackingConflict('up/a', 1, tables.tracking)(again!.reason))
+      assert.equal(later!.status, 'fulfilled')
+      assert.deepEqual(versions(await events.selectEvents('b')), [])
+      assert.deepEqual(versions(await events.selectEvents('c')), [1])
+      assert.equal(await events.maxTrackingId('up/b'), 2)
+    })
+
     test('waitForTracking resolves at once for a tracked id', async (open) => {
       const { events } = await open()
       await events.insertTracking({ applicationName: 'up', notificationId: 4 })

@@ -2,8 +2,8 @@
 // of work whose policies see each other's changes, one atomic write, and on a
 // failure exactly what precedes the bad notification done, on every backend.
 
-import { describe, expect, it } from 'vitest'
-import { Order, Orders } from '../../examples/orders.js'
+import { describe, expect, it, vi } from 'vitest'
+import { Order, Orders, Reservations } from '../../examples/orders.js'
 import {
   Aggregate,
   type DomainEvent,
@@ -24,6 +24,13 @@ import { Counter } from './counting.js'
 import { systemBackends } from './system-backends.js'
 
 const TALLY_ID = uuid5('6f1c1c8e-2a43-4bde-9a3e-3f1d0f7c2b11', 'tally')
+
+/** Orders whose stores the test may see. */
+class SeenOrders extends Orders {
+  override stores() {
+    return super.stores()
+  }
+}
 
 /** One aggregate changed by every order: a batch changes it many times. */
 class Tally extends Aggregate {
@@ -173,6 +180,21 @@ describe.each(systemBackends())('batches of a process application on %s', (_name
       ...names.slice(5),
     ])
     expect(runner.status()[0]?.state).toBe('running')
+  })
+
+  it('read the aggregates that policies name ahead in one round trip per batch', async () => {
+    const store = newStore()
+    await using orders = new SeenOrders({ persistence: store() })
+    await using reservations = new Reservations({ persistence: store() })
+    const ids: string[] = []
+    for (let i = 1; i <= 20; i++) ids.push(await orders.createOrder(`order ${i}`))
+    await reservations.processBatch(orders, await orders.notificationLog.select({ limit: 100 }))
+    const { events } = (await orders.stores()).recorders
+    const [one, many] = [vi.spyOn(events, 'selectEvents'), vi.spyOn(events, 'selectEventsOfMany')]
+    await orders.processBatch(reservations, await reservations.notificationLog.select({ limit: 100 }))
+    expect([one.mock.calls.length, many.mock.calls.length]).toEqual([0, 1])
+    expect(many.mock.calls[0]![0].map((query) => query.originatorId)).toEqual(ids)
+    for (const id of ids) expect((await orders.getOrder(id)).reservationId).toBeDefined()
   })
 
   it('go on in batches after a restart, from the notification after the last one done', async () => {
