@@ -145,7 +145,10 @@ export interface ProcessRecorder extends ApplicationRecorder, TrackingRecorder {
    * @throws IntegrityError on a duplicate event version or a tracking id that
    * is not newer; nothing is written then.
    */
-  insertEvents(events: readonly StoredEvent[], options?: { tracking?: Tracking | readonly Tracking[] }): Promise<number[]>
+  insertEvents(
+    events: readonly StoredEvent[],
+    options?: { tracking?: Tracking | readonly Tracking[] },
+  ): Promise<number[]>
 }
 
 /** The recorders of one application, opened on one backend; `await using` closes them. */
