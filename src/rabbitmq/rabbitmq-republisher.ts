@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { ConsumeMessage } from 'amqplib'
 import { OperationalError, ProgrammingError } from '../persistence/errors.js'
-import type { Republisher } from '../system/relay.js'
+import type { Republisher, Verdict } from '../system/relay.js'
 import { openSession, publishConfirmed, rabbitMqError, type Session } from './rabbitmq-connection.js'
 import {
   type ConnectionSettings,
@@ -36,13 +36,21 @@ export interface RabbitMqRepublisherOptions extends RabbitMqConnectionOptions {
   readonly bindings?: readonly string[]
   /**
    * How many messages the broker sends ahead of the acknowledgements (default
-   * 100). Messages are still handled one at a time, in order.
+   * 100): the most that can be in hand, and so in one batch.
    */
   readonly prefetch?: number
+  /**
+   * At most this many messages are handed to the follower at once, to be
+   * processed in one transaction (default 100). A batch is what has arrived
+   * while the one before was processed, so a message that arrives alone is
+   * processed at once, and batches grow only when messages come faster than
+   * one transaction a message.
+   */
+  readonly batchSize?: number
   /** The durable queue that messages which cannot be processed go to (default `<queue>.dead-letter`). */
   readonly deadLetterQueue?: string
-  /** Processes each message's body (a `Republisher` over the follower). */
-  readonly republisher: Pick<Republisher, 'handle'>
+  /** Processes the messages' bodies, a batch at a time (a `Republisher` over the follower). */
+  readonly republisher: Pick<Republisher, 'handleBatch'>
   /**
    * How long a message waits before it is tried again after the follower's
    * storage failed (OperationalError), doubled after each further failure up to
@@ -71,20 +79,21 @@ export interface RabbitMqRepublisherStatus {
 
 /** The events a {@link RabbitMqRepublisher} emits. */
 export interface RabbitMqRepublisherEvents {
-  /** It stopped for an error it cannot get past; the message in hand stays in the queue. */
+  /** It stopped for an error it cannot get past; the messages in hand stay in the queue. */
   republisherError: [error: Error]
 }
 
 /**
  * The receiving side of RabbitMQ: takes the messages a relay published from a
- * durable queue bound to the exchange and hands them, one at a time and in
- * order, to a `Republisher`. A message is acknowledged only once handled:
- * processed (the follower committed its effects), a duplicate, or moved to the
- * dead-letter queue (with the reason in the `x-eventsourcing-error` header,
- * confirmed by the broker). When the follower's storage cannot be reached, the
- * message and those behind it go back to the queue, in order, and are tried
- * again after a delay. After the connection is lost it reconnects with
- * backoff, for as long as it runs.
+ * durable queue bound to the exchange and hands them, in batches and in
+ * order, to a `Republisher` (see `batchSize`), which processes each batch in
+ * one transaction of the follower. Messages are acknowledged only once their
+ * batch is handled: processed (the follower committed its effects), a
+ * duplicate, or moved to the dead-letter queue (with the reason in the
+ * `x-eventsourcing-error` header, confirmed by the broker). When the
+ * follower's storage cannot be reached, the batch and the messages behind it
+ * go back to the queue, in order, and are tried again after a delay. After
+ * the connection is lost it reconnects with backoff, for as long as it runs.
  */
 export interface RabbitMqRepublisher extends EventEmitter<RabbitMqRepublisherEvents>, AsyncDisposable {
   /**
@@ -98,7 +107,7 @@ export interface RabbitMqRepublisher extends EventEmitter<RabbitMqRepublisherEve
    */
   start(): Promise<void>
   /**
-   * Lets the message in hand finish, then stops consuming and closes the
+   * Lets the batch in hand finish, then stops consuming and closes the
    * connection; messages received but not handled go back to the queue. It can
    * be started again. Stopping one that is not running does nothing.
    */
@@ -132,6 +141,7 @@ export function rabbitMqRepublisher(options: RabbitMqRepublisherOptions): Rabbit
 }
 
 const DEFAULT_PREFETCH = 100
+const DEFAULT_BATCH_SIZE = 100
 // At most this many messages are acknowledged together (and at most half the prefetch).
 const MAX_ACK_BATCH = 50
 const DEFAULT_RETRY_DELAY_MS = 1000
@@ -158,8 +168,8 @@ interface Consumption {
   ended: boolean
   readonly ending: Promise<Ending>
   end(ending: Ending): void
-  /** Messages received and not yet started. */
-  waiting: number
+  /** Messages received and not yet started, in the order received. */
+  readonly received: ConsumeMessage[]
   /** The last message handled and not yet acknowledged, and how many are (acknowledged together, up to it). */
   unacknowledged: ConsumeMessage | undefined
   unacknowledgedCount: number
@@ -178,11 +188,12 @@ class Consumer extends EventEmitter<RabbitMqRepublisherEvents> implements Rabbit
   readonly #bindings: readonly string[]
   readonly #prefetch: number
   readonly #ackBatch: number
+  readonly #batchSize: number
   readonly #retryDelayMs: number
-  readonly #republisher: Pick<Republisher, 'handle'>
+  readonly #republisher: Pick<Republisher, 'handleBatch'>
   #run: Run | undefined
   #current: Consumption | undefined
-  /** Handles messages one at a time, in the order received. */
+  /** Handles batches one at a time, in the order received. */
   #chain: Promise<void> = Promise.resolve()
   #failures = 0
   #closed = false
@@ -211,6 +222,8 @@ class Consumer extends EventEmitter<RabbitMqRepublisherEvents> implements Rabbit
     this.#prefetch = options.prefetch ?? DEFAULT_PREFETCH
     positiveInteger('prefetch', this.#prefetch)
     this.#ackBatch = Math.min(MAX_ACK_BATCH, Math.ceil(this.#prefetch / 2))
+    this.#batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE
+    positiveInteger('batchSize', this.#batchSize)
     this.#retryDelayMs = options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS
     positiveInteger('retryDelayMs', this.#retryDelayMs)
     this.#exchange = options.exchange
@@ -269,7 +282,7 @@ class Consumer extends EventEmitter<RabbitMqRepublisherEvents> implements Rabbit
     let consumption = first
     for (;;) {
       const ending = await consumption.ending
-      // The message in hand finishes (and is acknowledged, if the channel is still open) before the channel closes.
+      // The batch in hand finishes (and is acknowledged, if the channel is still open) before the channel closes.
       await this.#chain
       try {
         acknowledge(consumption)
@@ -324,7 +337,7 @@ class Consumer extends EventEmitter<RabbitMqRepublisherEvents> implements Rabbit
     const consumption: Consumption = {
       session,
       ended: false,
-      waiting: 0,
+      received: [],
       unacknowledged: undefined,
       unacknowledgedCount: 0,
       ending: new Promise<Ending>((resolve) => {
@@ -345,10 +358,9 @@ class Consumer extends EventEmitter<RabbitMqRepublisherEvents> implements Rabbit
           // null: the broker cancelled the consumer (the queue was deleted); consuming again declares it again.
           if (message === null) consumption.end({ kind: 'lost' })
           else {
-            consumption.waiting++
-            this.#chain = this.#chain
-              .then(() => this.#handle(consumption, message))
-              .catch((error: unknown) => consumption.end({ kind: 'failed', error: error as Error }))
+            consumption.received.push(message)
+            // Messages that arrive before the batch is taken join it.
+            if (consumption.received.length === 1) this.#handleLater(consumption)
           }
         },
         { noAck: false },
@@ -361,14 +373,22 @@ class Consumer extends EventEmitter<RabbitMqRepublisherEvents> implements Rabbit
     return consumption
   }
 
-  /** Handles one message and acknowledges it, unless the consumption ended before it was started. */
-  async #handle(consumption: Consumption, message: ConsumeMessage): Promise<void> {
-    consumption.waiting--
-    if (consumption.ended) return
+  /** Handles the next batch of received messages once the batch in hand is done. */
+  #handleLater(consumption: Consumption): void {
+    this.#chain = this.#chain
+      .then(() => this.#handle(consumption))
+      .catch((error: unknown) => consumption.end({ kind: 'failed', error: error as Error }))
+  }
+
+  /** Handles a batch of the received messages and acknowledges it, unless the consumption ended before. */
+  async #handle(consumption: Consumption): Promise<void> {
+    const batch = consumption.received.splice(0, this.#batchSize)
+    if (consumption.received.length > 0) this.#handleLater(consumption)
+    if (consumption.ended || batch.length === 0) return
     const { session } = consumption
-    let verdict: Awaited<ReturnType<Republisher['handle']>>
+    let verdicts: Verdict[]
     try {
-      verdict = await this.#republisher.handle(message.content)
+      verdicts = await this.#republisher.handleBatch(batch.map((message) => message.content))
     } catch (error) {
       const typed = error instanceof Error ? error : new Error(String(error))
       consumption.end(
@@ -377,20 +397,25 @@ class Consumer extends EventEmitter<RabbitMqRepublisherEvents> implements Rabbit
       return
     }
     this.#failures = 0
-    // Counted once the follower took it: its effects are committed, whether or not the acknowledgement gets through.
-    if (verdict.outcome === 'processed') this.#processed++
-    else if (verdict.outcome === 'duplicate') this.#duplicates++
-    // A channel that closed meanwhile gives the message back to the queue; it comes again, as a duplicate.
+    // Counted once the follower took them: their effects are committed, whether or not the acknowledgement gets through.
+    for (const { outcome } of verdicts) {
+      if (outcome === 'processed') this.#processed++
+      else if (outcome === 'duplicate') this.#duplicates++
+    }
+    // A channel that closed meanwhile gives the messages back to the queue; they come again, as duplicates.
     if (session.isClosed()) return
     try {
-      if (verdict.outcome === 'dead-letter') {
-        await this.#deadLetter(session, message, verdict.reason)
+      for (const [index, verdict] of verdicts.entries()) {
+        if (verdict.outcome !== 'dead-letter') continue
+        await this.#deadLetter(session, batch[index]!, verdict.reason)
         this.#deadLettered++
       }
-      consumption.unacknowledged = message
-      consumption.unacknowledgedCount++
-      // Acknowledging several messages at once spares the broker work; when none is waiting, this one is not kept waiting.
-      if (consumption.waiting === 0 || consumption.unacknowledgedCount >= this.#ackBatch) acknowledge(consumption)
+      consumption.unacknowledged = batch.at(-1)
+      consumption.unacknowledgedCount += batch.length
+      // Acknowledging several batches at once spares the broker work; when none is waiting, this one is not kept waiting.
+      if (consumption.received.length === 0 || consumption.unacknowledgedCount >= this.#ackBatch) {
+        acknowledge(consumption)
+      }
     } catch (error) {
       consumption.end({ kind: 'lost', error: error as Error })
     }

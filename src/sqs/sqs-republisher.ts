@@ -15,14 +15,15 @@ import {
   sqsError,
 } from './sqs-client.js'
 
-/** What an {@link SqsRepublisher} hands each message's body to: a `Republisher` is one. */
+/** What an {@link SqsRepublisher} hands the messages' bodies to: a `Republisher` is one. */
 export interface MessageHandler {
   /**
-   * Processes a message's body; the message is deleted once this resolves.
+   * Processes the bodies of the messages of one receive, in order, and
+   * returns a verdict for each; the messages are deleted once this resolves.
    *
-   * @throws OperationalError to leave the message in the queue, to be received again.
+   * @throws OperationalError to leave the messages in the queue, to be received again.
    */
-  handle(body: string): Promise<Verdict>
+  handleBatch(bodies: readonly string[]): Promise<Verdict[]>
 }
 
 /** How {@link sqsRepublisher} is set up. */
@@ -146,14 +147,15 @@ export function sqsRepublisher(options: SqsRepublisherOptions): SqsRepublisher {
 
 /**
  * Receives messages from an SQS FIFO queue with long polling, and hands
- * them to a republisher in the order received, so that each aggregate's
- * events are processed in order. A message is deleted only after the
- * republisher resolved (its effects are committed then); one that can never
- * be processed goes to the dead-letter queue with the reason as the
- * {@link ERROR_ATTRIBUTE} attribute, and is deleted. When the
- * republisher throws an OperationalError (the follower's database is down),
- * the message, and the later ones of its group in hand, are made visible
- * again at once, and receiving pauses (with backoff) before going on.
+ * those of each receive (up to `maxMessages`) to a republisher as one batch,
+ * in the order received, so that each aggregate's events are processed in
+ * order and a batch commits in one transaction of the follower. Messages are
+ * deleted (`DeleteMessageBatch`) only after the republisher resolved (their
+ * effects are committed then); one that can never be processed goes to the
+ * dead-letter queue with the reason as the {@link ERROR_ATTRIBUTE}
+ * attribute, and is deleted. When the republisher throws an
+ * OperationalError (the follower's database is down), the batch is made
+ * visible again at once, and receiving pauses (with backoff) before going on.
  * Messages in hand are kept hidden while they are handled (see
  * `extendVisibility`).
  *
@@ -204,7 +206,7 @@ export class SqsRepublisher extends EventEmitter<SqsRepublisherEvents> implement
     if (this.deadLetterQueueUrl === this.queueUrl) {
       throw new ProgrammingError('The dead-letter queue must be another queue than the one the messages come from')
     }
-    if (typeof options.republisher?.handle !== 'function') {
+    if (typeof options.republisher?.handleBatch !== 'function') {
       throw new ProgrammingError('An SQS republisher needs a republisher: new Republisher({ follower })')
     }
     this.#handler = options.republisher
@@ -370,28 +372,27 @@ export class SqsRepublisher extends EventEmitter<SqsRepublisherEvents> implement
   }
 
   /**
-   * Handles received messages in order, then deletes those done with and
-   * releases the others. Returns false when some were released.
+   * Hands received messages to the republisher as one batch, then deletes
+   * those done with and releases the others (all of them when the batch
+   * failed). Returns false when some were released.
    */
   async #handle(run: Run, messages: readonly Message[]): Promise<boolean> {
+    const verdicts = await this.#verdicts(run, messages)
     const done: Message[] = []
     const released: Message[] = []
     // Groups with a message released: their later messages must wait for it.
     const held = new Set<string | undefined>()
-    for (const message of messages) {
+    for (const [index, message] of messages.entries()) {
+      const verdict = verdicts?.[index]
       const group = message.Attributes?.MessageGroupId
-      if (held.has(group) || run.failure !== undefined) {
+      if (verdict === undefined || held.has(group)) {
         released.push(message)
         continue
       }
       try {
-        const verdict = await this.#handler.handle(message.Body ?? '')
         if (verdict.outcome === 'dead-letter') await this.#deadLetter(run, message, verdict.reason)
         done.push(message)
-        if (verdict.outcome === 'processed') this.#counts.processed++
-        else if (verdict.outcome === 'duplicate') this.#counts.duplicates++
-        else if (verdict.outcome === 'skipped') this.#counts.skipped++
-        else this.#counts.deadLettered++
+        this.#count(verdict)
       } catch (error) {
         held.add(group)
         released.push(message)
@@ -402,6 +403,25 @@ export class SqsRepublisher extends EventEmitter<SqsRepublisherEvents> implement
     for (const message of messages) run.inHand.delete(message.ReceiptHandle!)
     await Promise.all([this.#delete(run, done), this.#release(run, released)])
     return released.length === 0
+  }
+
+  /** Returns the republisher's verdicts on the messages; undefined when the run failed, or the batch did. */
+  async #verdicts(run: Run, messages: readonly Message[]): Promise<Verdict[] | undefined> {
+    if (run.failure !== undefined) return undefined
+    try {
+      return await this.#handler.handleBatch(messages.map((message) => message.Body ?? ''))
+    } catch (error) {
+      if (error instanceof OperationalError) this.#retried(error)
+      else this.#fail(run, error instanceof Error ? error : new Error(String(error)))
+      return undefined
+    }
+  }
+
+  #count(verdict: Verdict): void {
+    if (verdict.outcome === 'processed') this.#counts.processed++
+    else if (verdict.outcome === 'duplicate') this.#counts.duplicates++
+    else if (verdict.outcome === 'skipped') this.#counts.skipped++
+    else this.#counts.deadLettered++
   }
 
   /**

@@ -135,7 +135,7 @@ export function republisherTests(): void {
       exchange: 'x',
       queue: 'q',
       timeoutMs: 300,
-      republisher: { handle: async () => ({ outcome: 'processed' }) },
+      republisher: { handleBatch: async (bodies) => bodies.map(() => ({ outcome: 'processed' as const })) },
     })
     const error = await consumer.start().catch((e: unknown) => e)
     expect(error).toBeInstanceOf(OperationalError)
@@ -157,7 +157,7 @@ export function republisherTests(): void {
       url: RABBITMQ_URL,
       exchange,
       queue,
-      republisher: { handle: async () => ({ outcome: 'processed' }) },
+      republisher: { handleBatch: async (bodies) => bodies.map(() => ({ outcome: 'processed' as const })) },
     })
     const error = await consumer.start().catch((e: unknown) => e)
     expect(error).toBeInstanceOf(ProgrammingError)
@@ -169,7 +169,9 @@ export function republisherTests(): void {
       url: RABBITMQ_URL,
       exchange: 'x',
       queue: 'q',
-      republisher: { handle: async () => ({ outcome: 'processed' as const }) },
+      republisher: {
+        handleBatch: async (bodies: readonly unknown[]) => bodies.map(() => ({ outcome: 'processed' as const })),
+      },
     }
     expect(() => rabbitMqRepublisher({ ...options, queue: 'a queue' })).toThrow(/Invalid queue name "a queue"/)
     expect(() => rabbitMqRepublisher({ ...options, deadLetterQueue: 'q' })).toThrow(/must not be the queue itself/)

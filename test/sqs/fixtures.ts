@@ -209,25 +209,33 @@ export async function until(count: () => Promise<number>, expected: number, time
   return last
 }
 
-/** A republisher that counts the calls and verdicts per body, and can be slowed or made to fail. */
+/** A republisher that counts the calls and verdicts per body, and the batches, and can be slowed or made to fail. */
 export class CountingHandler {
   readonly calls = new Map<string, number>()
   readonly verdicts = { processed: 0, duplicate: 0, skipped: 0, 'dead-letter': 0 }
-  /** Called before each handling; what it throws is thrown to the consumer. */
+  /** The size of each batch handed over, in order. */
+  readonly batches: number[] = []
+  /** Called before handling, for each body of a batch; what it throws is thrown to the consumer. */
   before: (body: string, call: number) => Promise<void> | void = () => {}
-  /** Called after each handling, before the verdict is returned. */
+  /** Called after handling, for each body of a batch, before the verdicts are returned. */
   after: (body: string, call: number, verdict: Verdict) => Promise<void> | void = () => {}
 
-  constructor(readonly republisher: Pick<Republisher, 'handle'>) {}
+  constructor(readonly republisher: Pick<Republisher, 'handleBatch'>) {}
 
-  async handle(body: string): Promise<Verdict> {
-    const call = (this.calls.get(body) ?? 0) + 1
-    this.calls.set(body, call)
-    await this.before(body, call)
-    const verdict = await this.republisher.handle(body)
-    this.verdicts[verdict.outcome]++
-    await this.after(body, call, verdict)
-    return verdict
+  async handleBatch(bodies: readonly string[]): Promise<Verdict[]> {
+    this.batches.push(bodies.length)
+    const calls = bodies.map((body) => {
+      const call = (this.calls.get(body) ?? 0) + 1
+      this.calls.set(body, call)
+      return call
+    })
+    for (const [index, body] of bodies.entries()) await this.before(body, calls[index]!)
+    const verdicts = await this.republisher.handleBatch(bodies)
+    for (const [index, body] of bodies.entries()) {
+      this.verdicts[verdicts[index]!.outcome]++
+      await this.after(body, calls[index]!, verdicts[index]!)
+    }
+    return verdicts
   }
 }
 

@@ -260,7 +260,9 @@ describe('an SQS republisher', () => {
     await until(async () => handler.verdicts.processed, 10, 20_000, 'the messages')
     await consumer.stop()
 
-    expect(consumer.status()).toMatchObject({ state: 'stopped', processed: 10, duplicates: 0, released: 3 })
+    // Each failed batch went back to the queue whole.
+    const released = handler.batches.slice(0, 3).reduce((sum, size) => sum + size, 0)
+    expect(consumer.status()).toMatchObject({ state: 'stopped', processed: 10, duplicates: 0, released })
     expect(consumer.status().lastError?.message).toBe('the database is down')
     expect(await countMarks(marks)).toEqual({ marks: 10, distinct: 10 })
   })
@@ -317,7 +319,7 @@ describe('an SQS republisher', () => {
       queueUrl,
       deadLetterQueueUrl,
       republisher: {
-        handle: async () => {
+        handleBatch: async () => {
           throw failure
         },
       },
@@ -355,7 +357,9 @@ describe('an SQS republisher', () => {
 
   it('refuses a standard queue, and names a queue that does not exist', async () => {
     const { queueUrl, deadLetterQueueUrl } = await fauxqs.queues({ fifo: false })
-    const republisher = { handle: async () => ({ outcome: 'processed' as const }) }
+    const republisher = {
+      handleBatch: async (bodies: readonly string[]) => bodies.map(() => ({ outcome: 'processed' as const })),
+    }
     await using standard = sqsRepublisher({ queueUrl, deadLetterQueueUrl, republisher, ...fauxqs.connection })
     await expect(standard.start()).rejects.toThrow(
       new ProgrammingError(
@@ -378,7 +382,9 @@ describe('an SQS republisher', () => {
   })
 
   it('checks its options', () => {
-    const republisher = { handle: async () => ({ outcome: 'processed' as const }) }
+    const republisher = {
+      handleBatch: async (bodies: readonly string[]) => bodies.map(() => ({ outcome: 'processed' as const })),
+    }
     const queueUrl = 'http://127.0.0.1:1/000000000000/q.fifo'
     const deadLetterQueueUrl = 'http://127.0.0.1:1/000000000000/d.fifo'
     const options = { queueUrl, deadLetterQueueUrl, republisher, endpoint: 'http://127.0.0.1:1' }
