@@ -47,6 +47,23 @@ export { AesGcmCipher, type Cipher } from './persistence/cipher.js'
 export { isPaged, type PagedSubscription } from './persistence/commit-signal.js'
 export { type Compressor, ZlibCompressor } from './persistence/compressor.js'
 export {
+  type DcbAppendCondition,
+  type DcbAppendOptions,
+  type DcbConflict,
+  DcbConflictError,
+  type DcbEvent,
+  type DcbQuery,
+  type DcbQueryItem,
+  type DcbReadOptions,
+  type DcbReadResult,
+  type DcbRecorder,
+  type DcbRecorders,
+  type DcbSequencedEvent,
+  type DcbSubscribeOptions,
+  type DcbTables,
+  dcbTables,
+} from './persistence/dcb.js'
+export {
   DataError,
   IntegrityError,
   NotFoundError,

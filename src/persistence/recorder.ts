@@ -1,3 +1,4 @@
+import type { DcbRecorders } from './dcb.js'
 import type { Notification, StoredEvent, Tracking } from './stored-event.js'
 
 /** Options for selecting the events of one originator. */
@@ -184,6 +185,15 @@ export interface Persistence {
    * @throws ProgrammingError for a name that {@link Persistence.checkName} refuses.
    */
   open(applicationName: string): Promise<Recorders>
+  /**
+   * Opens the DCB recorder of one application (see `DcbRecorder`): its events
+   * live in their own tables (`dcbTables` names them), created if missing
+   * unless the backend was told not to. Opening the same name again gives a
+   * recorder on the same storage.
+   *
+   * @throws ProgrammingError for a name that {@link Persistence.checkName} refuses.
+   */
+  openDcb(applicationName: string): Promise<DcbRecorders>
 }
 
 /**
