@@ -50,7 +50,7 @@ export class DomainEvent implements DomainEventInit {
 }
 
 /** Returns arrays and plain objects as frozen deep copies, and other values as they are. */
-function frozenCopy(value: unknown): unknown {
+export function frozenCopy(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value
   if (Array.isArray(value)) return Object.freeze(value.map(frozenCopy))
   const prototype = Object.getPrototypeOf(value)

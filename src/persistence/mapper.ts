@@ -76,11 +76,21 @@ export class Mapper {
     const { originatorId, originatorVersion, ...fields } = event as DomainEvent & Record<string, unknown>
     const classVersion = type.classVersion ?? 1
     if (classVersion > 1) fields.classVersion = classVersion
+    const state = this.encodeState(fields, recordIdentity(topic, originatorId, originatorVersion))
+    return { originatorId, originatorVersion, topic, state }
+  }
+
+  /**
+   * Returns the stored form of a record's fields: transcoded, then compressed,
+   * then encrypted with `associatedData` (the record's identity), as configured.
+   *
+   * @throws ProgrammingError if a field holds a value the transcoder cannot store.
+   */
+  encodeState(fields: object, associatedData: Uint8Array): Uint8Array {
     let state = this.transcoder.encode(fields)
     if (this.#compressor !== undefined) state = this.#compressor.compress(state)
-    if (this.#cipher !== undefined)
-      state = this.#cipher.encrypt(state, recordIdentity(topic, originatorId, originatorVersion))
-    return { originatorId, originatorVersion, topic, state }
+    if (this.#cipher !== undefined) state = this.#cipher.encrypt(state, associatedData)
+    return state
   }
 
   /**
@@ -94,21 +104,8 @@ export class Mapper {
   toDomainEvent(stored: StoredEvent): DomainEvent {
     const { originatorId, originatorVersion, topic } = stored
     const type = eventClass(topic)
-    let bytes = stored.state
-    let step: Step = 'decrypt'
-    let decoded: unknown
-    try {
-      if (this.#cipher !== undefined)
-        bytes = this.#cipher.decrypt(bytes, recordIdentity(topic, originatorId, originatorVersion))
-      step = 'decompress'
-      if (this.#compressor !== undefined) bytes = this.#compressor.decompress(bytes)
-      step = 'decode'
-      decoded = this.transcoder.decode(bytes)
-    } catch (cause) {
-      const reason = this.#mismatch(step, bytes) ?? `could not ${step} its state: ${errorMessage(cause)}`
-      throw unreadable(stored, reason, cause)
-    }
-    if (!isPlainObject(decoded)) throw unreadable(stored, 'its state is not an object of fields')
+    const record = `event ${originatorVersion} of '${originatorId}' (topic '${topic}')`
+    const decoded = this.decodeState(stored.state, recordIdentity(topic, originatorId, originatorVersion), record)
     // The decoded state is fresh and ours: changing it in place is several times faster than rest and spread copies.
     const classVersion = decoded.classVersion ?? 1
     if (decoded.classVersion !== undefined) delete decoded.classVersion
@@ -117,6 +114,32 @@ export class Mapper {
     init.originatorId = originatorId
     init.originatorVersion = originatorVersion
     return new type(init as DomainEventInit & UpcastState)
+  }
+
+  /**
+   * Returns the fields of a record's stored state, which {@link Mapper.encodeState}
+   * wrote with the same `associatedData`: decrypted, decompressed and decoded,
+   * as configured (not upcast).
+   *
+   * @throws DataError naming `record` (e.g. `event 3 of 'abc' (topic 'x')`) if
+   * the state cannot be decrypted, decompressed or decoded, or is not an object of fields.
+   */
+  decodeState(state: Uint8Array, associatedData: Uint8Array, record: string): UpcastState {
+    let bytes = state
+    let step: Step = 'decrypt'
+    let decoded: unknown
+    try {
+      if (this.#cipher !== undefined) bytes = this.#cipher.decrypt(bytes, associatedData)
+      step = 'decompress'
+      if (this.#compressor !== undefined) bytes = this.#compressor.decompress(bytes)
+      step = 'decode'
+      decoded = this.transcoder.decode(bytes)
+    } catch (cause) {
+      const reason = this.#mismatch(step, bytes) ?? `could not ${step} its state: ${errorMessage(cause)}`
+      throw unreadable(record, reason, cause)
+    }
+    if (!isPlainObject(decoded)) throw unreadable(record, 'its state is not an object of fields')
+    return decoded
   }
 
   /**
@@ -185,11 +208,8 @@ function eventClass(topic: string): EventClass {
   return type as unknown as EventClass
 }
 
-function unreadable(stored: StoredEvent, reason: string, cause?: unknown): DataError {
-  return new DataError(
-    `Cannot read event ${stored.originatorVersion} of '${stored.originatorId}' (topic '${stored.topic}'): ${reason}`,
-    { cause },
-  )
+function unreadable(record: string, reason: string, cause?: unknown): DataError {
+  return new DataError(`Cannot read ${record}: ${reason}`, { cause })
 }
 
 /** Returns true for an object whose prototype is `Object.prototype` or null: a record of fields, not an array or a class instance. */
