@@ -82,10 +82,11 @@ async function ours(storage) {
     queue,
     prefetch: PREFETCH,
     republisher: {
-      async handle(body) {
-        const verdict = await inner.handle(body)
-        if (++handled === EVENTS) done()
-        return verdict
+      async handleBatch(bodies) {
+        const verdicts = await inner.handleBatch(bodies)
+        handled += bodies.length
+        if (handled === EVENTS) done()
+        return verdicts
       },
     },
   })

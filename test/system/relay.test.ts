@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { Dog, DogSchool } from '../../examples/dog-school.js'
 import {
   Aggregate,
+  type AggregateChanges,
   type BrokerPublisher,
   type DomainEvent,
   decodeMessage,
@@ -15,6 +16,7 @@ import {
   type ProcessingEvent,
   Relay,
   Republisher,
+  type Tracking,
   uuid5,
   WaitTimeoutError,
 } from '../../src/index.js'
@@ -53,6 +55,34 @@ class Tricks extends ProcessApplication {
     const id = uuid5('6f0c1f7e-8a4b-4f3e-9c55-1c1c1c1c1c1c', `${event.originatorId}:${event.originatorVersion}`)
     processing.save(Learning.create(Learning.Learnt, { trick: event.trick }, { id }))
   }
+}
+
+/** Tricks that records each of its writes: how many aggregates it saved, and under how many tracking records. */
+class CountedTricks extends Tricks {
+  readonly writes: { saved: number; tracking: number }[] = []
+  /** When set, processing fails with an OperationalError, as when the database is down. */
+  down = false
+
+  protected override policy(event: DomainEvent, processing: ProcessingEvent): void {
+    if (this.down) throw new OperationalError('The test database is down')
+    super.policy(event, processing)
+  }
+
+  protected override recordChanges(changes: readonly AggregateChanges[], tracking?: Tracking | readonly Tracking[]) {
+    this.writes.push({ saved: changes.length, tracking: [tracking ?? []].flat().length })
+    return super.recordChanges(changes, tracking)
+  }
+}
+
+/** The relayed messages of a school with `count` tricks (2 dogs registered, then the tricks, alternating). */
+async function relayedTricks(count: number): Promise<{ school: DogSchool; bodies: string[] }> {
+  const { school } = await schoolWithTricks(count)
+  const broker = new LoopbackBroker()
+  await using positions = sqliteProjectionStore({ path: ':memory:', name: 'relay' })
+  await using relay = new Relay({ upstream: school, publisher: broker, positions })
+  await relay.start()
+  await relay.waitFor(count + 2)
+  return { school, bodies: broker.messages.map((message) => message.body) }
 }
 
 async function schoolWithTricks(count: number): Promise<{ school: DogSchool; dogs: string[] }> {
@@ -226,6 +256,69 @@ describe('a republisher', () => {
     // Nothing of the failed ones was recorded; the next message is processed.
     expect(await reason(broker.messages[3]!.body)).toBe('processed')
     expect(await tricks.notificationLog.select({ limit: 100 })).toHaveLength(1)
+    await school.close()
+  })
+
+  it('processes a batch of messages in one write, with a tracking record per upstream aggregate, and drops it as duplicates when delivered again', async () => {
+    const { school, bodies } = await relayedTricks(8)
+    await using tricks = new CountedTricks({ persistence: memory() })
+    const republisher = new Republisher({ follower: tricks })
+    const verdicts = await republisher.handleBatch(bodies)
+    expect(verdicts).toEqual(Array(10).fill({ outcome: 'processed' }))
+    // One write: the 8 tricks learnt, tracked under Fido and Buster.
+    expect(tricks.writes).toEqual([{ saved: 8, tracking: 2 }])
+    expect(await tricks.notificationLog.select({ limit: 100 })).toHaveLength(8)
+    // Delivered again, whole or with one message twice: dropped before processing, nothing written.
+    expect(await republisher.handleBatch(bodies)).toEqual(Array(10).fill({ outcome: 'duplicate' }))
+    expect(tricks.writes).toHaveLength(1)
+    const { bodies: more } = await relayedTricks(0)
+    const fresh = new Republisher({ follower: new CountedTricks({ persistence: memory() }) })
+    expect((await fresh.handleBatch([more[0]!, more[0]!, more[1]!])).map((verdict) => verdict.outcome)).toEqual([
+      'processed',
+      'duplicate',
+      'processed',
+    ])
+    await school.close()
+  })
+
+  it('takes a batch apart when one message keeps failing: the others take effect, and it goes to the dead letters after its attempts', async () => {
+    const { school, bodies } = await relayedTricks(8)
+    await using tricks = new CountedTricks({ persistence: memory() })
+    const republisher = new Republisher({ follower: tricks, retryDelayMs: 1 })
+    failOnTrick = 'trick 4'
+    let verdicts: Awaited<ReturnType<Republisher['handleBatch']>>
+    try {
+      verdicts = await republisher.handleBatch(bodies)
+    } finally {
+      failOnTrick = undefined
+    }
+    const outcomes = verdicts.map((verdict) => verdict.outcome)
+    // Registrations, then tricks 0 to 7: trick 4 is the 7th message.
+    expect(outcomes).toEqual([...Array(6).fill('processed'), 'dead-letter', ...Array(3).fill('processed')])
+    expect(verdicts[6]).toEqual({
+      outcome: 'dead-letter',
+      reason:
+        "Tricks could not process notification 7 of DogSchool (topic 'dogschool:Dog.TrickAdded') after 3 attempts: cannot learn trick 4",
+    })
+    const learnt = await tricks.notificationLog.selectRecordings({ limit: 100 })
+    expect(learnt.map(({ domainEvent }) => (domainEvent as InstanceType<typeof Learning.Learnt>).trick).sort()).toEqual(
+      ['trick 0', 'trick 1', 'trick 2', 'trick 3', 'trick 5', 'trick 6', 'trick 7'].sort(),
+    )
+    // The whole batch failed once, then halves of it committed, then the bad one alone failed 3 times.
+    expect(tricks.writes.length).toBeLessThan(8)
+    expect(tricks.writes.reduce((sum, write) => sum + write.saved, 0)).toBe(7)
+    await school.close()
+  })
+
+  it('throws the OperationalError of a follower whose database is down, recording nothing, so that the broker keeps the messages', async () => {
+    const { school, bodies } = await relayedTricks(4)
+    await using tricks = new CountedTricks({ persistence: memory() })
+    const republisher = new Republisher({ follower: tricks, retryDelayMs: 1 })
+    tricks.down = true
+    await expect(republisher.handleBatch(bodies)).rejects.toThrow(OperationalError)
+    expect(await tricks.notificationLog.select({ limit: 100 })).toEqual([])
+    tricks.down = false
+    expect((await republisher.handleBatch(bodies)).every((verdict) => verdict.outcome === 'processed')).toBe(true)
     await school.close()
   })
 })
