@@ -5,11 +5,13 @@
 import { expect } from 'vitest'
 import {
   Aggregate,
+  type AggregateChanges,
   Application,
   type DomainEvent,
   OperationalError,
   ProcessApplication,
   type ProcessingEvent,
+  type Tracking,
 } from '../../src/index.js'
 
 /** A ticket, stamped any number of times: its events are what the relay carries. */
@@ -87,6 +89,8 @@ export class Receipts extends ProcessApplication {
   readonly failures = new Map<string, number>()
   /** Events whose processing always fails (with a plain error), by `<ticket id>/<version>`. */
   readonly broken = new Set<string>()
+  /** The number of receipts each write recorded: one per message processed in that transaction. */
+  readonly writes: number[] = []
 
   protected policy(event: DomainEvent, processing: ProcessingEvent): void {
     const key = `${event.originatorId}/${event.originatorVersion}`
@@ -99,6 +103,11 @@ export class Receipts extends ProcessApplication {
     processing.save(
       Receipt.create(Receipt.Received, { ticketId: event.originatorId, version: event.originatorVersion }),
     )
+  }
+
+  protected override recordChanges(changes: readonly AggregateChanges[], tracking?: Tracking | readonly Tracking[]) {
+    this.writes.push(changes.length)
+    return super.recordChanges(changes, tracking)
   }
 }
 

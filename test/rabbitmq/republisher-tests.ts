@@ -1,6 +1,7 @@
 // The consumer: dead letters, retries after the follower's storage failed,
 // two consumers of one queue, and how it fails.
 
+import { setTimeout as delay } from 'node:timers/promises'
 import { afterEach, expect, it } from 'vitest'
 import { encodeMessage, OperationalError, ProgrammingError, Republisher, uuid4 } from '../../src/index.js'
 import { ERROR_HEADER, rabbitMqRepublisher } from '../../src/rabbitmq/index.js'
@@ -64,6 +65,31 @@ export function republisherTests(): void {
     await expectEachEventOnce(tickets, receipts)
   })
 
+  it('hands the messages in hand to the follower in batches, one transaction each, and drops a batch delivered again as duplicates', async () => {
+    const { tickets, receipts, exchange, consumer, startRelay, untilProcessed } = await flow()
+    await tickets.issue(20, 9)
+    await startRelay()
+    await untilProcessed(200, 20_000)
+    // Fewer transactions than messages, some of several messages, and every message in one of them.
+    expect(receipts.writes.length).toBeLessThan(200)
+    expect(Math.max(...receipts.writes)).toBeGreaterThan(1)
+    expect(receipts.writes.reduce((sum, saved) => sum + saved, 0)).toBe(200)
+    const writes = receipts.writes.length
+    // The same 200 messages again, as a broker redelivers them: all dropped, nothing written.
+    const raw = await rawBroker()
+    cleanups.push(() => raw.close())
+    const notifications = await tickets.notificationLog.select({ limit: 200 })
+    for (const notification of notifications) {
+      const body = encodeMessage('Tickets', notification, 'application/json')
+      await raw.publish(exchange, notification.topic, body, { messageId: `Tickets:${notification.id}` })
+    }
+    const deadline = Date.now() + 10_000
+    while (consumer.status().duplicates < 200 && Date.now() < deadline) await delay(20)
+    expect(consumer.status()).toMatchObject({ state: 'running', processed: 200, duplicates: 200, deadLettered: 0 })
+    expect(receipts.writes).toHaveLength(writes)
+    await expectEachEventOnce(tickets, receipts)
+  })
+
   it("gives messages back when the follower's storage fails, and processes them later, in order", async () => {
     const { tickets, receipts, consumer, startRelay, untilProcessed } = await flow({ prefetch: 20 })
     await tickets.issue(20, 9)
@@ -86,6 +112,9 @@ export function republisherTests(): void {
     await startRelay()
     await untilProcessed(8, 10_000)
     expect(consumer.status()).toMatchObject({ state: 'running', processed: 8, deadLettered: 1 })
+    // The others took effect, each once, whether in the batch that held the broken one or not.
+    expect(receipts.writes.reduce((sum, saved) => sum + saved, 0)).toBe(8)
+    expect((await receipts.notificationLog.select({ limit: 100 })).length).toBe(8)
     const raw = await rawBroker()
     cleanups.push(() => raw.close())
     const [dead, ...more] = await raw.drain(deadLetterQueue)
