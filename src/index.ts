@@ -12,6 +12,17 @@ export {
   SubscriberError,
 } from './application/application.js'
 export { Config, type EncodingOptions, type Environment } from './application/config.js'
+export {
+  DcbApplication,
+  type DcbApplicationOptions,
+  type DcbApplicationReadOptions,
+  type Decided,
+  type DecideOptions,
+  type Decision,
+  type Evaluation,
+  type TaggedAppendCondition,
+  type TaggedReadResult,
+} from './application/dcb-application.js'
 export { NotificationLog, type Section, SectionIdError } from './application/notification-log.js'
 export { EventPublisher, PersistenceSubscriber, type PublishedEventHandler } from './application/publisher.js'
 export { type GetOptions, Repository, type RepositoryStores } from './application/repository.js'
@@ -23,6 +34,14 @@ export {
   type CreatedEventType,
   type NoFields,
 } from './domain/aggregate.js'
+export {
+  DecisionModel,
+  type DecisionModels,
+  decisionModel,
+  type StateOf,
+  type TaggedQuery,
+  type TaggedQueryItem,
+} from './domain/decision-model.js'
 export {
   DomainEvent,
   type DomainEventInit,
@@ -40,6 +59,13 @@ export {
 } from './domain/errors.js'
 export { NAMESPACE_EVENTSOURCING, uuid4, uuid5, uuid7 } from './domain/ids.js'
 export { Snapshot, type SnapshotFields } from './domain/snapshot.js'
+export {
+  TaggedEvent,
+  type TaggedEventOptions,
+  type TaggedEventType,
+  tag,
+  taggedEvent,
+} from './domain/tagged-event.js'
 export { getTopic, registerTopic, resolveTopic, withTopics } from './domain/topics.js'
 export type { Upcaster, UpcastState } from './domain/upcasting.js'
 export { MemoryRecorder, memory } from './memory/memory-recorder.js'
@@ -63,6 +89,7 @@ export {
   type DcbTables,
   dcbTables,
 } from './persistence/dcb.js'
+export { DcbMapper } from './persistence/dcb-mapper.js'
 export {
   DataError,
   IntegrityError,
@@ -94,6 +121,7 @@ export type {
   WaitForTrackingOptions,
 } from './persistence/recorder.js'
 export type { Notification, StoredEvent, Tracking } from './persistence/stored-event.js'
+export { TagHasher } from './persistence/tag-hasher.js'
 export { JsonTranscoder, type Transcoder, type Transcoding } from './persistence/transcoder.js'
 export {
   DEFAULT_MAX_RETRY_DELAY_MS,
