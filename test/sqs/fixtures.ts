@@ -16,11 +16,13 @@ import { buildApp } from 'fauxqs'
 import { afterAll, beforeAll } from 'vitest'
 import {
   Aggregate,
+  type AggregateChanges,
   Application,
   type DomainEvent,
   ProcessApplication,
   type ProcessingEvent,
   type Republisher,
+  type Tracking,
   uuid5,
   type Verdict,
 } from '../../src/index.js'
@@ -167,10 +169,20 @@ export function markId(originatorId: string, originatorVersion: number): string 
 /** The follower: one mark per upstream event. */
 export class Marks extends ProcessApplication {
   static override readonly applicationName: string = 'Marks'
+  /** Upstream events whose processing always fails, by `<originator id>/<version>`. */
+  readonly broken = new Set<string>()
+  /** The number of marks each write recorded: one per message processed in that transaction. */
+  readonly writes: number[] = []
 
   protected policy(event: DomainEvent, processing: ProcessingEvent): void {
     const upstream = `${event.originatorId}/${event.originatorVersion}`
+    if (this.broken.has(upstream)) throw new Error(`The test breaks ${upstream}`)
     processing.save(Mark.create(Mark.Made, { upstream }, { id: markId(event.originatorId, event.originatorVersion) }))
+  }
+
+  protected override recordChanges(changes: readonly AggregateChanges[], tracking?: Tracking | readonly Tracking[]) {
+    this.writes.push(changes.length)
+    return super.recordChanges(changes, tracking)
   }
 }
 

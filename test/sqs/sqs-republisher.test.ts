@@ -131,6 +131,32 @@ describe('an SQS republisher', () => {
     expect(await countMarks(marks)).toEqual({ marks: 60, distinct: 60 })
   })
 
+  it("hands each receive's messages to the follower as one transaction, and dead-letters only the one that keeps failing", async () => {
+    await using setup = await setUp()
+    const { queueUrl, deadLetterQueueUrl, marks, sensors } = setup
+    await setup.publish(20, 3)
+    const [, , broken] = await sensors.notificationLog.select({ limit: 3 })
+    marks.broken.add(`${broken!.originatorId}/${broken!.originatorVersion}`)
+    const handler = new CountingHandler(new Republisher({ follower: marks, retryDelayMs: 1 }))
+    await using consumer = fauxqs.consumer({ queueUrl, deadLetterQueueUrl, republisher: handler })
+    await consumer.start()
+    await until(async () => consumer.status().deadLettered, 1, 20_000, 'the dead-lettered message')
+    await until(async () => handler.verdicts.processed, 59, 20_000, 'the others')
+    await consumer.stop()
+
+    expect(consumer.status()).toMatchObject({ processed: 59, deadLettered: 1, duplicates: 0, released: 0 })
+    // Receives of several messages, each handed over whole, and committed in fewer transactions than messages.
+    expect(Math.max(...handler.batches)).toBeGreaterThan(1)
+    expect(marks.writes.length).toBeLessThan(59)
+    expect(marks.writes.reduce((sum, saved) => sum + saved, 0)).toBe(59)
+    expect(await countMarks(marks)).toEqual({ marks: 59, distinct: 59 })
+    const dead = await drain(fauxqs.client, deadLetterQueueUrl)
+    expect(dead.map((m) => m.MessageAttributes?.[ERROR_ATTRIBUTE]?.StringValue)).toEqual([
+      `Marks could not process notification ${broken!.id} of Sensors (topic '${broken!.topic}') after 3 attempts: The test breaks ${broken!.originatorId}/${broken!.originatorVersion}`,
+    ])
+    expect(await drain(fauxqs.client, queueUrl, 0)).toEqual([])
+  })
+
   it('deletes the messages of topics the follower does not follow, as skipped', async () => {
     await using setup = await setUp()
     const { queueUrl, deadLetterQueueUrl } = setup
