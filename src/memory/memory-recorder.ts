@@ -1,4 +1,5 @@
 import { CommitSignal, followLog, type PagedSubscription, waitForTracking } from '../persistence/commit-signal.js'
+import { type DcbRecorders, dcbTables } from '../persistence/dcb.js'
 import { TrackingConflictError, VersionConflictError } from '../persistence/errors.js'
 import { applicationTables, validApplicationName } from '../persistence/identifiers.js'
 import type {
@@ -12,6 +13,7 @@ import type {
   WaitForTrackingOptions,
 } from '../persistence/recorder.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
+import { MemoryDcbRecorder } from './memory-dcb-recorder.js'
 
 // Every write to a memory recorder signals its commit, so polling is only a safety net.
 const POLL_MS = 1_000
@@ -273,6 +275,7 @@ function bisect(list: readonly Notification[], key: 'id' | 'originatorVersion', 
  */
 export function memory(): Persistence {
   const applications = new Map<string, { events: MemoryRecorder; snapshots: MemoryRecorder }>()
+  const dcbs = new Map<string, MemoryDcbRecorder>()
   return {
     name: 'memory',
     checkName: validApplicationName,
@@ -288,6 +291,15 @@ export function memory(): Persistence {
       }
       const close = async () => {}
       return { ...stored, close, [Symbol.asyncDispose]: close }
+    },
+    async openDcb(applicationName: string): Promise<DcbRecorders> {
+      let events = dcbs.get(applicationName)
+      if (events === undefined) {
+        events = new MemoryDcbRecorder(dcbTables(applicationName))
+        dcbs.set(applicationName, events)
+      }
+      const close = async () => {}
+      return { events, close, [Symbol.asyncDispose]: close }
     },
   }
 }

@@ -27,7 +27,11 @@ export interface DcbEvent {
 
 /** A DCB event as recorded, with its position in the store. */
 export interface DcbSequencedEvent extends DcbEvent {
-  /** The event's position: a positive integer, unique, increasing in recording order. */
+  /**
+   * The event's position: a positive integer, unique, increasing in
+   * recording order (within an append, in the order given). Positions may
+   * have gaps (where an append failed, on some backends).
+   */
   readonly position: number
 }
 

@@ -7,6 +7,7 @@ import {
   type PagedSubscription,
   waitForTracking,
 } from '../persistence/commit-signal.js'
+import { type DcbRecorders, dcbTables } from '../persistence/dcb.js'
 import { ProgrammingError, TrackingConflictError, VersionConflictError } from '../persistence/errors.js'
 import { applicationTables } from '../persistence/identifiers.js'
 import type {
@@ -30,6 +31,7 @@ import {
   type SqliteDatabase,
   type SqliteSession,
 } from './sqlite-database.js'
+import { SqliteDcbRecorder, SqliteDcbRecorders } from './sqlite-dcb-recorder.js'
 import {
   createTablesSql,
   type EventTableSql,
@@ -341,14 +343,7 @@ class SqlitePersistence implements Persistence {
       session.close()
       throw error
     }
-    // Shared by every open() of the application on the same database, so a
-    // commit through one connection wakes subscribers on the others without
-    // waiting for a poll.
-    const { path, database } = this.#options
-    const commits =
-      database === undefined && path !== ':memory:'
-        ? fileCommits.acquire(`${await canonicalPath(path!)}\0${tables.events}`)
-        : this.#sharedCommits.acquire(tables.events)
+    const commits = await this.#commits(tables.events)
     return new SqliteRecorders(
       new SqliteProcessRecorder(session, tables, { commits: commits.signal, pollMs: this.#pollMs }),
       new SqliteAggregateRecorder(session, tables.snapshots),
@@ -357,6 +352,36 @@ class SqlitePersistence implements Persistence {
         commits.release()
       },
     )
+  }
+
+  async openDcb(applicationName: string): Promise<DcbRecorders> {
+    const tables = dcbTables(applicationName)
+    const session = await this.#session()
+    const commits = await this.#commits(tables.events)
+    const recorder = new SqliteDcbRecorder(session, tables, { commits: commits.signal, pollMs: this.#pollMs })
+    try {
+      if (this.#options.createTables ?? true) recorder.createTables()
+    } catch (error) {
+      session.close()
+      commits.release()
+      throw error
+    }
+    return new SqliteDcbRecorders(recorder, () => {
+      session.close()
+      commits.release()
+    })
+  }
+
+  /**
+   * Returns the commit signal of a table, shared by every open() on the same
+   * database, so that a commit through one connection wakes subscribers on
+   * the others without waiting for a poll.
+   */
+  async #commits(table: string): Promise<{ readonly signal: CommitSignal; readonly release: () => void }> {
+    const { path, database } = this.#options
+    return database === undefined && path !== ':memory:'
+      ? fileCommits.acquire(`${await canonicalPath(path!)}\0${table}`)
+      : this.#sharedCommits.acquire(table)
   }
 
   async #session(): Promise<SqliteSession> {

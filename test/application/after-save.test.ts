@@ -129,6 +129,7 @@ describe('deleting aggregates', () => {
     const slowReads: Persistence = {
       name: 'slow-reads',
       checkName: inner.checkName,
+      openDcb: inner.openDcb,
       open: async (name) => {
         const recorders = await inner.open(name)
         const selectEvents: typeof recorders.events.selectEvents = async (...args) => {
