@@ -92,6 +92,8 @@ async function ours(storage) {
   })
   await consumer.start()
   const publisher = rabbitMqPublisher({ url, exchange })
+  // Connected before timing, as the baseline's connections are.
+  await publisher.connect()
   const relay = new Relay({ upstream: counters, publisher, positions: upstream.positions, batchSize: BATCH })
   const start = process.hrtime.bigint()
   await relay.start()

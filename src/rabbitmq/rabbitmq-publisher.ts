@@ -44,6 +44,14 @@ export interface RabbitMqPublisher extends BrokerPublisher, AsyncDisposable {
    * virtual host, an exchange of that name of another type, or after `close()`.
    */
   publish(messages: readonly OutgoingMessage[]): Promise<void>
+  /**
+   * Connects now (declaring the exchange) rather than at the first
+   * publication, so that a broker that cannot be reached, or refuses the
+   * credentials, is found at startup; does nothing when connected.
+   *
+   * @throws what {@link RabbitMqPublisher.publish} throws for connecting.
+   */
+  connect(): Promise<void>
   /** Closes the connection; publications not yet confirmed fail. Stop the relay first. */
   close(): Promise<void>
 }
@@ -115,6 +123,11 @@ class Publisher implements RabbitMqPublisher {
       // The other confirmations are not awaited after a failure; their rejections are expected.
       confirmed.catch(() => {})
     }
+  }
+
+  async connect(): Promise<void> {
+    if (this.#closed) throw new ProgrammingError(`The publisher to exchange '${this.#exchange}' is closed`)
+    await this.#open(Date.now() + this.#settings.timeoutMs)
   }
 
   async close(): Promise<void> {

@@ -112,6 +112,24 @@ export function publisherTests(): void {
     expect(Date.now() - started).toBeLessThan(5000)
   })
 
+  it('connects on request, declaring the exchange, and fails to connect as publishing would', async () => {
+    const raw = await rawBroker()
+    const exchange = freshName()
+    cleanups.push(async () => {
+      await raw.remove({ exchanges: [exchange] })
+      await raw.close()
+    })
+    await using publisher = rabbitMqPublisher({ url: RABBITMQ_URL, exchange })
+    await publisher.connect()
+    await publisher.connect()
+    // The exchange exists now: checking it on another channel does not close that channel.
+    await raw.channel.checkExchange(exchange)
+    await using unreachable = rabbitMqPublisher({ url: 'amqp://guest:guest@127.0.0.1:1', exchange, timeoutMs: 300 })
+    await expect(unreachable.connect()).rejects.toThrow(OperationalError)
+    await publisher.close()
+    await expect(publisher.connect()).rejects.toThrow(/is closed/)
+  })
+
   it('fails with ProgrammingError for bad credentials, without retrying', async () => {
     const url = new URL(RABBITMQ_URL)
     url.password = 'not-the-password'
