@@ -9,6 +9,7 @@ import { afterEach, expect, it } from 'vitest'
 import { IN_CI } from '../services.js'
 import { expectEachEventOnce } from './apps.js'
 import { RABBITMQ_URL, rabbitmqctl, uncontrolled } from './broker.js'
+import type { ConsumerChildMessage } from './consumer-child.js'
 import { rawBroker } from './fixtures.js'
 import { type Flow, openFlow } from './flow.js'
 import type { RelayChildMessage } from './relay-child.js'
@@ -154,5 +155,38 @@ export function faultTests(): void {
     if (process.env.EVENTSOURCING_TIMING) {
       console.log(`relay killed at ${kills}: ${JSON.stringify(consumer.status())}, ${Date.now() - started} ms`)
     }
+  })
+
+  it('gives a batch back to the queue when its consumer is killed before the commit: it is processed once, by the next', {
+    timeout: 60_000,
+  }, async () => {
+    const { tickets, receipts, consumer, exchange, queue, receiptsPath, startRelay, untilProcessed } = await flow()
+    // The child takes over the queue (single active consumer) while this process's consumer is stopped.
+    await consumer.stop()
+    const last = await tickets.issue(5, 9)
+    const relay = await startRelay()
+    await relay.waitFor(last, { timeoutMs: 20_000 })
+    const child = fork(fileURLToPath(new URL('./consumer-child.ts', import.meta.url)), [], {
+      cwd: ROOT,
+      env: { ...process.env, SQLITE_PATH: receiptsPath, RABBITMQ_URL, EXCHANGE: exchange, QUEUE: queue },
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    const exited = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })))
+    cleanups.push(async () => {
+      child.kill('SIGKILL')
+      await exited
+    })
+    const holding = await new Promise<number>((resolve) => {
+      child.once('message', (message: ConsumerChildMessage) => resolve(message.holding))
+    })
+    expect(holding).toBeGreaterThan(1)
+    child.kill('SIGKILL')
+    expect(await exited).toEqual({ code: null, signal: 'SIGKILL' })
+    expect(await receipts.notificationLog.select({ limit: 100 })).toEqual([])
+    await consumer.start()
+    await untilProcessed(50, 20_000)
+    expect(consumer.status()).toMatchObject({ state: 'running', processed: 50, duplicates: 0, deadLettered: 0 })
+    await expectEachEventOnce(tickets, receipts)
   })
 }
