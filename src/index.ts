@@ -23,6 +23,7 @@ export {
   type TaggedAppendCondition,
   type TaggedReadResult,
 } from './application/dcb-application.js'
+export { type DcbNotification, DcbNotificationLog } from './application/dcb-notification-log.js'
 export { NotificationLog, type Section, SectionIdError } from './application/notification-log.js'
 export { EventPublisher, PersistenceSubscriber, type PublishedEventHandler } from './application/publisher.js'
 export { type GetOptions, Repository, type RepositoryStores } from './application/repository.js'
@@ -139,7 +140,12 @@ export {
   type SourcedNotification,
 } from './system/process-application.js'
 export { ProcessingError } from './system/processing-error.js'
-export { Projection, ProjectionRunner, type ProjectionRunnerOptions } from './system/projection.js'
+export {
+  Projection,
+  ProjectionRunner,
+  type ProjectionRunnerOptions,
+  type ProjectionUpstream,
+} from './system/projection.js'
 export {
   type BrokerPublisher,
   type OutgoingMessage,

@@ -22,6 +22,7 @@ import {
   mapperFromConfig,
   persistenceFromConfig,
 } from './config.js'
+import { DcbNotificationLog } from './dcb-notification-log.js'
 
 /**
  * How a DCB application is set up; as with an `Application`, each setting can
@@ -145,6 +146,11 @@ export class DcbApplication implements AsyncDisposable {
   readonly config: Config
   /** Converts tagged events to stored DCB events and back. */
   readonly mapper: DcbMapper
+  /**
+   * The events in position order, as a log that followers read: a
+   * `ProjectionRunner` given this application as its upstream projects them.
+   */
+  readonly notificationLog: DcbNotificationLog
 
   readonly #persistence: Persistence | undefined
   #recorders: Promise<DcbRecorders> | undefined
@@ -163,6 +169,10 @@ export class DcbApplication implements AsyncDisposable {
     checkPersistence(this.config, options.persistence)
     this.#persistence = options.persistence
     this.mapper = new DcbMapper(mapperFromConfig(this.config, options), this.#tagHasher(options, cls.hashedTags))
+    this.notificationLog = new DcbNotificationLog(async () => ({
+      recorder: await this.recorder(),
+      mapper: this.mapper,
+    }))
   }
 
   /** Connects to the storage now rather than on first use, so that bad settings fail early. */

@@ -2,6 +2,7 @@ import { type AggregateChanges, Application } from '../application/application.j
 import type { Aggregate } from '../domain/aggregate.js'
 import type { DomainEvent } from '../domain/domain-event.js'
 import { TopicError } from '../domain/errors.js'
+import type { TaggedEvent } from '../domain/tagged-event.js'
 import { getTopic } from '../domain/topics.js'
 import type { Recording } from '../persistence/event-store.js'
 import type { Notification, Tracking } from '../persistence/stored-event.js'
@@ -45,8 +46,8 @@ export class ProcessingEvent {
   }
 }
 
-/** An event class, or a topic, that a process application follows. */
-export type FollowedTopic = string | (abstract new (...args: never[]) => DomainEvent)
+/** An event class (a tagged event type too, for projections of a DCB store), or a topic, that a follower follows. */
+export type FollowedTopic = string | (abstract new (...args: never[]) => DomainEvent | TaggedEvent)
 
 /** Returns the topics of followed event classes or topics; undefined (all topics) for undefined. */
 export function topicsOf(followed: readonly FollowedTopic[] | undefined): string[] | undefined {

@@ -1,4 +1,3 @@
-import type { NotificationLog } from '../application/notification-log.js'
 import type { DomainEvent } from '../domain/domain-event.js'
 import { TopicError } from '../domain/errors.js'
 import { SUBSCRIPTION_PAGE_SIZE } from '../persistence/commit-signal.js'
@@ -33,7 +32,7 @@ import { TrackedFollower, type TrackedFollowerOptions } from './tracked-follower
  * }
  * ```
  */
-export abstract class Projection<T> {
+export abstract class Projection<T, E = DomainEvent> {
   /**
    * Only events of these classes or topics reach {@link Projection.process}
    * (all when not given). The others are passed over without being decoded,
@@ -56,20 +55,30 @@ export abstract class Projection<T> {
    * everything done in it; the runner tries again, then stops. On SQLite keep
    * it synchronous, so that the write lock is not held across awaits.
    */
-  abstract process(event: DomainEvent, transaction: T): void | Promise<void>
+  abstract process(event: E, transaction: T): void | Promise<void>
 
   /** Empties the view, for a rebuild; the tables may be kept (`createTables` runs again after it). */
   abstract clear(transaction: T): void | Promise<void>
 }
 
-/** What a {@link ProjectionRunner} runs: a projection of an upstream log into a store. */
-export interface ProjectionRunnerOptions<T> extends TrackedFollowerOptions {
-  /** The application whose log is projected; its events are decoded a batch at a time. */
-  readonly upstream: TrackedFollowerOptions['upstream'] & {
-    readonly notificationLog: Pick<NotificationLog, 'decoder'>
+/**
+ * The application whose log a {@link ProjectionRunner} projects: an
+ * `Application`, whose log decodes into domain events, or a `DcbApplication`,
+ * whose log decodes into tagged events (`E`).
+ */
+export interface ProjectionUpstream<E = DomainEvent>
+  extends Omit<TrackedFollowerOptions['upstream'], 'notificationLog'> {
+  readonly notificationLog: Omit<TrackedFollowerOptions['upstream']['notificationLog'], 'decode'> & {
+    decoder(): Promise<(notification: Notification) => E>
   }
+}
+
+/** What a {@link ProjectionRunner} runs: a projection of an upstream log into a store. */
+export interface ProjectionRunnerOptions<T, E = DomainEvent> extends Omit<TrackedFollowerOptions, 'upstream'> {
+  /** The application whose log is projected; its events are decoded a batch at a time. */
+  readonly upstream: ProjectionUpstream<E>
   /** The projection. */
-  readonly projection: Projection<T>
+  readonly projection: Projection<T, E>
   /** The database of the view and its tracking (not closed by the runner). */
   readonly store: ProjectionStore<T>
   /**
@@ -103,21 +112,23 @@ const DEFAULT_BATCH_SIZE = SUBSCRIPTION_PAGE_SIZE
  * await runner.waitFor(recording!.notification.id)
  * ```
  */
-export class ProjectionRunner<T> extends TrackedFollower {
-  readonly #projection: Projection<T>
+export class ProjectionRunner<T, E = DomainEvent> extends TrackedFollower {
+  readonly #projection: Projection<T, E>
   readonly #store: ProjectionStore<T>
   readonly #topics: ReadonlySet<string> | undefined
-  readonly #log: Pick<NotificationLog, 'decoder'>
+  readonly #log: ProjectionUpstream<E>['notificationLog']
 
   /**
    * Makes a runner; nothing happens until {@link TrackedFollower.start}.
    *
    * @throws ProgrammingError for a batch size or number of attempts that is not a positive integer.
    */
-  constructor(options: ProjectionRunnerOptions<T>) {
+  constructor(options: ProjectionRunnerOptions<T, E>) {
     const topics = topicsOf(options.projection.topics)
     super(options.store.name, options.store, {
       ...options,
+      // The follower reads the log and decodes nothing itself: a log of any events will do.
+      upstream: options.upstream as unknown as TrackedFollowerOptions['upstream'],
       batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
       attempts: options.attempts ?? 3,
       topics,
@@ -147,7 +158,7 @@ export class ProjectionRunner<T> extends TrackedFollower {
   /** Decodes the events the projection follows, then writes them and the tracking of the batch in one transaction. */
   protected async process(batch: readonly Notification[]): Promise<void> {
     const decode = await this.#log.decoder()
-    const events: DomainEvent[] = []
+    const events: E[] = []
     for (const notification of batch) {
       if (this.#topics !== undefined && !this.#topics.has(notification.topic)) continue
       try {
@@ -166,9 +177,9 @@ export class ProjectionRunner<T> extends TrackedFollower {
  * as long as the projection does, so that a store such as SQLite's can
  * commit without letting other code of this thread run.
  */
-function processAll<T>(
-  projection: Projection<T>,
-  events: readonly DomainEvent[],
+function processAll<T, E>(
+  projection: Projection<T, E>,
+  events: readonly E[],
   start: number,
   transaction: T,
 ): void | Promise<void> {
