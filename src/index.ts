@@ -125,6 +125,13 @@ export type { Notification, StoredEvent, Tracking } from './persistence/stored-e
 export { TagHasher } from './persistence/tag-hasher.js'
 export { JsonTranscoder, type Transcoder, type Transcoding } from './persistence/transcoder.js'
 export {
+  DcbProcessApplication,
+  DcbProcessing,
+  DcbProcessRunner,
+  type DcbProcessRunnerOptions,
+  type DcbSource,
+} from './system/dcb-process-application.js'
+export {
   DEFAULT_MAX_RETRY_DELAY_MS,
   type FollowOptions,
   follow,

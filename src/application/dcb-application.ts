@@ -7,7 +7,13 @@ import {
   type TaggedQuery,
 } from '../domain/decision-model.js'
 import type { TaggedEvent } from '../domain/tagged-event.js'
-import { DcbConflictError, type DcbQuery, type DcbRecorder, type DcbRecorders } from '../persistence/dcb.js'
+import {
+  type DcbAppendCondition,
+  DcbConflictError,
+  type DcbQuery,
+  type DcbRecorder,
+  type DcbRecorders,
+} from '../persistence/dcb.js'
 import { DcbMapper } from '../persistence/dcb-mapper.js'
 import { ProgrammingError } from '../persistence/errors.js'
 import type { Persistence } from '../persistence/recorder.js'
@@ -203,7 +209,11 @@ export class DcbApplication implements AsyncDisposable {
    * @throws DcbConflictError if an event matching the condition was stored after its `after`; nothing is written then.
    */
   async append(events: readonly TaggedEvent[], condition?: TaggedAppendCondition): Promise<number> {
-    return this.appendTracked(events, condition)
+    const stored = condition && {
+      failIfEventsMatch: this.mapper.toDcbQuery(condition.failIfEventsMatch),
+      after: condition.after,
+    }
+    return this.appendStored(events, stored)
   }
 
   /**
@@ -256,7 +266,7 @@ export class DcbApplication implements AsyncDisposable {
       const events = await decision(state)
       if (events.length === 0) return { state, events, position: undefined, attempts: attempt }
       try {
-        const position = await this.#appendStored(events, { failIfEventsMatch: query, after: head })
+        const position = await this.appendStored(events, { failIfEventsMatch: query, after: head })
         return { state, events, position, attempts: attempt }
       } catch (error) {
         if (!(error instanceof DcbConflictError) || attempt >= attempts) throw error
@@ -295,25 +305,6 @@ export class DcbApplication implements AsyncDisposable {
     return this.close()
   }
 
-  /**
-   * Like {@link DcbApplication.append}, and records the tracking records in
-   * the same atomic write when given: how a follower records what it did
-   * with an upstream event.
-   *
-   * @throws DcbConflictError as `append` does; TrackingConflictError if a tracking record is not newer.
-   */
-  protected async appendTracked(
-    events: readonly TaggedEvent[],
-    condition?: TaggedAppendCondition,
-    tracking?: Tracking | readonly Tracking[],
-  ): Promise<number> {
-    const stored = condition && {
-      failIfEventsMatch: this.mapper.toDcbQuery(condition.failIfEventsMatch),
-      after: condition.after,
-    }
-    return this.#appendStored(events, stored, tracking)
-  }
-
   /** Opens the DCB recorder on first call; later calls share it. */
   protected recorder(): Promise<DcbRecorder> {
     if (this.#closed) return Promise.reject(new ProgrammingError(`Application ${this.name} is closed`))
@@ -333,9 +324,16 @@ export class DcbApplication implements AsyncDisposable {
     return persistence.openDcb(this.name)
   }
 
-  async #appendStored(
+  /**
+   * Appends events under a condition whose query is in its stored form (as
+   * `evaluate` returns it), with tracking records in the same atomic write
+   * when given: how a follower records what it did with an upstream event.
+   *
+   * @throws DcbConflictError as `append` does; TrackingConflictError if a tracking record is not newer.
+   */
+  protected async appendStored(
     events: readonly TaggedEvent[],
-    condition: { failIfEventsMatch: DcbQuery; after?: number } | undefined,
+    condition: DcbAppendCondition | undefined,
     tracking?: Tracking | readonly Tracking[],
   ): Promise<number> {
     const stored = events.map((event) => this.mapper.toDcbEvent(event))
