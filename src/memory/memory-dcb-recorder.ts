@@ -36,7 +36,9 @@ const POLL_MS = 1_000
  * the events that carry one of its items' tags or types.
  *
  * It copies the events it is given (their bytes it shares, as the contract
- * allows) and returns copies.
+ * allows) and returns copies. Its tracking records are its own: unlike the
+ * database backends' `<name>_tracking` table, they are not shared with the
+ * application's aggregate recorder of the same name.
  */
 export class MemoryDcbRecorder implements DcbRecorder {
   readonly #commits = new CommitSignal()
