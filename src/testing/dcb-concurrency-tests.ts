@@ -2,10 +2,11 @@
 // commits, and on disjoint boundaries none fails.
 
 import assert from 'node:assert/strict'
+import { setImmediate } from 'node:timers/promises'
 import type { DcbEvent, DcbQuery } from '../persistence/dcb.js'
 import { localRacer, type Racer, type RacerResponse, startRacer } from './dcb-racer.js'
 import { type DcbHarness, type DcbStore, dcbTest, type OpenDcb } from './dcb-suite.js'
-import { dcbEvent } from './dcb-tests.js'
+import { dcbEvent, positions } from './dcb-tests.js'
 import type { TestApi } from './recorder-suite.js'
 
 /** How many appenders race in each round. */
@@ -109,6 +110,44 @@ export function testDcbConcurrency(api: TestApi, harness: DcbHarness): void {
       assert.deepEqual(commits, Array(rounds).fill(RACERS), `commits per round: ${commits.join(' ')}`)
       const recorder = await open()
       assert.equal((await recorder.read([{ tags: ['shared'] }])).events.length, rounds * RACERS)
+    })
+
+    // The trap of a store whose positions are drawn before commit (a
+    // PostgreSQL sequence): a read could return a head above an event that
+    // is still committing, and a condition after that head would miss it.
+    // Where appends are synchronous (memory, better-sqlite3) each read runs
+    // between whole appends and this test cannot fail; it is kept for
+    // asynchronous backends, whose appends commit while reads run.
+    test('the head a read returns is settled: no matching event at or below it appears later', async (open) => {
+      const writers = await Promise.all(Array.from({ length: 4 }, () => open()))
+      const reader = await open()
+      const query = [{ tags: ['w'] }]
+      const reads: { head: number; seen: number[] }[] = []
+      let writing = true
+      const appending = Promise.all(
+        writers.map(async (writer, i) => {
+          for (let n = 0; n < 50; n++) await writer.append([dcbEvent('W', ['w', `writer:${i}`]), dcbEvent('V', [])])
+        }),
+      ).finally(() => {
+        writing = false
+      })
+      const reading = (async () => {
+        while (writing) {
+          const { events, head } = await reader.read(query)
+          reads.push({ head, seen: positions(events) })
+          await setImmediate()
+        }
+      })()
+      await Promise.all([appending, reading])
+      const all = positions((await reader.read(query)).events)
+      assert.equal(all.length, 200)
+      for (const { head, seen } of reads) {
+        assert.deepEqual(
+          seen,
+          all.filter((position) => position <= head),
+          `a read returned head ${head}`,
+        )
+      }
     })
   })
 }
