@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { Courses, StudentSubscribed } from '../../examples/course-subscriptions.js'
+import { Dog, DogSchool } from '../../examples/dog-school.js'
 import {
   DcbConflictError,
   DcbProcessApplication,
@@ -97,5 +98,32 @@ describe.each(backends())('a DCB process application on %s', (_, newStore) => {
     await billing.process(courses, notification!)
     expect(await billing.charges()).toHaveLength(1)
     expect(await billing.position('Courses')).toBe(2)
+  })
+
+  it('follows an aggregate application too, one name per registered dog', async () => {
+    const DogNamed = taggedEvent('kennel:DogNamed', (e: { name: string; dogId: string }) => [tag('name', e.name)])
+    class Kennel extends DcbProcessApplication {
+      static override readonly followTopics = [Dog.Registered]
+      protected async policy(event: DomainEvent | TaggedEvent, processing: DcbProcessing): Promise<void> {
+        if (!(event instanceof Dog.Registered)) return
+        const taken = decisionModel({ initial: false, tags: [tag('name', event.name)] }).on(DogNamed, () => true)
+        await processing.decide(taken, (isTaken) =>
+          isTaken ? [] : [new DogNamed({ name: event.name, dogId: event.originatorId })],
+        )
+      }
+    }
+    const store = newStore()
+    await using school = new DogSchool({ persistence: store() })
+    await using kennel = new Kennel({ persistence: store() })
+    const [fido] = [await school.register('Fido'), await school.register('Fido'), await school.register('Rex')]
+    await using runner = new DcbProcessRunner({ upstream: school, follower: kennel })
+    await runner.start()
+    await runner.waitFor(await school.notificationLog.maxId())
+    const names = (await kennel.read()).events.map((event) => event.data)
+    expect(names).toEqual([
+      { name: 'Fido', dogId: fido },
+      { name: 'Rex', dogId: expect.any(String) },
+    ])
+    expect(await kennel.position('DogSchool')).toBe(await school.notificationLog.maxId())
   })
 })
