@@ -62,6 +62,7 @@ export { NAMESPACE_EVENTSOURCING, uuid4, uuid5, uuid7 } from './domain/ids.js'
 export { Snapshot, type SnapshotFields } from './domain/snapshot.js'
 export {
   TaggedEvent,
+  type TaggedEventInit,
   type TaggedEventOptions,
   type TaggedEventType,
   tag,

@@ -26,10 +26,19 @@ export class TaggedEvent<P extends object = object> {
   declare readonly tags: readonly string[]
   /** The event's position in its store: undefined until it is read from there. */
   declare readonly position: number | undefined
+  /** Facts about the event rather than of it (a correlation id, who asked), stored with it; undefined when none. */
+  declare readonly metadata: Readonly<Record<string, unknown>> | undefined
 
   /** Makes an event of a declared type; declared types call this. */
-  constructor(type: string, data: P, tags: readonly string[], position?: number) {
-    Object.assign(this, { type, data: frozenCopy(data), tags: Object.freeze([...tags]), position })
+  constructor(
+    type: string,
+    data: P,
+    tags: readonly string[],
+    position?: number,
+    metadata?: Readonly<Record<string, unknown>>,
+  ) {
+    const fields = { type, data: frozenCopy(data), tags: Object.freeze([...tags]), position }
+    Object.assign(this, fields, { metadata: frozenCopy(metadata) })
     Object.freeze(this)
   }
 }
@@ -45,11 +54,17 @@ export interface TaggedEventType<P extends object = object> extends Versioning {
    * (The instance type restates `data`, so that `event instanceof Type`
    * narrows a `TaggedEvent`: TypeScript keeps the wider of two instances of one generic class.)
    */
-  new (data: P): TaggedEvent<P> & { readonly data: Readonly<P> }
+  new (data: P, options?: TaggedEventInit): TaggedEvent<P> & { readonly data: Readonly<P> }
   /** The stable name events of this type are stored under, e.g. `'courses:StudentSubscribed'`. */
   readonly type: string
   /** Returns the tags of an event with this payload. */
   tagsOf(data: P): string[]
+}
+
+/** What a tagged event is made with besides its data. */
+export interface TaggedEventInit {
+  /** Facts about the event (a correlation id, who asked), stored with it as its data is (transcoded, encrypted). */
+  readonly metadata?: Readonly<Record<string, unknown>>
 }
 
 /** Options for declaring a tagged event type. */
@@ -95,9 +110,9 @@ export function taggedEvent<P extends object>(
     static tagsOf(data: P): string[] {
       return [...tags(data)]
     }
-    constructor(data: P) {
+    constructor(data: P, options: TaggedEventInit = {}) {
       checkData(type, data)
-      super(type, data, tags(data))
+      super(type, data, tags(data), undefined, options.metadata)
     }
   }
   Object.defineProperty(cls, 'name', { value: type })
@@ -141,15 +156,16 @@ export function taggedEventType(type: string): TaggedEventType {
 
 /**
  * Returns an event of a declared type as read from a store: its data (upcast
- * already) with the tags its type derives, and its position there.
+ * already) with the tags its type derives, its position there and its metadata.
  */
 export function restoreTaggedEvent<P extends object>(
   type: TaggedEventType<P>,
   data: P,
   position: number,
+  metadata?: Readonly<Record<string, unknown>>,
 ): TaggedEvent<P> {
-  // Runs the base constructor alone: the declared type's would check the data as new, and derive the tags again.
-  return Reflect.construct(TaggedEvent, [type.type, data, type.tagsOf(data), position], type)
+  // Runs the base constructor alone: the declared type's would check the data as new.
+  return Reflect.construct(TaggedEvent, [type.type, data, type.tagsOf(data), position, metadata], type)
 }
 
 function checkData(type: string, data: object): void {

@@ -28,9 +28,10 @@ import type { TagHasher } from './tag-hasher.js'
  * the tags sorted and without repeats (the store keeps no order), e.g.
  * `["courses:StudentSubscribed",["course:c1","student:s1"]]`. Data moved onto
  * an event of another type, or with a tag added, removed or changed, fails to
- * decrypt. The position is not authenticated (the data of two events of one
- * type and the same tags can be swapped unnoticed, by someone who can write
- * the store), nor is the metadata.
+ * decrypt. The metadata, when an event has some, is stored as its data is,
+ * and authenticated with `JSON.stringify([type, tags, 'metadata'])`. The
+ * position is not authenticated: the data of two events of one type and the
+ * same tags can be swapped unnoticed, by someone who can write the store.
  */
 export class DcbMapper {
   /** Makes a DCB mapper with the pipeline of `mapper`, hashing tags with `tagHasher` when given. */
@@ -52,7 +53,10 @@ export class DcbMapper {
     const classVersion = type.classVersion ?? 1
     if (classVersion > 1) fields[RESERVED_DATA_FIELD] = classVersion
     const tags = this.storedTags(event.tags)
-    return { type: event.type, data: this.mapper.encodeState(fields, associatedData(event.type, tags)), tags }
+    const data = this.mapper.encodeState(fields, associatedData(event.type, tags))
+    if (event.metadata === undefined) return { type: event.type, data, tags }
+    const metadata = this.mapper.encodeState(event.metadata, associatedData(event.type, tags, 'metadata'))
+    return { type: event.type, data, tags, metadata }
   }
 
   /**
@@ -67,11 +71,19 @@ export class DcbMapper {
   toTaggedEvent(stored: DcbSequencedEvent): TaggedEvent {
     const type = taggedEventType(stored.type)
     const record = `DCB event ${stored.position} (type '${stored.type}')`
-    const fields = this.mapper.decodeState(stored.data, associatedData(stored.type, sortedTags(stored.tags)), record)
+    const tags = sortedTags(stored.tags)
+    const fields = this.mapper.decodeState(stored.data, associatedData(stored.type, tags), record)
     const classVersion = fields[RESERVED_DATA_FIELD] ?? 1
     delete fields[RESERVED_DATA_FIELD]
     const data = upcast(stored.type, fields, classVersion as number, type)
-    return restoreTaggedEvent(type, data, stored.position)
+    const metadata =
+      stored.metadata &&
+      this.mapper.decodeState(
+        stored.metadata,
+        associatedData(stored.type, tags, 'metadata'),
+        `the metadata of ${record}`,
+      )
+    return restoreTaggedEvent(type, data, stored.position, metadata)
   }
 
   /** Returns a query of tagged events as the store is queried: types by name, and tags as stored. */
@@ -94,7 +106,11 @@ function sortedTags(tags: readonly string[]): string[] {
   return [...new Set(tags)].sort()
 }
 
-/** The identity of a DCB event that its encrypted data is bound to: its type and its (sorted) stored tags. */
-function associatedData(type: string, sortedTags: readonly string[]): Uint8Array {
-  return Buffer.from(JSON.stringify([type, sortedTags]))
+/**
+ * The identity of a DCB event that its encrypted data is bound to: its type
+ * and its (sorted) stored tags; its metadata is bound to the same and the
+ * word `metadata`, so that data and metadata cannot be swapped.
+ */
+function associatedData(type: string, sortedTags: readonly string[], part?: 'metadata'): Uint8Array {
+  return Buffer.from(JSON.stringify(part === undefined ? [type, sortedTags] : [type, sortedTags, part]))
 }

@@ -116,6 +116,21 @@ describe('DcbMapper', () => {
     })
   })
 
+  it('stores metadata as data is, bound to the event: swapped with the data it fails to decrypt', () => {
+    const event = new Deposited({ account: 'a', cents: 1 }, { metadata: { correlationId: 'c-1', at: new Date(5) } })
+    expect(Object.isFrozen(event.metadata)).toBe(true)
+    const stored = mapper.toDcbEvent(event)
+    expect(Buffer.from(stored.metadata!).toString('latin1')).not.toContain('c-1')
+    const read = mapper.toTaggedEvent({ ...stored, position: 4 })
+    expect(read.metadata).toEqual({ correlationId: 'c-1', at: new Date(5) })
+    expect(() =>
+      mapper.toTaggedEvent({ ...stored, data: stored.metadata!, metadata: stored.data, position: 4 }),
+    ).toThrow(DataError)
+    expect(
+      mapper.toTaggedEvent({ ...mapper.toDcbEvent(new Deposited({ account: 'a', cents: 1 })), position: 5 }).metadata,
+    ).toBeUndefined()
+  })
+
   it('upcasts stored data to the class version, and names an unknown type', () => {
     const plain = new DcbMapper()
     const V1 = { type: 'dcbapi:Renamed', data: Buffer.from(JSON.stringify({ name: 'x' })), tags: [], position: 3 }
@@ -259,10 +274,11 @@ describe('DcbApplication', () => {
     const env = { PERSISTENCE: 'sqlite', SQLITE_PATH: path, CIPHER_KEY: AesGcmCipher.createKey() }
     {
       await using bank = new Bank({ env })
-      await bank.append([new Deposited({ account: 'a', cents: 3 })])
+      await bank.append([new Deposited({ account: 'a', cents: 3 }, { metadata: { by: 'teller 7' } })])
     }
     await using again = new Bank({ env })
     expect((await again.evaluate(balance('a'))).state).toBe(3)
+    expect((await again.read()).events[0]!.metadata).toEqual({ by: 'teller 7' })
     await using wrongKey = new Bank({ env: { ...env, CIPHER_KEY: AesGcmCipher.createKey() } })
     await expect(wrongKey.evaluate(balance('a'))).rejects.toBeInstanceOf(DataError)
   })
