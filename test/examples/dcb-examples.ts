@@ -84,7 +84,8 @@ export function describeDcbExamples(name: string, newStore: () => () => Persiste
       const store = newStore()
       await using accounts = new Accounts({ persistence: store(), env })
       await accounts.register('u1', 'alice.smith', 'Alice Smith')
-      const { events } = await (await store().openDcb('Accounts')).events.read()
+      await using recorders = await store().openDcb('Accounts')
+      const { events } = await recorders.events.read()
       expect(events).toHaveLength(1)
       const stored = events[0]!
       expect(stored.tags).toContain('user:u1')
