@@ -4,7 +4,7 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import { afterEach, expect, it } from 'vitest'
 import { encodeMessage, OperationalError, ProgrammingError, Republisher, uuid4 } from '../../src/index.js'
-import { ERROR_HEADER, rabbitMqRepublisher } from '../../src/rabbitmq/index.js'
+import { ERROR_HEADER, type RabbitMqRepublisher, rabbitMqRepublisher } from '../../src/rabbitmq/index.js'
 import { sqlite } from '../../src/sqlite/index.js'
 import { expectEachEventOnce, Receipts } from './apps.js'
 import { RABBITMQ_URL } from './broker.js'
@@ -21,6 +21,16 @@ async function flow(options: { prefetch?: number } = {}): Promise<Flow> {
   const opened = await openFlow(options)
   cleanups.push(() => opened.close())
   return opened
+}
+
+/**
+ * Waits until `count` messages are dead-lettered: they are counted once the
+ * broker confirmed them, which may be after the other messages of their
+ * batch are counted as processed.
+ */
+async function untilDeadLettered(consumer: RabbitMqRepublisher, count: number): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (consumer.status().deadLettered < count && Date.now() < deadline) await delay(20)
 }
 
 export function republisherTests(): void {
@@ -48,6 +58,7 @@ export function republisherTests(): void {
     await raw.publish(exchange, 'relay-test:Nowhere.Happened', unknownTopic, { messageId: 'bad-3' })
     await tickets.issue(5, 1)
     await untilProcessed(20, 10_000)
+    await untilDeadLettered(consumer, 3)
     expect(consumer.status()).toMatchObject({ state: 'running', processed: 20, deadLettered: 3 })
     const dead = await raw.drain(deadLetterQueue)
     expect(dead.map((message) => message.properties.messageId)).toEqual(['bad-1', 'bad-2', 'bad-3'])
@@ -111,6 +122,7 @@ export function republisherTests(): void {
     receipts.broken.add(`${broken!.originatorId}/${broken!.originatorVersion}`)
     await startRelay()
     await untilProcessed(8, 10_000)
+    await untilDeadLettered(consumer, 1)
     expect(consumer.status()).toMatchObject({ state: 'running', processed: 8, deadLettered: 1 })
     // The others took effect, each once, whether in the batch that held the broken one or not.
     expect(receipts.writes.reduce((sum, saved) => sum + saved, 0)).toBe(8)
