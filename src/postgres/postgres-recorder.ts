@@ -7,6 +7,7 @@ import {
   paged,
   waitForTracking,
 } from '../persistence/commit-signal.js'
+import { type DcbRecorders, dcbTables } from '../persistence/dcb.js'
 import { ProgrammingError } from '../persistence/errors.js'
 import { type ApplicationTables, applicationTables, validIdentifier } from '../persistence/identifiers.js'
 import type {
@@ -23,6 +24,8 @@ import type {
 import { parseBoolean, parseInteger } from '../persistence/settings.js'
 import { anySignal } from '../persistence/signals.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
+import { PostgresDcbRecorder, PostgresDcbRecorders } from './postgres-dcb-recorder.js'
+import { createDcbTablesSql } from './postgres-dcb-schema.js'
 import { type ConnectionSettings, driverError, PostgresListener, PostgresPool } from './postgres-pool.js'
 import {
   channelName,
@@ -556,6 +559,35 @@ class PostgresPersistence implements Persistence {
       new PostgresAggregateRecorder(shared.pool, schema, tables.snapshots, closing.signal),
       release,
     )
+  }
+
+  async openDcb(applicationName: string): Promise<DcbRecorders> {
+    const tables = dcbTables(applicationName)
+    const shared = await this.#acquire()
+    const commits = this.#commits.acquire(channelName(this.#schema, tables.events))
+    const closing = new AbortController()
+    const release = async () => {
+      closing.abort()
+      commits.release()
+      await this.#release(shared)
+    }
+    try {
+      if (this.#createTables) {
+        const script = createDcbTablesSql(this.#schema, tables)
+        await shared.pool.transaction(script.begin, (run) => run(script.body))
+      }
+    } catch (error) {
+      await release()
+      throw error
+    }
+    const { pollMs, settleMs } = this.#timing
+    const recorder = new PostgresDcbRecorder(shared.pool, this.#schema, tables, {
+      commits: commits.signal,
+      pollMs,
+      settleMs,
+      closing: closing.signal,
+    })
+    return new PostgresDcbRecorders(recorder, release)
   }
 
   async #acquire(): Promise<Shared> {

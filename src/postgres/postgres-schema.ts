@@ -9,7 +9,7 @@ import type { StoredEvent } from '../persistence/stored-event.js'
  * Any 64-bit number that other code is unlikely to pick: the key of the
  * advisory lock that serialises table creation across processes.
  */
-const CREATE_TABLES_LOCK = 7_317_091_844_771_205n
+export const CREATE_TABLES_LOCK = 7_317_091_844_771_205n
 
 /** Returns a table name quoted and qualified by the schema, when there is one. */
 export function qualified(schema: string | undefined, table: string): string {
