@@ -28,11 +28,11 @@ import { anySignal } from '../persistence/signals.js'
 import type { Tracking } from '../persistence/stored-event.js'
 import {
   appendSql,
+  beginLockedSql,
   conflictSql,
   dcbBarrierSql,
   dcbLockKey,
   dcbStoreKey,
-  LOCK_SQL,
   readSql,
 } from './postgres-dcb-schema.js'
 import { driverError, type PostgresPool, type Run } from './postgres-pool.js'
@@ -214,8 +214,7 @@ export class PostgresDcbRecorder implements DcbRecorder {
     }
     const { keys, exclusive } = this.#locks(checked, check?.query)
     const statement = appendSql(this.schema, this.tables, checked, check)
-    const last = await this.pool.transaction('BEGIN ISOLATION LEVEL READ COMMITTED', async (run) => {
-      await run(LOCK_SQL, [keys, exclusive])
+    const last = await this.pool.transaction(beginLockedSql(keys, exclusive), async (run) => {
       for (const record of tracking) await this.#track(run, record)
       const row = (await run<{ conflict: boolean; last: number }>(statement.text, statement.values)).rows[0]!
       if (row.conflict) throw conflict()
@@ -286,7 +285,7 @@ export class PostgresDcbRecorder implements DcbRecorder {
   }
 
   /** Returns the keys to lock, sorted, and for each whether in exclusive mode (see the class's doc). */
-  #locks(events: readonly DcbEvent[], query: DcbQuery | undefined): { keys: string[]; exclusive: boolean[] } {
+  #locks(events: readonly DcbEvent[], query: DcbQuery | undefined): { keys: bigint[]; exclusive: boolean[] } {
     const modes = new Map<bigint, boolean>([[this.#storeKey, false]])
     const key = (kind: 'tag' | 'type', value: string) => dcbLockKey(this.schema, this.tables.events, kind, value)
     for (const { type, tags } of events) {
@@ -301,9 +300,9 @@ export class PostgresDcbRecorder implements DcbRecorder {
         else modes.set(this.#storeKey, true)
       }
     }
-    if (modes.size > MAX_KEYS) return { keys: [String(this.#storeKey)], exclusive: [true] }
+    if (modes.size > MAX_KEYS) return { keys: [this.#storeKey], exclusive: [true] }
     const sorted = [...modes.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
-    return { keys: sorted.map(String), exclusive: sorted.map((k) => modes.get(k)!) }
+    return { keys: sorted, exclusive: sorted.map((k) => modes.get(k)!) }
   }
 
   /**

@@ -171,14 +171,17 @@ export function conflictSql(
 }
 
 /**
- * Takes advisory locks for the rest of the transaction, in the order given
- * (sorted by the caller): parameters the keys (as text) and, for each,
- * whether exclusive. Returns one row.
+ * Returns the script that begins an append's READ COMMITTED transaction and
+ * takes its advisory locks until it ends, one statement each, in the order
+ * given (sorted by the caller), in one round trip: the keys are numbers this
+ * module computes (see {@link dcbLockKey}), never text from the caller.
  */
-export const LOCK_SQL = `SELECT count(*) FROM (
-  SELECT CASE WHEN x THEN pg_advisory_xact_lock(k) ELSE pg_advisory_xact_lock_shared(k) END::text
-  FROM unnest($1::bigint[], $2::bool[]) AS l(k, x)
-) AS locked`
+export function beginLockedSql(keys: readonly bigint[], exclusive: readonly boolean[]): string {
+  const locks = keys.map(
+    (key, i) => `SELECT pg_advisory_xact_lock${exclusive[i] ? '' : '_shared'}(${BigInt.asIntN(64, key)})`,
+  )
+  return ['BEGIN ISOLATION LEVEL READ COMMITTED', ...locks].join('; ')
+}
 
 /**
  * Returns the key of the advisory lock of one tag or one type of a DCB
