@@ -22,8 +22,12 @@
 // PostgreSQL: POSTGRES_URL when set, else an embedded server with fsync and
 // synchronous_commit on; both libraries use READ COMMITTED transactions on it.
 // Run with `npm run build && npm install --prefix bench && node bench/dcb.mjs`.
-// ROUNDS=n (default 3, medians shown), SIDES=a,b (names as printed) narrow a run.
+// ROUNDS=n (default 3, medians shown), SIDES=a,b (names as printed) narrow a run;
+// PYTHON=path/to/python adds Python eventsourcing 10's DCB (see below).
 
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { AppendConditionError, Query, Tags } from '@dcb-es/event-store'
 import { PostgresEventStore } from '@dcb-es/event-store-postgres'
 import { postgres } from 'eventsourcing/postgres'
@@ -38,6 +42,7 @@ const STUDENTS = Number(process.env.STUDENTS ?? 1000)
 const MAX_COURSES = Number(process.env.MAX_COURSES ?? 5)
 const DECISIONS = Number(process.env.DECISIONS ?? 2000)
 const RETRIES = 20
+const execFileAsync = promisify(execFile)
 const wanted = process.env.SIDES?.split(',')
 
 const encode = (value) => Buffer.from(JSON.stringify(value))
@@ -235,6 +240,28 @@ const sides = {
       await pool.end()
     }
   },
+}
+
+// Python eventsourcing 10's DCB recorder, when PYTHON names an interpreter that has it
+// (pip install "eventsourcing[postgres]==10.0.0a7"): bench/dcb_python.py, in a process of its own.
+if (process.env.PYTHON) {
+  sides['postgres (Python es 10)'] = async (clients) => {
+    const prefix = `bench_py_${process.pid}_${fresh++}`
+    const script = fileURLToPath(new URL('./dcb_python.py', import.meta.url))
+    const parameters = [COURSES, CAPACITY, STUDENTS, MAX_COURSES, DECISIONS].map(String)
+    try {
+      const { stdout } = await execFileAsync(process.env.PYTHON, [
+        script,
+        server.url,
+        String(clients),
+        prefix,
+        ...parameters,
+      ])
+      return JSON.parse(stdout.trim().split('\n').at(-1))
+    } finally {
+      await admin.query(`DROP TABLE IF EXISTS ${prefix}_tt_main, ${prefix}_tt_tag CASCADE`)
+    }
+  }
 }
 
 try {
