@@ -11,7 +11,7 @@
 
 import { execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { createWriteStream, existsSync } from 'node:fs'
+import { createWriteStream, existsSync, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { type AddressInfo, connect, createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -72,8 +72,11 @@ export async function startCassandra(): Promise<CassandraNode> {
   node.stdout.pipe(createWriteStream(output))
   node.stderr.pipe(createWriteStream(output, { flags: 'a' }))
   const exited = new Promise<void>((resolve) => node.once('exit', () => resolve()))
-  // A test run that ends without afterAll (an interrupted vitest) must not leave a JVM behind.
-  const killOnExit = () => node.kill('SIGKILL')
+  // A test run that ends without afterAll (an interrupted vitest, an uncaught error) must not leave a JVM or its data behind.
+  const killOnExit = () => {
+    node.kill('SIGKILL')
+    rmSync(home, { recursive: true, force: true })
+  }
   process.once('exit', killOnExit)
   const stop = async () => {
     process.off('exit', killOnExit)
