@@ -82,7 +82,11 @@ export const cassandra: Service = {
     'apt-get install -y openjdk-17-jre-headless maven (the tests resolve cassandra-all from Maven Central and start a node), or set CASSANDRA_CONTACT_POINTS to a running cluster',
   missing: async () => {
     if (process.env.CASSANDRA_CONTACT_POINTS) return undefined
-    const lacking = ['java', 'mvn'].filter((program) => installed(program) === undefined)
+    // The tests run $JAVA_HOME/bin/java when JAVA_HOME is set, else the java on PATH (test/cassandra/server.ts).
+    const lacking = [
+      ...(process.env.JAVA_HOME || installed('java') ? [] : ['java']),
+      ...(installed('mvn') ? [] : ['mvn']),
+    ]
     return lacking.length === 0 ? undefined : `${lacking.join(' and ')} not found on PATH`
   },
 }

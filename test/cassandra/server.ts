@@ -66,20 +66,23 @@ export async function startCassandra(): Promise<CassandraNode> {
   await writeFile(join(home, 'cassandra.yaml'), cassandraYaml(home, nativePort, storagePort))
   await writeFile(join(home, 'logback.xml'), logbackXml(home))
   const output = join(home, 'output.log')
-  const node = spawn(java(), [...jvmOptions(home), '-cp', classpath, 'org.apache.cassandra.service.CassandraDaemon'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const javaPath = java()
+  const node = spawn(
+    javaPath,
+    [...jvmOptions(home), '-cp', classpath, 'org.apache.cassandra.service.CassandraDaemon'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   node.stdout.pipe(createWriteStream(output))
   node.stderr.pipe(createWriteStream(output, { flags: 'a' }))
   const exited = new Promise<void>((resolve) => node.once('exit', () => resolve()))
-  // A test run that ends without afterAll (an interrupted vitest, an uncaught error) must not leave a JVM or its data behind.
-  const killOnExit = () => {
+  const abandon = abandonOnExit(() => {
     node.kill('SIGKILL')
     rmSync(home, { recursive: true, force: true })
-  }
-  process.once('exit', killOnExit)
+  })
   const stop = async () => {
-    process.off('exit', killOnExit)
+    abandon.cancel()
     if (node.exitCode === null && node.signalCode === null) {
       node.kill('SIGTERM')
       const timer = setTimeout(() => node.kill('SIGKILL'), STOP_MS)
@@ -91,10 +94,37 @@ export async function startCassandra(): Promise<CassandraNode> {
   const booted = await untilListening(nativePort, () => node.exitCode !== null || node.signalCode !== null)
   if (!booted) {
     const log = await readFile(output, 'utf8').catch(() => '')
+    const exit = node.exitCode ?? node.signalCode
     await stop()
-    throw new Error(`Cassandra did not start within ${BOOT_MS / 1000} s; its output:\n${log.slice(-8000)}`)
+    const why =
+      exit === null
+        ? `did not take connections within ${BOOT_MS / 1000} s`
+        : `exited (${exit}) before it took connections (Cassandra 5.0 runs on Java 11 or 17; this was ${javaPath}, chosen by JAVA_HOME or else PATH)`
+    throw new Error(`Cassandra ${why}; its output:\n${log.slice(-8000)}`)
   }
   return { contactPoints: [`127.0.0.1:${nativePort}`], localDataCenter: 'datacenter1', stop }
+}
+
+/**
+ * Runs `kill` when this process exits or is ended by a signal before
+ * `cancel()` (a test run ended without its afterAll, by an uncaught error or
+ * an interrupt), so that no JVM or data outlives it. A signal that nothing
+ * else handles is raised again after `kill`, to end the process as it would have.
+ */
+function abandonOnExit(kill: () => void): { cancel(): void } {
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+  const onSignal = (signal: NodeJS.Signals) => {
+    cancel()
+    kill()
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+  }
+  const cancel = () => {
+    process.off('exit', kill)
+    for (const signal of signals) process.off(signal, onSignal)
+  }
+  process.once('exit', kill)
+  for (const signal of signals) process.once(signal, onSignal)
+  return { cancel }
 }
 
 /**
