@@ -133,8 +133,10 @@ export class PostgresDcbRecorder implements DcbRecorder {
   /**
    * Makes the recorder of an application's DCB tables.
    *
-   * @param options.commits The signal notified after each append by this process, which wakes subscribers at once.
-   * @param options.pollMs How often subscribers and waiters look for appends of other processes.
+   * @param options.commits The signal notified after each append, by this process or (through `listen`) by others.
+   * @param options.announce Wakes the subscribers of other processes after an append (NOTIFY).
+   * @param options.listen Starts listening for the appends of other connections.
+   * @param options.pollMs How often subscribers and waiters look for appends they were not woken for.
    * @param options.settleMs How long a read waits for a gap below an event it matches.
    * @param options.closing Aborted when the recorder is closed.
    */
@@ -144,6 +146,8 @@ export class PostgresDcbRecorder implements DcbRecorder {
     private readonly tables: DcbTables,
     private readonly options: {
       readonly commits: CommitSignal
+      readonly announce: () => void
+      readonly listen: () => Promise<void>
       readonly pollMs: number
       readonly settleMs: number
       readonly closing: AbortSignal
@@ -208,7 +212,7 @@ export class PostgresDcbRecorder implements DcbRecorder {
         await this.pool.transaction('BEGIN', async (run) => {
           for (const record of tracking) await this.#track(run, record)
         })
-        this.options.commits.notify()
+        this.#committed()
       }
       return this.head()
     }
@@ -220,14 +224,22 @@ export class PostgresDcbRecorder implements DcbRecorder {
       if (row.conflict) throw conflict()
       return row.last
     })
-    this.options.commits.notify()
+    this.#committed()
     return last
+  }
+
+  /** Wakes the subscribers and waiters of this process at once, and those of others with NOTIFY. */
+  #committed(): void {
+    this.options.commits.notify()
+    this.options.announce()
   }
 
   /**
    * Yields the matching events after `after`, then new ones as they are
    * appended, until the signal aborts: at once for appends through this
-   * backend object, within `pollMs` for others. Each read starts at the
+   * backend object, soon after a NOTIFY for those of other processes (sent at
+   * most once per `notifyIntervalMs` by each), and within `pollMs` if a NOTIFY
+   * is lost. Each read starts at the
    * settled head of the one before, so no event that commits late is skipped.
    */
   subscribe(query?: DcbQuery, options: DcbSubscribeOptions = {}): AsyncIterable<DcbSequencedEvent> {
@@ -241,6 +253,8 @@ export class PostgresDcbRecorder implements DcbRecorder {
     // Node 20 the closing signal would keep every subscription's signal while it lives.
     const any = anySignal([given, this.options.closing])
     try {
+      if (any.signal.aborted) return
+      await this.options.listen()
       const { commits, pollMs } = this.options
       const read = (q: DcbQuery, o: DcbReadOptions) => this.read(q, o)
       yield* followDcb(read, commits, { query, after, signal: any.signal, pollMs })
@@ -281,6 +295,7 @@ export class PostgresDcbRecorder implements DcbRecorder {
     options: WaitForTrackingOptions = {},
   ): Promise<void> {
     const { commits, pollMs } = this.options
+    await this.options.listen()
     await waitForTracking(this, commits, applicationName, notificationId, options, pollMs)
   }
 

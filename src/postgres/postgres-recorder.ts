@@ -35,12 +35,13 @@ import {
   eventTableSql,
   type NotificationSql,
   notificationSql,
+  notifySql,
   qualified,
   type TrackingSql,
   trackingSql,
 } from './postgres-schema.js'
 import { connectionSettings } from './postgres-settings.js'
-import { versionConflict, WriteQueue } from './postgres-writes.js'
+import { Announcer, versionConflict, WriteQueue } from './postgres-writes.js'
 
 const DEFAULT_POLL_MS = 2000
 const DEFAULT_SUBSCRIPTION_RETRY_MS = 60_000
@@ -564,10 +565,13 @@ class PostgresPersistence implements Persistence {
   async openDcb(applicationName: string): Promise<DcbRecorders> {
     const tables = dcbTables(applicationName)
     const shared = await this.#acquire()
-    const commits = this.#commits.acquire(channelName(this.#schema, tables.events))
+    const channel = channelName(this.#schema, tables.events)
+    const commits = this.#commits.acquire(channel)
+    const announcer = new Announcer(() => shared.pool.pool.query(notifySql(channel)), this.#notifyIntervalMs)
     const closing = new AbortController()
     const release = async () => {
       closing.abort()
+      await announcer.idle()
       commits.release()
       await this.#release(shared)
     }
@@ -583,6 +587,8 @@ class PostgresPersistence implements Persistence {
     const { pollMs, settleMs } = this.#timing
     const recorder = new PostgresDcbRecorder(shared.pool, this.#schema, tables, {
       commits: commits.signal,
+      announce: () => announcer.announce(),
+      listen: () => shared.listener.listen(channel),
       pollMs,
       settleMs,
       closing: closing.signal,

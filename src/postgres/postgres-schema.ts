@@ -26,6 +26,15 @@ export function channelName(schema: string | undefined, table: string): string {
   return (schema === undefined ? table : `${schema}.${table}`).slice(0, 63)
 }
 
+/**
+ * Returns the statement that wakes the listeners of a channel named by
+ * {@link channelName}; without waiting for the disk, since a lost wake-up
+ * costs readers only latency (they also poll).
+ */
+export function notifySql(channel: string): string {
+  return `SET LOCAL synchronous_commit TO off; SELECT pg_notify('${channel}', '')`
+}
+
 /** Returns the statement that listens to a channel named by {@link channelName}. */
 export function listenSql(channel: string): string {
   return `LISTEN "${channel}"`
@@ -239,7 +248,7 @@ SELECT notification_id AS id FROM inserted ORDER BY notification_id`,
     barrier: (timeoutMs) => `SET LOCAL lock_timeout = ${Math.max(1, Math.ceil(timeoutMs))};
 WITH barrier AS MATERIALIZED (SELECT pg_advisory_xact_lock(${key})::text)
 SELECT COALESCE(pg_sequence_last_value(${sequence}), 0) AS resolved FROM barrier`,
-    notify: `SET LOCAL synchronous_commit TO off; SELECT pg_notify('${channelName(schema, table)}', '')`,
+    notify: notifySql(channelName(schema, table)),
     selectNotifications: select(''),
     selectNotificationsByTopic: select(' AND topic = ANY($5::text[])'),
     maxNotificationId: `SELECT COALESCE(MAX(notification_id), 0) AS max FROM ${name}`,

@@ -307,19 +307,19 @@ function versionKey({ originatorId, originatorVersion }: EventVersion): string {
 }
 
 /**
- * Wakes the subscribers of other processes after commits, with NOTIFY on the
- * events table's channel: at once after a quiet spell, then at most once per
+ * Wakes the subscribers of other processes after commits, with NOTIFY on a
+ * table's channel: at once after a quiet spell, then at most once per
  * interval while commits keep coming, so that a busy writer sends few. A
  * NOTIFY that fails is not reported: the readers it would have woken also
  * poll, so it costs them latency, never a notification.
  */
-class Announcer {
+export class Announcer {
   readonly #sending = new Set<Promise<void>>()
   #lastSent = Number.NEGATIVE_INFINITY
   #timer: NodeJS.Timeout | undefined
 
   /**
-   * Makes the announcer of one events table.
+   * Makes the announcer of one table.
    *
    * @param send Sends one NOTIFY.
    * @param intervalMs The least time between two NOTIFYs.

@@ -103,3 +103,35 @@ describe('PostgreSQL DCB recorder, with a late commit', () => {
     await raw.query('ROLLBACK')
   })
 })
+
+describe('PostgreSQL DCB recorder, across processes', () => {
+  it('wakes a subscription of another backend object soon after an append, well before its poll', async () => {
+    const { schema, drop } = freshSchema()
+    const options = { url: postgresUrl(), schema, pollMs: 60_000 }
+    // Two backend objects have their own connections and listeners, as two processes do.
+    const reader = await postgres(options).openDcb('app')
+    const writer = await postgres(options).openDcb('app')
+    const stop = new AbortController()
+    try {
+      const received: number[] = []
+      const reading = (async () => {
+        for await (const { position } of reader.events.subscribe([{ tags: ['course:x'] }], { signal: stop.signal })) {
+          received.push(position)
+          if (received.length === 2) return
+        }
+      })()
+      const first = await writer.events.append([event('Seat', ['course:x'])])
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      const second = await writer.events.append([event('Seat', ['course:x'])])
+      const started = performance.now()
+      await reading
+      // Without NOTIFY the subscription would see the appends only at its next poll, a minute away.
+      expect(performance.now() - started).toBeLessThan(20_000)
+      expect(received).toEqual([first, second])
+    } finally {
+      stop.abort()
+      await Promise.all([reader.close(), writer.close()])
+      await drop()
+    }
+  }, 30_000)
+})
