@@ -19,6 +19,7 @@ export type Environment = Readonly<Record<string, string | undefined>>
 export const SETTING_NAMES: readonly string[] = [
   'PERSISTENCE',
   'CIPHER_KEY',
+  'TAG_HASH_KEY',
   'COMPRESSOR',
   'IS_SNAPSHOTTING_ENABLED',
   'SNAPSHOTTING_INTERVAL',

@@ -40,6 +40,7 @@ describe('misspelt variables', () => {
       PERSISTANCE: 'PERSISTENCE',
       CIHPER_KEY: 'CIPHER_KEY',
       COMPERSSOR: 'COMPRESSOR',
+      TAG_HASHKEY: 'TAG_HASH_KEY',
     }
     for (const [slip, setting] of Object.entries(slips)) {
       expect(() => new Loans({ env: { [`LOANS_${slip}`]: 'x' } })).toThrow(`did you mean LOANS_${setting}?`)
