@@ -2,8 +2,9 @@
 // The `eventsourcing` command. It only wires commands to their modules, which
 // are imported when run, so `--help` works without any database driver.
 import { readFileSync } from 'node:fs'
-import { Command } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
 import { errorMessage } from '../persistence/errors.js'
+import type { CommandIo } from './output.js'
 
 // The same relative path from src/cli (tests) and dist/cli (the installed bin).
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -14,6 +15,7 @@ const program = new Command()
   .name('eventsourcing')
   .description('Event sourcing for TypeScript: tools and demos')
   .version(version)
+  .option('--debug', 'print the stack of an error, not only its message')
 
 program
   .command('demo')
@@ -24,9 +26,83 @@ program
     await demo(options.db, (text) => process.stdout.write(text))
   })
 
+/** The process's streams and variables; Ctrl-C ends a command that runs until stopped, cleanly. */
+function processIo(): CommandIo {
+  const stopping = new AbortController()
+  process.once('SIGINT', () => stopping.abort())
+  return {
+    env: process.env,
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    signal: stopping.signal,
+  }
+}
+
+/** Adds the flags that choose an application's storage; each sets the variable named, which they override. */
+function withStorage(command: Command): Command {
+  return command
+    .requiredOption('--app <name>', "the application's name (its tables are named after it)")
+    .addOption(new Option('--persistence <name>', 'the backend (PERSISTENCE)').choices(['sqlite', 'postgres']))
+    .option('--sqlite-path <file>', 'the SQLite file (SQLITE_PATH; implies --persistence sqlite)')
+    .option('--postgres-url <url>', 'the PostgreSQL server (POSTGRES_URL; implies --persistence postgres)')
+    .option('--postgres-schema <schema>', 'the PostgreSQL schema (POSTGRES_SCHEMA)')
+    .option('--cipher-key <key>', 'the base64 key the events are encrypted with (CIPHER_KEY)')
+    .option('--compress', 'the events are compressed with zlib (COMPRESSOR=zlib)')
+}
+
+function positiveInteger(value: string): number {
+  const number = Number(value)
+  if (!Number.isSafeInteger(number) || number < 1) throw new InvalidArgumentError('Not a positive integer.')
+  return number
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value]
+}
+
+withStorage(program.command('log'))
+  .description("print an application's notification log, a page at a time, or follow it live")
+  .option('--from <id>', 'the first notification id shown', positiveInteger)
+  .option('--limit <n>', 'how many notifications a page shows (default 20)', positiveInteger)
+  .option('--topic <topic>', 'only notifications of this topic (repeatable)', collect)
+  .option('--follow', 'keep printing new notifications as they are recorded, until Ctrl-C')
+  .option('--json', 'one JSON object a line instead of a table')
+  .action(async (options: import('./commands/log.js').LogOptions & { topic?: string[] }) => {
+    const { log } = await import('./commands/log.js')
+    await log({ ...options, topics: options.topic }, processIo())
+  })
+
+withStorage(program.command('events'))
+  .description("print one aggregate's events, with their state decoded")
+  .argument('<originator-id>', "the aggregate's id")
+  .option('--json', 'one JSON object a line instead of a table')
+  .action(async (originatorId: string, options: import('./commands/events.js').EventsOptions) => {
+    const { events } = await import('./commands/events.js')
+    await events(originatorId, options, processIo())
+  })
+
+withStorage(program.command('export'))
+  .description("write an application's stored events as NDJSON (snapshots and tracking records are not exported)")
+  .option('--output <file>', 'the file to write (stdout when not given)')
+  .action(async (options: import('./commands/export.js').ExportOptions) => {
+    const { exportEvents } = await import('./commands/export.js')
+    await exportEvents(options, processIo())
+  })
+
+withStorage(program.command('import'))
+  .description('record the events of an NDJSON export in an application, with the same versions and order')
+  .option('--input <file>', 'the file to read (stdin when not given)')
+  .option('--append', 'record them after the events the application has (refused otherwise)')
+  .action(async (options: import('./commands/import.js').ImportOptions) => {
+    const { importEvents } = await import('./commands/import.js')
+    await importEvents(options, processIo())
+  })
+
 try {
   await program.parseAsync()
 } catch (error) {
   process.stderr.write(`eventsourcing: ${errorMessage(error)}\n`)
+  if (program.opts<{ debug?: boolean }>().debug && error instanceof Error) process.stderr.write(`${error.stack}\n`)
   process.exitCode = 1
 }

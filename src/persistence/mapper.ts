@@ -224,6 +224,6 @@ function isPlainObject(value: unknown): value is UpcastState {
  * that state copied onto another record (another aggregate, version or topic)
  * fails to decrypt instead of loading as that record's.
  */
-function recordIdentity(topic: string, originatorId: string, originatorVersion: number): Uint8Array {
+export function recordIdentity(topic: string, originatorId: string, originatorVersion: number): Uint8Array {
   return Buffer.from(JSON.stringify([topic, originatorId, originatorVersion]))
 }
