@@ -74,6 +74,25 @@ describe.each(STORES)('the commands on %s', (_name, newStore) => {
       await following
       expect(jsonLines(out.stdout()).map((line) => [line.id, line.originatorId])).toEqual([[9, id]])
     })
+    it('follows from the end of the log when no --from is given', async () => {
+      const stopping = new AbortController()
+      const out = capture({ signal: stopping.signal })
+      const following = log({ app, ...store.flags, follow: true, json: true }, out.io)
+      await using school = new DogSchool({ persistence: store.persistence(), env: {} })
+      // Until the command has found the end, a new dog may count as old: register until one is printed.
+      await expect
+        .poll(
+          async () => {
+            await school.register('Rex')
+            return out.stdout()
+          },
+          { timeout: 10_000, interval: 100 },
+        )
+        .toContain('Rex')
+      stopping.abort()
+      await following
+      expect(out.stdout()).not.toContain('Fido')
+    })
   })
 
   describe('events', () => {

@@ -1,0 +1,99 @@
+// The commands run as `npx eventsourcing` runs them: in a process of their
+// own (the TypeScript entry, through tsx, so that no build is needed), with
+// its exit code, its stderr, and Ctrl-C.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { DogSchool } from '../../src/cli/dog-school.js'
+import { STORES, type Store, seed } from './fixtures.js'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const main = join(root, 'src', 'cli', 'main.ts')
+
+/** A started command: its output so far, and its exit. */
+interface Run {
+  readonly child: ChildProcess
+  stdout(): string
+  stderr(): string
+  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+function run(args: readonly string[], env: Record<string, string> = {}): Run {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--no-warnings', main, ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH, ...env },
+  })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString()
+  })
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString()
+  })
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal }))
+  })
+  return { child, stdout: () => out, stderr: () => err, exit }
+}
+
+function flags(store: Store): string[] {
+  const { sqlitePath, postgresUrl, postgresSchema } = store.flags
+  if (sqlitePath !== undefined) return ['--sqlite-path', sqlitePath]
+  return ['--postgres-url', postgresUrl as string, '--postgres-schema', postgresSchema as string]
+}
+
+describe.each(STORES)('the commands in a process of their own, on %s', (_name, newStore) => {
+  let store: Store
+
+  beforeEach(async () => {
+    store = newStore()
+    await seed(store)
+  })
+
+  afterEach(async () => {
+    await store.drop()
+  })
+
+  it('log --follow prints a notification recorded after it started, and ends on Ctrl-C with exit code 0', async () => {
+    const following = run(['log', '--app', 'DogSchool', ...flags(store), '--follow', '--from', '9'])
+    await using school = new DogSchool({ persistence: store.persistence(), env: {} })
+    await school.register('Rex')
+    await expect
+      .poll(following.stdout, { timeout: 20_000 })
+      .toMatch(/^\s+9 {2}\S+ {5}1 {2}dogschool:Dog\.Registered {2}\{"name":"Rex"/)
+    following.child.kill('SIGINT')
+    expect(await following.exit).toEqual({ code: 0, signal: null })
+    expect(following.stderr()).toBe('')
+  })
+
+  it('reads its settings from the variables an application reads, and --json writes JSON lines', async () => {
+    const variables: Record<string, string> =
+      store.flags.sqlitePath !== undefined
+        ? { PERSISTENCE: 'sqlite', SQLITE_PATH: store.flags.sqlitePath }
+        : {
+            DOGSCHOOL_PERSISTENCE: 'postgres',
+            POSTGRES_URL: store.flags.postgresUrl as string,
+            POSTGRES_SCHEMA: store.flags.postgresSchema as string,
+          }
+    const listing = run(['log', '--app', 'DogSchool', '--limit', '2', '--json'], variables)
+    expect(await listing.exit).toEqual({ code: 0, signal: null })
+    const lines = listing.stdout().trimEnd().split('\n')
+    expect(lines.map((line) => (JSON.parse(line) as { id: number }).id)).toEqual([1, 2])
+  })
+
+  it('fails on a mistyped application with one line on stderr and exit code 1, and a stack with --debug', async () => {
+    const failing = run(['log', '--app', 'DogScool', ...flags(store)])
+    expect(await failing.exit).toEqual({ code: 1, signal: null })
+    expect(failing.stderr()).toMatch(
+      /^eventsourcing: No application 'DogScool' in this database \(.*dogscool_events.*\n$/,
+    )
+    expect(failing.stdout()).toBe('')
+    const debugging = run(['--debug', 'log', '--app', 'DogScool', ...flags(store)])
+    expect(await debugging.exit).toEqual({ code: 1, signal: null })
+    expect(debugging.stderr()).toMatch(
+      /^eventsourcing: No application 'DogScool'.*\nApplicationNotFoundError: .*\n\s+at /,
+    )
+  })
+})
