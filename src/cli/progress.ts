@@ -7,9 +7,9 @@ export interface Progress {
   stop(): void
 }
 
-/** Starts a progress bar towards `total` (in `unit`) on `io.stderr` when it is a terminal. */
+/** Starts a progress bar towards `total` (in `unit`) on `io.stderr` when it is a terminal and the total is known (not 0). */
 export function startProgress(io: CommandIo, total: number, unit: string): Progress {
-  if (!io.stderr.isTTY) return { update() {}, stop() {} }
+  if (!io.stderr.isTTY || total === 0) return { update() {}, stop() {} }
   const bar = new SingleBar({
     stream: io.stderr,
     format: `{bar} {percentage}% | {value}/{total} ${unit} | {eta_formatted} left`,

@@ -225,6 +225,21 @@ describe.each(STORES)('the commands on %s', (_name, newStore) => {
     await expect(attempt).rejects.toThrow(/^Line 3 is not an exported event/)
   })
 
+  it('export and import draw a progress bar on a terminal, and only there', async () => {
+    const file = join(tempDir(), 'dogs.ndjson')
+    const exported = capture({ tty: true })
+    await exportEvents({ app, ...store.flags, output: file }, exported.io)
+    expect(exported.stderr()).toContain('100% | 8/8 notifications')
+    expect(exported.stderr()).toMatch(/Exported 8 events of 'DogSchool'\n$/)
+    const imported = capture({ tty: true })
+    await importEvents({ app: 'Copy', ...store.flags, input: file }, imported.io)
+    expect(imported.stderr()).toMatch(/100% \| (\d+)\/\1 bytes/)
+    const piped = capture({ tty: true, stdin: readFileSync(file, 'utf8') })
+    await importEvents({ app: 'Piped', ...store.flags }, piped.io)
+    // From stdin the size is not known, so there is no bar; the count is still there.
+    expect(piped.stderr()).toBe("Imported 8 events into 'Piped'\n")
+  })
+
   it('does not create a missing SQLite file', async () => {
     const path = join(tempDir(), 'missing.db')
     await expect(log({ app, sqlitePath: path }, capture().io)).rejects.toThrow(

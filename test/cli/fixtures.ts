@@ -67,8 +67,8 @@ export interface Captured {
   stderr(): string
 }
 
-/** Returns streams for a command that keep what it writes; `stdin` is what it reads. */
-export function capture(options: { stdin?: string; signal?: AbortSignal } = {}): Captured {
+/** Returns streams for a command that keep what it writes; `stdin` is what it reads, `tty` makes stderr pass for a terminal. */
+export function capture(options: { stdin?: string; signal?: AbortSignal; tty?: boolean } = {}): Captured {
   const out: string[] = []
   const err: string[] = []
   const sink = (into: string[]) =>
@@ -83,7 +83,7 @@ export function capture(options: { stdin?: string; signal?: AbortSignal } = {}):
       env: {},
       stdin: Readable.from(options.stdin === undefined ? [] : [options.stdin]),
       stdout: sink(out),
-      stderr: sink(err),
+      stderr: Object.assign(sink(err), { isTTY: options.tty ?? false }),
       signal: options.signal,
     },
     stdout: () => out.join(''),
