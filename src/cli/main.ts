@@ -26,17 +26,17 @@ program
     await demo(options.db, (text) => process.stdout.write(text))
   })
 
-/** The process's streams and variables; Ctrl-C ends a command that runs until stopped, cleanly. */
-function processIo(): CommandIo {
+/**
+ * The process's streams and variables. For a command that runs until stopped,
+ * Ctrl-C ends it cleanly (its storage closed, exit code 0); any other command
+ * is interrupted by Ctrl-C as usual.
+ */
+function processIo({ stoppable = false } = {}): CommandIo {
+  const io = { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }
+  if (!stoppable) return io
   const stopping = new AbortController()
   process.once('SIGINT', () => stopping.abort())
-  return {
-    env: process.env,
-    stdin: process.stdin,
-    stdout: process.stdout,
-    stderr: process.stderr,
-    signal: stopping.signal,
-  }
+  return { ...io, signal: stopping.signal }
 }
 
 /** Adds the flags that choose an application's storage; each sets the variable named, which they override. */
@@ -70,7 +70,7 @@ withStorage(program.command('log'))
   .option('--json', 'one JSON object a line instead of a table')
   .action(async (options: import('./commands/log.js').LogOptions & { topic?: string[] }) => {
     const { log } = await import('./commands/log.js')
-    await log({ ...options, topics: options.topic }, processIo())
+    await log({ ...options, topics: options.topic }, processIo({ stoppable: options.follow }))
   })
 
 withStorage(program.command('events'))

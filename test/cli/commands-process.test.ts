@@ -2,10 +2,13 @@
 // own (the TypeScript entry, through tsx, so that no build is needed), with
 // its exit code, its stderr, and Ctrl-C.
 import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import type { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DogSchool } from '../../src/cli/dog-school.js'
+import { tempDir } from '../fixtures/temp.js'
 import { STORES, type Store, seed } from './fixtures.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -83,6 +86,29 @@ describe.each(STORES)('the commands in a process of their own, on %s', (_name, n
     expect(lines.map((line) => (JSON.parse(line) as { id: number }).id)).toEqual([1, 2])
   })
 
+  it('export | import copies an application through a pipe into another database', async () => {
+    const target = join(tempDir(), 'copy.db')
+    const exporting = run(['export', '--app', 'DogSchool', ...flags(store)])
+    const importing = run(['import', '--app', 'DogSchool', '--sqlite-path', target])
+    exporting.child.stdout?.pipe(importing.child.stdin as Writable)
+    expect(await exporting.exit).toEqual({ code: 0, signal: null })
+    expect(await importing.exit).toEqual({ code: 0, signal: null })
+    expect(exporting.stderr()).toBe("Exported 8 events of 'DogSchool'\n")
+    expect(importing.stderr()).toBe("Imported 8 events into 'DogSchool'\n")
+    const listing = run(['events', await firstDog(store), '--app', 'DogSchool', '--sqlite-path', target])
+    expect(await listing.exit).toEqual({ code: 0, signal: null })
+    expect(listing.stdout()).toMatch(/│ 3\s+│ dogschool:Dog.TrickAdded │ \{"trick":"play dead"/)
+  })
+
+  it('Ctrl-C interrupts a command that does not run until stopped (import waiting on stdin)', async () => {
+    const target = join(tempDir(), 'waiting.db')
+    const importing = run(['import', '--app', 'DogSchool', '--sqlite-path', target])
+    // The file exists once the command has opened its storage, and waits for lines.
+    await expect.poll(() => existsSync(target), { timeout: 20_000 }).toBe(true)
+    importing.child.kill('SIGINT')
+    expect(await importing.exit).toEqual({ code: null, signal: 'SIGINT' })
+  })
+
   it('fails on a mistyped application with one line on stderr and exit code 1, and a stack with --debug', async () => {
     const failing = run(['log', '--app', 'DogScool', ...flags(store)])
     expect(await failing.exit).toEqual({ code: 1, signal: null })
@@ -97,3 +123,10 @@ describe.each(STORES)('the commands in a process of their own, on %s', (_name, n
     )
   })
 })
+
+/** Returns the id of the first dog the seed registered. */
+async function firstDog(store: Store): Promise<string> {
+  await using recorders = await store.persistence().open('DogSchool')
+  const [first] = await recorders.events.selectNotifications({ limit: 1 })
+  return first?.originatorId as string
+}

@@ -2,8 +2,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { events } from '../../src/cli/commands/events.js'
-import { exportEvents } from '../../src/cli/commands/export.js'
-import { importEvents, TargetNotEmptyError } from '../../src/cli/commands/import.js'
+import { EXPORT_PAGE_SIZE, exportEvents } from '../../src/cli/commands/export.js'
+import { IMPORT_BATCH_SIZE, importEvents, TargetNotEmptyError } from '../../src/cli/commands/import.js'
 import { log } from '../../src/cli/commands/log.js'
 import { DogSchool } from '../../src/cli/dog-school.js'
 import { ApplicationNotFoundError } from '../../src/cli/storage.js'
@@ -135,6 +135,16 @@ describe.each(STORES)('the commands on %s', (_name, newStore) => {
       await expect(wrong).rejects.toThrow(/wrong cipher key/)
     })
 
+    it('decompresses with --compress, and names the setting when it is missing', async () => {
+      const [id] = await seed(store, { name: 'Packed', compress: true })
+      const decoded = capture()
+      await events(id as string, { app: 'Packed', ...store.flags, compress: true, json: true }, decoded.io)
+      expect(jsonLines(decoded.stdout())[0]?.state).toMatchObject({ fields: { name: 'Fido' } })
+      const bytes = capture()
+      await events(id as string, { app: 'Packed', ...store.flags, json: true }, bytes.io)
+      expect(jsonLines(bytes.stdout())[0]?.state).toMatchObject({ bytes: expect.any(Number) })
+    })
+
     it('fails with NotFoundError for an originator with no events', async () => {
       await expect(events('no-such-dog', { app, ...store.flags }, capture().io)).rejects.toThrow(NotFoundError)
     })
@@ -194,6 +204,36 @@ describe.each(STORES)('the commands on %s', (_name, newStore) => {
       expect(stored(after)).toEqual(stored(before))
       // The target's own ids: its log was empty.
       expect(after.map((notification) => notification.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    })
+
+    it('pages through a log longer than a page, in batches, leaving the gaps of deleted events behind', async () => {
+      const count = EXPORT_PAGE_SIZE * 2 + IMPORT_BATCH_SIZE + 7
+      await using source = await store.persistence().open('Big')
+      const batch = Array.from({ length: count }, (_, i) => ({
+        originatorId: `agg-${i % 13}`,
+        originatorVersion: Math.floor(i / 13) + 1,
+        topic: `big:Event${i % 3}`,
+        state: Uint8Array.of(i % 256, (i >> 8) % 256, 255),
+      }))
+      await source.events.insertEvents(batch)
+      expect(await source.events.deleteEvents('agg-5')).toBeGreaterThan(0)
+      const before = await source.events.selectNotifications({ limit: count })
+
+      const file = join(tempDir(), 'big.ndjson')
+      expect(await exportEvents({ app: 'Big', ...store.flags, output: file }, capture().io)).toBe(before.length)
+      expect(await importEvents({ app: 'Big', ...target.flags, input: file }, capture().io)).toBe(before.length)
+
+      await using copy = await target.persistence().open('Big')
+      const after = await copy.events.selectNotifications({ limit: count })
+      const stored = (list: typeof before) =>
+        list.map(({ originatorId, originatorVersion, topic, state }) => ({
+          originatorId,
+          originatorVersion,
+          topic,
+          state: Buffer.from(state).toString('hex'),
+        }))
+      expect(stored(after)).toEqual(stored(before))
+      expect(after.at(-1)?.id).toBe(before.length)
     })
 
     it('refuses a target that has events, unless told to append', async () => {

@@ -49,7 +49,10 @@ export const DOGS = [
 ] as const
 
 /** Runs the dog school on `store` (named `DogSchool`, or `name`) and returns the dogs' ids in registration order. */
-export async function seed(store: Store, options: { name?: string; cipherKey?: string } = {}): Promise<string[]> {
+export async function seed(
+  store: Store,
+  options: { name?: string; cipherKey?: string; compress?: boolean } = {},
+): Promise<string[]> {
   await using school = new DogSchool({ persistence: store.persistence(), env: {}, ...options })
   const ids: string[] = []
   for (const { name, tricks } of DOGS) {
