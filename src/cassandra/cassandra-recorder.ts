@@ -20,8 +20,10 @@ const MAX_INT = 2_147_483_647
  *   all rows, or none when any version exists (the optimistic concurrency
  *   check, a {@link VersionConflictError} naming it). Cassandra makes conditional
  *   batches atomic within one partition only, so a batch of several originators
- *   is refused with a ProgrammingError here; the application recorder makes
- *   such saves atomic through its log (notes/cassandra-design.md).
+ *   is refused with a ProgrammingError here, or, for snapshots
+ *   (`splitByAggregate`), written as one such batch per originator; the
+ *   application recorder makes saves of several aggregates atomic through its
+ *   log (see the design note of issue 13).
  * - Every write to a partition goes through Paxos (deletes too), so that
  *   the ballot timestamps of conditional writes never race the client
  *   timestamps of plain ones.
@@ -38,41 +40,70 @@ export class CassandraAggregateRecorder implements AggregateRecorder {
   readonly #table: string
   readonly #cql: ReturnType<typeof statements>
 
-  /** Makes the recorder of one table of the session's keyspace (see {@link createEventTables}). */
-  constructor(session: CassandraSession, table: string) {
+  /**
+   * Makes the recorder of one table of the session's keyspace (see {@link createEventTables}).
+   *
+   * @param options.splitByAggregate Whether a batch of several originators is
+   * written as one conditional batch per originator, each atomic alone (for
+   * snapshots, a cache, which the application records for all aggregates of a
+   * save at once); otherwise such a batch is refused.
+   */
+  constructor(session: CassandraSession, table: string, options: { readonly splitByAggregate?: boolean } = {}) {
     this.#session = session
     this.#table = validIdentifier(table)
     this.#cql = statements(`${session.settings.keyspace}.${this.#table}`)
+    this.#split = options.splitByAggregate ?? false
   }
+
+  readonly #split: boolean
 
   /**
    * Records the events of one originator atomically: all of them, or none.
+   * With `splitByAggregate`, the events of each originator of the batch are so
+   * recorded, and a clash of one leaves the others recorded.
    *
-   * @throws VersionConflictError if a version is already recorded or repeated in the batch; nothing is written then.
-   * @throws ProgrammingError if the batch holds several originators (see the class doc).
+   * @throws VersionConflictError if a version is already recorded or repeated in the batch; nothing of its
+   * originator is written then (nothing at all when it is repeated).
+   * @throws ProgrammingError if the batch holds several originators without `splitByAggregate` (see the class doc).
    * @throws OperationalError if the cluster cannot be reached, or the outcome of a timed-out write could not be settled.
    */
   async insertEvents(events: readonly StoredEvent[]): Promise<void> {
-    if (events.length === 0) return
-    const originatorId = events[0]!.originatorId
-    const seen = new Set<number>()
+    const byOriginator = new Map<string, StoredEvent[]>()
     for (const event of events) {
-      if (event.originatorId !== originatorId) {
-        throw new ProgrammingError(
-          `A Cassandra aggregate recorder records the events of one originator at a time (got ${originatorId} and ` +
-            `${event.originatorId}): conditional batches are atomic within one partition only`,
-        )
-      }
-      if (seen.has(event.originatorVersion)) throw this.#conflict(originatorId, event.originatorVersion)
-      seen.add(event.originatorVersion)
+      const group = byOriginator.get(event.originatorId)
+      if (group === undefined) byOriginator.set(event.originatorId, [event])
+      else group.push(event)
     }
+    for (const [originatorId, group] of byOriginator) {
+      const seen = new Set<number>()
+      for (const { originatorVersion } of group) {
+        if (seen.has(originatorVersion)) throw this.#conflict(originatorId, originatorVersion)
+        seen.add(originatorVersion)
+      }
+    }
+    if (byOriginator.size > 1 && !this.#split) {
+      const [first, second] = byOriginator.keys()
+      throw new ProgrammingError(
+        `A Cassandra aggregate recorder records the events of one originator at a time (got ${first} and ` +
+          `${second}): conditional batches are atomic within one partition only`,
+      )
+    }
+    const outcomes = await Promise.allSettled(
+      [...byOriginator].map(([originatorId, group]) => this.#insertOriginator(originatorId, group)),
+    )
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+  }
+
+  async #insertOriginator(originatorId: string, events: readonly StoredEvent[]): Promise<void> {
+    const versions = events.map((event) => event.originatorVersion)
     const saveId = this.#session.driver.types.Uuid.random()
     const inserts = events.map((event) => ({
       query: this.#cql.insert,
       params: [originatorId, this.#long(event.originatorVersion), event.topic, Buffer.from(event.state), saveId],
     }))
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.#write(inserts, originatorId, [...seen], saveId.toString())
+      const outcome = await this.#write(inserts, originatorId, versions, saveId.toString())
       if (outcome === 'applied') return
       if (typeof outcome === 'number') throw this.#conflict(originatorId, outcome)
       if (attempt === ATTEMPTS) {

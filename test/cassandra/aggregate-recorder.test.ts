@@ -95,7 +95,7 @@ describe.skipIf(missing !== undefined)('the Cassandra aggregate recorder', () =>
     const name = `t${++tables}`
     await createEventTables(s, [`${name}_events`, `${name}_snapshots`])
     events = new CassandraAggregateRecorder(s, `${name}_events`)
-    snapshots = new CassandraAggregateRecorder(s, `${name}_snapshots`)
+    snapshots = new CassandraAggregateRecorder(s, `${name}_snapshots`, { splitByAggregate: true })
   }
 
   beforeAll(async () => {
@@ -156,6 +156,22 @@ describe.skipIf(missing !== undefined)('the Cassandra aggregate recorder', () =>
       /one originator at a time.*atomic within one partition/,
     )
     expect(await events.selectEvents('a')).toEqual([])
+  }, 30_000)
+
+  it('writes snapshots of several aggregates one aggregate at a time: a clash fails alone', async () => {
+    await fresh()
+    await snapshots.insertEvents([event('b', 2, 'snapshot')])
+    await expect(
+      snapshots.insertEvents([event('a', 2, 'snapshot'), event('b', 2, 'other'), event('c', 3, 'snapshot')]),
+    ).rejects.toMatchObject({ constructor: VersionConflictError, originatorId: 'b', originatorVersion: 2 })
+    expect((await snapshots.selectEvents('b')).map((e) => e.topic)).toEqual(['snapshot'])
+    expect(versions(await snapshots.selectEvents('a'))).toEqual([2])
+    expect(versions(await snapshots.selectEvents('c'))).toEqual([3])
+    // A version repeated within the batch is found before anything is written.
+    await expect(snapshots.insertEvents([event('d', 1), event('e', 1), event('d', 1)])).rejects.toMatchObject({
+      originatorId: 'd',
+    })
+    expect(await snapshots.selectEventsOfMany([{ originatorId: 'd' }, { originatorId: 'e' }])).toEqual([[], []])
   }, 30_000)
 
   it('applies gt, lte, desc and limit, and selects many originators at once', async () => {
