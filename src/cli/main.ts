@@ -1,9 +1,14 @@
 #!/usr/bin/env node
 // The `eventsourcing` command. It only wires commands to their modules, which
-// are imported when run, so `--help` works without any database driver.
+// are imported when run, so `--help` works without any database driver (the
+// type imports below are erased).
 import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { errorMessage } from '../persistence/errors.js'
+import type { EventsOptions } from './commands/events.js'
+import type { ExportOptions } from './commands/export.js'
+import type { ImportOptions } from './commands/import.js'
+import type { LogOptions } from './commands/log.js'
 import type { CommandIo } from './output.js'
 
 // The same relative path from src/cli (tests) and dist/cli (the installed bin).
@@ -68,7 +73,7 @@ withStorage(program.command('log'))
   .option('--topic <topic>', 'only notifications of this topic (repeatable)', collect)
   .option('--follow', 'keep printing new notifications as they are recorded, until Ctrl-C')
   .option('--json', 'one JSON object a line instead of a table')
-  .action(async (options: import('./commands/log.js').LogOptions & { topic?: string[] }) => {
+  .action(async (options: LogOptions & { topic?: string[] }) => {
     const { log } = await import('./commands/log.js')
     await log({ ...options, topics: options.topic }, processIo({ stoppable: options.follow }))
   })
@@ -77,7 +82,7 @@ withStorage(program.command('events'))
   .description("print one aggregate's events, with their state decoded")
   .argument('<originator-id>', "the aggregate's id")
   .option('--json', 'one JSON object a line instead of a table')
-  .action(async (originatorId: string, options: import('./commands/events.js').EventsOptions) => {
+  .action(async (originatorId: string, options: EventsOptions) => {
     const { events } = await import('./commands/events.js')
     await events(originatorId, options, processIo())
   })
@@ -85,7 +90,7 @@ withStorage(program.command('events'))
 withStorage(program.command('export'))
   .description("write an application's stored events as NDJSON (snapshots and tracking records are not exported)")
   .option('--output <file>', 'the file to write (stdout when not given)')
-  .action(async (options: import('./commands/export.js').ExportOptions) => {
+  .action(async (options: ExportOptions) => {
     const { exportEvents } = await import('./commands/export.js')
     await exportEvents(options, processIo())
   })
@@ -94,7 +99,7 @@ withStorage(program.command('import'))
   .description('record the events of an NDJSON export in an application, with the same versions and order')
   .option('--input <file>', 'the file to read (stdin when not given)')
   .option('--append', 'record them after the events the application has (refused otherwise)')
-  .action(async (options: import('./commands/import.js').ImportOptions) => {
+  .action(async (options: ImportOptions) => {
     const { importEvents } = await import('./commands/import.js')
     await importEvents(options, processIo())
   })
