@@ -74,6 +74,23 @@ describe.each(STORES)('the commands on %s', (_name, newStore) => {
       await following
       expect(jsonLines(out.stdout()).map((line) => [line.id, line.originatorId])).toEqual([[9, id]])
     })
+    it('follows only the topics asked for, and says when a page is empty', async () => {
+      const stopping = new AbortController()
+      const out = capture({ signal: stopping.signal })
+      const topics = ['dogschool:Dog.TrickAdded']
+      const following = log({ app, ...store.flags, follow: true, from: 9, topics, json: true }, out.io)
+      await using school = new DogSchool({ persistence: store.persistence(), env: {} })
+      const id = await school.register('Rex')
+      await school.addTrick(id, 'beg')
+      await expect.poll(() => out.stdout(), { timeout: 10_000 }).toContain('beg')
+      stopping.abort()
+      await following
+      expect(jsonLines(out.stdout()).map((line) => [line.id, line.topic])).toEqual([[10, topics[0]]])
+      const empty = capture()
+      await log({ app, ...store.flags, from: 11 }, empty.io)
+      expect(empty.stdout()).toBe('No notifications.\n')
+    })
+
     it('follows from the end of the log when no --from is given', async () => {
       const stopping = new AbortController()
       const out = capture({ signal: stopping.signal })
@@ -263,6 +280,9 @@ describe.each(STORES)('the commands on %s', (_name, newStore) => {
     const attempt = importEvents({ app: 'Broken', ...store.flags, input: file }, capture().io)
     await expect(attempt).rejects.toThrow(DataError)
     await expect(attempt).rejects.toThrow(/^Line 3 is not an exported event/)
+    const damaged = lines[0]?.replace(/"state":"/, '"state":"*') as string
+    const notBase64 = importEvents({ app: 'Damaged', ...store.flags }, capture({ stdin: damaged }).io)
+    await expect(notBase64).rejects.toThrow(/^Line 1: its state is not base64/)
   })
 
   it('export and import draw a progress bar on a terminal, and only there', async () => {

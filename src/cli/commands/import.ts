@@ -97,5 +97,10 @@ function parseEvent(line: string, number: number): StoredEvent {
       `Line ${number} is not an exported event (originatorId, originatorVersion, topic, state): the input must be the output of export`,
     )
   }
-  return { originatorId, originatorVersion: originatorVersion as number, topic, state: Buffer.from(state, 'base64') }
+  const bytes = Buffer.from(state, 'base64')
+  // Node skips characters that are not base64, so a damaged state would be recorded as other bytes without this check.
+  if (bytes.toString('base64') !== state) {
+    throw new DataError(`Line ${number}: its state is not base64: the input must be the output of export`)
+  }
+  return { originatorId, originatorVersion: originatorVersion as number, topic, state: bytes }
 }
