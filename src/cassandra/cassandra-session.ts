@@ -110,7 +110,8 @@ export class CassandraSession {
    *
    * @returns whether it was applied, and the rows that stopped it when not.
    * @throws ProgrammingError if a statement carries no condition (the driver
-   * would report a plain write as applied).
+   * would report a plain write as applied); the driver's own error otherwise,
+   * untyped, so that the caller can settle it first ({@link outcomeUnknown}).
    */
   async conditional(statements: readonly CqlStatement[]): Promise<{ applied: boolean; rows: Row[] }> {
     for (const { query } of statements) {
