@@ -11,8 +11,9 @@ export default defineConfig(async () => {
   return {
     test: {
       include: ['test/**/*.test.ts'],
-      // Starts a PostgreSQL server for the PostgreSQL tests unless POSTGRES_URL is set.
-      globalSetup: ['test/postgres/global-setup.ts'],
+      // Starts a PostgreSQL server for the PostgreSQL tests unless POSTGRES_URL is set, and
+      // one Cassandra node for all the Cassandra files when the first asks (unless CASSANDRA_CONTACT_POINTS is set).
+      globalSetup: ['test/postgres/global-setup.ts', 'test/cassandra/global-setup.ts'],
       testTimeout: 60_000,
       hookTimeout: 120_000,
       coverage: {

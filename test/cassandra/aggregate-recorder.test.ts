@@ -16,7 +16,8 @@ import {
 import { OperationalError, ProgrammingError, VersionConflictError } from '../../src/persistence/errors.js'
 import { event, plain, range, versions } from '../../src/testing/fixtures.js'
 import { cassandra, skipNote, skipReason } from '../services.js'
-import { type CassandraNode, startCassandra } from './server.js'
+import type { CassandraNode } from './server.js'
+import { sharedCassandra } from './shared-node.js'
 
 const base = { contactPoints: ['127.0.0.1:9042'], localDataCenter: 'datacenter1', keyspace: 'dogs' }
 
@@ -99,14 +100,13 @@ describe.skipIf(missing !== undefined)('the Cassandra aggregate recorder', () =>
   }
 
   beforeAll(async () => {
-    node = await startCassandra()
+    node = await sharedCassandra()
     session = await CassandraSession.open(cassandraSettings(options()))
-  }, 240_000)
+  }, 600_000)
 
   afterAll(async () => {
     await session?.client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => {})
     await session?.close()
-    await node?.stop()
   }, 60_000)
 
   it('selects inserted events with the same fields and bytes, in version order', async () => {

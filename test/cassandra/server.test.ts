@@ -1,13 +1,14 @@
 // The Cassandra node the Cassandra tests use (server.ts), with the driver the
-// backend uses: CASSANDRA_CONTACT_POINTS, or one node started here from
-// cassandra-all and stopped after. Without Java or Maven they are skipped with
+// backend uses: CASSANDRA_CONTACT_POINTS, or the node that the run starts from
+// cassandra-all for all its Cassandra files (shared-node.ts). Without Java or Maven they are skipped with
 // a note (see test/services.ts); with CI=true they fail instead.
 
 import { randomBytes } from 'node:crypto'
 import cassandraDriver from 'cassandra-driver'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cassandra, skipNote, skipReason } from '../services.js'
-import { type CassandraNode, startCassandra } from './server.js'
+import type { CassandraNode } from './server.js'
+import { sharedCassandra } from './shared-node.js'
 
 const { Client, types } = cassandraDriver
 const { consistencies } = types
@@ -21,15 +22,14 @@ describe.skipIf(missing !== undefined)('the Cassandra node of the tests', () => 
   const keyspace = `es_test_${randomBytes(4).toString('hex')}`
 
   beforeAll(async () => {
-    node = await startCassandra()
+    node = await sharedCassandra()
     client = new Client({ contactPoints: node.contactPoints, localDataCenter: node.localDataCenter })
     await client.connect()
-  }, 240_000)
+  }, 600_000)
 
   afterAll(async () => {
     await client?.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => {})
     await client?.shutdown()
-    await node?.stop()
   }, 60_000)
 
   it('takes a keyspace and a table, decides a lightweight transaction once, and reads it back at serial consistency', async () => {

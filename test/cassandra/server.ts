@@ -52,14 +52,8 @@ const run = promisify(execFile)
  * @throws with the node's log when it exits or does not start within three minutes.
  */
 export async function startCassandra(): Promise<CassandraNode> {
-  const named = process.env.CASSANDRA_CONTACT_POINTS
-  if (named) {
-    return {
-      contactPoints: named.split(',').map((point) => point.trim()),
-      localDataCenter: process.env.CASSANDRA_LOCAL_DATA_CENTER ?? 'datacenter1',
-      stop: async () => {},
-    }
-  }
+  const named = namedCluster()
+  if (named) return named
   const classpath = await resolveClasspath()
   const home = await mkdtemp(join(tmpdir(), 'es-cassandra-'))
   const [nativePort, storagePort] = await twoFreePorts()
@@ -103,6 +97,21 @@ export async function startCassandra(): Promise<CassandraNode> {
     throw new Error(`Cassandra ${why}; its output:\n${log.slice(-8000)}`)
   }
   return { contactPoints: [`127.0.0.1:${nativePort}`], localDataCenter: 'datacenter1', stop }
+}
+
+/**
+ * Returns the cluster named by CASSANDRA_CONTACT_POINTS (local data centre
+ * CASSANDRA_LOCAL_DATA_CENTER or `datacenter1`), whose `stop()` does nothing,
+ * or undefined when the variable is not set.
+ */
+export function namedCluster(): CassandraNode | undefined {
+  const named = process.env.CASSANDRA_CONTACT_POINTS
+  if (!named) return undefined
+  return {
+    contactPoints: named.split(',').map((point) => point.trim()),
+    localDataCenter: process.env.CASSANDRA_LOCAL_DATA_CENTER ?? 'datacenter1',
+    stop: async () => {},
+  }
 }
 
 /**
