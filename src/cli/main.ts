@@ -21,14 +21,18 @@ const program = new Command()
   .description('Event sourcing for TypeScript: tools and demos')
   .version(version)
   .option('--debug', 'print the stack of an error, not only its message')
+  // Its own options before the command: `state --version <n>` is the command's, not the program's version.
+  .enablePositionalOptions()
 
 program
   .command('demo')
-  .description('run the dog school example on SQLite and print its notification log')
-  .option('--db <path>', 'the SQLite file to use', 'eventsourcing-demo.db')
-  .action(async (options: { db: string }) => {
+  .description(
+    'run the dog school example and print its notification log: on SQLite, or on the backend PERSISTENCE names (configured by its variables)',
+  )
+  .option('--db <path>', 'the SQLite file to use (SQLITE_PATH; default eventsourcing-demo.db)')
+  .action(async (options: { db?: string }) => {
     const { demo } = await import('./commands/demo.js')
-    await demo(options.db, (text) => process.stdout.write(text))
+    await demo({ db: options.db, env: process.env }, (text) => process.stdout.write(text))
   })
 
 /**

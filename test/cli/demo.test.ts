@@ -3,8 +3,10 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { demo } from '../../src/cli/commands/demo.js'
+import { type DemoOptions, demo } from '../../src/cli/commands/demo.js'
+import { ProgrammingError } from '../../src/persistence/errors.js'
 import { tempDir } from '../fixtures/temp.js'
+import { freshSchema, postgresUrl } from '../postgres/fixtures.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const bin = join(root, 'dist', 'cli', 'main.js')
@@ -18,29 +20,71 @@ function expectDemoOutput(output: string): void {
   expect(output).toContain('trick="roll over"')
 }
 
+/** Runs the demo in this process and returns its output. */
+async function runDemo(options: DemoOptions): Promise<string> {
+  let output = ''
+  await demo(options, (text) => {
+    output += text
+  })
+  return output
+}
+
 describe('eventsourcing demo, in process', () => {
   it('runs the dog school on an SQLite file and prints the notification log as a table', async () => {
     const path = join(tempDir(), 'demo.db')
-    let output = ''
-    await demo(path, (text) => {
-      output += text
-    })
+    const output = await runDemo({ db: path, env: {} })
     expectDemoOutput(output)
+    expect(output).toContain(`Dog school on SQLite file ${path}`)
     expect(output).toContain('Fido     roll over, play dead')
-    expect(output).toContain('the 8 events of this run (8 in the file)')
+    expect(output).toContain('the 8 events of this run (8 in the log)')
     expect(existsSync(path)).toBe(true)
   })
 
   it('keeps earlier runs in the file and shows only the new events', async () => {
     const path = join(tempDir(), 'demo.db')
-    await demo(path, () => {})
-    let output = ''
-    await demo(path, (text) => {
-      output += text
-    })
-    expect(output).toContain('the 8 events of this run (16 in the file)')
+    await runDemo({ db: path, env: {} })
+    const output = await runDemo({ db: path, env: {} })
+    expect(output).toContain('the 8 events of this run (16 in the log)')
     expect(output).toMatch(/│ 9\s+│ [0-9a-f]{8}…\s+│ 1\s+│ dogschool:Dog\.Registered │ name="Fido"/)
     expect(output).not.toMatch(/│ 8\s+│/)
+  })
+
+  it('takes the SQLite file from SQLITE_PATH, the prefixed variable first, and --db over both', async () => {
+    const dir = tempDir()
+    const [plain, prefixed, flag] = [join(dir, 'plain.db'), join(dir, 'prefixed.db'), join(dir, 'flag.db')]
+    expect(await runDemo({ env: { SQLITE_PATH: plain } })).toContain(`on SQLite file ${plain}`)
+    const both = { SQLITE_PATH: plain, DOGSCHOOL_SQLITE_PATH: prefixed }
+    expect(await runDemo({ env: both })).toContain(`on SQLite file ${prefixed}`)
+    expect(await runDemo({ db: flag, env: { ...both, PERSISTENCE: 'sqlite' } })).toContain(
+      'the 8 events of this run (8 in the log)',
+    )
+    expect([plain, prefixed, flag].map((path) => existsSync(path))).toEqual([true, true, true])
+  })
+
+  it('runs on the backend PERSISTENCE names, configured by its variables', async () => {
+    const { schema, drop } = freshSchema()
+    const env = { PERSISTENCE: 'postgres', POSTGRES_URL: postgresUrl(), POSTGRES_SCHEMA: schema }
+    try {
+      const first = await runDemo({ env })
+      expectDemoOutput(first)
+      expect(first).toMatch(new RegExp(`Dog school on PostgreSQL at 127\\.0\\.0\\.1:\\d+/\\w+, schema ${schema}\n`))
+      expect(first).not.toContain('postgres:postgres@')
+      expect(await runDemo({ env: { ...env, PERSISTENCE: undefined, DOGSCHOOL_PERSISTENCE: 'postgres' } })).toContain(
+        'the 8 events of this run (16 in the log)',
+      )
+      expect(await runDemo({ env: { PERSISTENCE: 'memory' } })).toContain('Dog school on memory')
+    } finally {
+      await drop()
+    }
+  })
+
+  it('refuses --db with another backend, and names a backend that does not exist', async () => {
+    const path = join(tempDir(), 'refused.db')
+    const postgres = runDemo({ db: path, env: { PERSISTENCE: 'postgres', POSTGRES_URL: postgresUrl() } })
+    await expect(postgres).rejects.toThrow(ProgrammingError)
+    await expect(postgres).rejects.toThrow('--db names an SQLite file, but PERSISTENCE is postgres')
+    expect(existsSync(path)).toBe(false)
+    await expect(runDemo({ env: { PERSISTENCE: 'mongo' } })).rejects.toThrow(/Unknown PERSISTENCE value "mongo"/)
   })
 })
 
@@ -62,6 +106,20 @@ describe('eventsourcing demo, the built bin', () => {
     expect(result.status).toBe(0)
     expectDemoOutput(result.stdout)
     expect(existsSync(path)).toBe(true)
+  })
+
+  it('runs on the backend PERSISTENCE names', async () => {
+    const { schema, drop } = freshSchema()
+    try {
+      const env = { ...process.env, PERSISTENCE: 'postgres', POSTGRES_URL: postgresUrl(), POSTGRES_SCHEMA: schema }
+      const result = spawnSync(process.execPath, [bin, 'demo'], { cwd: tempDir(), env, encoding: 'utf8' })
+      expect(result.stderr).toBe('')
+      expect(result.status).toBe(0)
+      expect(result.stdout).toContain('Dog school on PostgreSQL')
+      expectDemoOutput(result.stdout)
+    } finally {
+      await drop()
+    }
   })
 
   it('uses eventsourcing-demo.db in the current directory by default', () => {

@@ -1,10 +1,22 @@
 import Table from 'cli-table3'
+import { Config, type Environment } from '../../application/config.js'
+import { ProgrammingError } from '../../persistence/errors.js'
 import type { Recording } from '../../persistence/event-store.js'
-import { sqlite } from '../../sqlite/index.js'
 import { DogSchool } from '../dog-school.js'
 
 /** Where a command writes its output, e.g. `(text) => process.stdout.write(text)`. */
 export type Write = (text: string) => void
+
+/** Where the demo runs. */
+export interface DemoOptions {
+  /** The SQLite file (`--db`), which wins over `SQLITE_PATH`; refused when `PERSISTENCE` names another backend. */
+  readonly db?: string
+  /** The variables that choose and configure the backend, as an application reads them (default `process.env`). */
+  readonly env?: Environment
+}
+
+/** The SQLite file of the demo when neither `--db` nor `SQLITE_PATH` names one. */
+export const DEMO_DB = 'eventsourcing-demo.db'
 
 const DOGS: readonly { readonly name: string; readonly tricks: readonly string[] }[] = [
   { name: 'Fido', tricks: ['roll over', 'play dead'] },
@@ -17,18 +29,23 @@ const COMMON_FIELDS = new Set(['originatorId', 'originatorVersion', 'timestamp']
 const PAGE_SIZE = 100
 
 /**
- * The `demo` command: runs the dog school application on an SQLite file,
- * registers a few dogs and teaches them tricks, reads the dogs back from their
- * events, and writes the events this run recorded as a table from the
- * application's notification log. Earlier runs' events stay in the file.
+ * The `demo` command: runs the dog school application, registers a few dogs
+ * and teaches them tricks, reads the dogs back from their events, and writes
+ * the events this run recorded as a table from the application's notification
+ * log. It runs on the backend that `PERSISTENCE` and its variables configure
+ * (prefixed with `DOGSCHOOL_` or not, as for any application), and on the
+ * SQLite file `db`, `SQLITE_PATH` or {@link DEMO_DB} when `PERSISTENCE` is not
+ * set. Earlier runs' events stay where they were recorded.
  *
- * @param path the SQLite file, created if missing.
  * @param write receives the output, a line or a table at a time.
+ * @throws ProgrammingError for `db` with a `PERSISTENCE` other than sqlite, or
+ * a backend's missing or wrong settings.
  */
-export async function demo(path: string, write: Write): Promise<void> {
-  await using school = new DogSchool({ persistence: sqlite({ path }) })
+export async function demo(options: DemoOptions, write: Write): Promise<void> {
+  const { env, where } = demoEnvironment(options)
+  await using school = new DogSchool({ env })
   const lastBefore = await school.notificationLog.maxId()
-  write(`Dog school on SQLite file ${path}\n\n`)
+  write(`Dog school on ${where}\n\n`)
 
   const ids: string[] = []
   for (const { name, tricks } of DOGS) {
@@ -45,8 +62,55 @@ export async function demo(path: string, write: Write): Promise<void> {
 
   const recordings = await readLog(school, lastBefore + 1)
   const total = recordings.at(-1)?.notification.id ?? lastBefore
-  write(`\nNotification log, the ${recordings.length} events of this run (${total} in the file):\n`)
+  write(`\nNotification log, the ${recordings.length} events of this run (${total} in the log):\n`)
   write(`${logTable(recordings)}\n`)
+}
+
+/**
+ * Returns the variables the dog school runs with, SQLite made the default, and
+ * where that is, for the first line of the output.
+ */
+function demoEnvironment({ db, env = process.env }: DemoOptions): { env: Environment; where: string } {
+  const config = new Config(DogSchool.applicationName, env)
+  const persistence = config.get('PERSISTENCE')
+  if (persistence === undefined || persistence === 'sqlite') {
+    const path = db ?? config.get('SQLITE_PATH') ?? DEMO_DB
+    // Prefixed, so that they win over the unprefixed variables, as a flag should.
+    return {
+      env: { ...env, DOGSCHOOL_PERSISTENCE: 'sqlite', DOGSCHOOL_SQLITE_PATH: path },
+      where: `SQLite file ${path}`,
+    }
+  }
+  if (db !== undefined) {
+    throw new ProgrammingError(
+      `--db names an SQLite file, but PERSISTENCE is ${persistence}: leave out --db to run on ${persistence}, or unset PERSISTENCE`,
+    )
+  }
+  return { env, where: describeBackend(persistence, config) }
+}
+
+/** Names the backend and where it is, without the password a URL may hold. */
+function describeBackend(persistence: string, config: Config): string {
+  switch (persistence) {
+    case 'memory':
+      return 'memory (nothing is kept after the run)'
+    case 'postgres': {
+      const url = config.get('POSTGRES_URL')
+      // A malformed URL is left for the backend to report, in its own words.
+      const server =
+        url === undefined
+          ? `${config.get('POSTGRES_HOST') ?? 'localhost'}:${config.get('POSTGRES_PORT') ?? 5432}`
+          : URL.canParse(url)
+            ? `${new URL(url).host}${new URL(url).pathname}`
+            : 'POSTGRES_URL'
+      const schema = config.get('POSTGRES_SCHEMA')
+      return `PostgreSQL at ${server}${schema ? `, schema ${schema}` : ''}`
+    }
+    case 'cassandra':
+      return `Cassandra at ${config.get('CASSANDRA_CONTACT_POINTS')}, keyspace ${config.get('CASSANDRA_KEYSPACE')}`
+    default:
+      return persistence
+  }
 }
 
 async function readLog(school: DogSchool, start: number): Promise<Recording[]> {
