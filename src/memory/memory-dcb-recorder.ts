@@ -23,6 +23,7 @@ import {
 import { TrackingConflictError } from '../persistence/errors.js'
 import type { WaitForTrackingOptions } from '../persistence/recorder.js'
 import type { Tracking } from '../persistence/stored-event.js'
+import { trackingRecords } from './memory-tracking.js'
 
 // Every write signals its commit, so polling is only a safety net.
 const POLL_MS = 1_000
@@ -132,6 +133,11 @@ export class MemoryDcbRecorder implements DcbRecorder {
   /** Returns the highest notification id tracked for an upstream application, or 0 when none. */
   async maxTrackingId(applicationName: string): Promise<number> {
     return this.#tracking.get(applicationName) ?? 0
+  }
+
+  /** Returns every tracking record, ordered by the upstream application's name; empty when none. */
+  async selectTracking(): Promise<Tracking[]> {
+    return trackingRecords(this.#tracking)
   }
 
   /** Returns true if the id is at most the highest tracked id of the application, or is undefined. */

@@ -9,11 +9,13 @@ import type {
   Recorders,
   SelectEventsOptions,
   SelectNotificationsOptions,
+  StoredApplication,
   SubscribeOptions,
   WaitForTrackingOptions,
 } from '../persistence/recorder.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
 import { MemoryDcbRecorder } from './memory-dcb-recorder.js'
+import { trackingRecords } from './memory-tracking.js'
 
 // Every write to a memory recorder signals its commit, so polling is only a safety net.
 const POLL_MS = 1_000
@@ -137,8 +139,12 @@ export class MemoryRecorder implements ProcessRecorder {
 
   /** Returns notifications in increasing id order, filtered as the options say; empty when none. */
   async selectNotifications(options: SelectNotificationsOptions): Promise<Notification[]> {
-    const { start, inclusiveOfStart = true, limit, stop = Number.POSITIVE_INFINITY, topics } = options
-    const log = this.#log
+    const { start, inclusiveOfStart = true, limit, stop = Number.POSITIVE_INFINITY, topics, originatorId } = options
+    // An originator's events are in version order, which is not always id order: sorted here.
+    const log =
+      originatorId === undefined
+        ? this.#log
+        : [...(this.#aggregates.get(originatorId) ?? [])].sort((a, b) => a.id - b.id)
     const wanted = topics !== undefined && topics.length > 0 ? new Set(topics) : undefined
     const selected: Notification[] = []
     let i = start === undefined ? 0 : bisect(log, 'id', start, inclusiveOfStart)
@@ -152,6 +158,11 @@ export class MemoryRecorder implements ProcessRecorder {
 
   /** Returns the highest notification id given, or 0 when the log is empty. */
   async maxNotificationId(): Promise<number> {
+    return this.lastId
+  }
+
+  /** The highest notification id in the log, or 0 when it is empty. */
+  get lastId(): number {
     return this.#log[this.#log.length - 1]?.id ?? 0
   }
 
@@ -177,9 +188,19 @@ export class MemoryRecorder implements ProcessRecorder {
     return this.#tracking.get(applicationName) ?? 0
   }
 
+  /** Returns every tracking record, ordered by the upstream application's name; empty when none. */
+  async selectTracking(): Promise<Tracking[]> {
+    return trackingRecords(this.#tracking)
+  }
+
   /** Returns true if the id is at most the highest tracked id of the application, or is undefined. */
   async hasTrackingId(applicationName: string, notificationId: number | undefined): Promise<boolean> {
     return notificationId === undefined || notificationId <= (this.#tracking.get(applicationName) ?? 0)
+  }
+
+  /** The number of events in the log (deleted events are not counted). */
+  get size(): number {
+    return this.#log.length
   }
 
   /**
@@ -300,6 +321,14 @@ export function memory(): Persistence {
       }
       const close = async () => {}
       return { events, close, [Symbol.asyncDispose]: close }
+    },
+    async listApplications(): Promise<StoredApplication[]> {
+      const listed = [...applications].map(([name, { events }]) => ({
+        name: name.toLowerCase(),
+        events: events.size,
+        maxNotificationId: events.lastId,
+      }))
+      return listed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     },
   }
 }

@@ -140,10 +140,11 @@ export async function* followLogPages(
   commits: CommitSignal,
   options: SubscribeOptions & { pollMs: number; batchSize?: number },
 ): AsyncGenerator<readonly Notification[]> {
-  const { signal, topics, pollMs, batchSize = SUBSCRIPTION_PAGE_SIZE } = options
+  const { signal, topics, originatorId, pollMs, batchSize = SUBSCRIPTION_PAGE_SIZE } = options
   const read = (after: number) => {
     const generation = commits.generation
-    const page = source.selectNotifications({ start: after, inclusiveOfStart: false, limit: batchSize, topics })
+    const select = { start: after, inclusiveOfStart: false, limit: batchSize, topics, originatorId }
+    const page = source.selectNotifications(select)
     // A page read ahead is left unread when the reader stops: its failure is then nobody's to handle.
     page.catch(() => {})
     return { generation, page }

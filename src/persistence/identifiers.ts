@@ -49,6 +49,11 @@ export function validApplicationName(name: string): string {
   return name
 }
 
+/** Returns true if `name` is an application name that {@link validApplicationName} takes. */
+export function isApplicationName(name: string): boolean {
+  return APPLICATION_NAME.test(name)
+}
+
 /**
  * Returns the validated table names for an application, e.g. `dogschool_events` for `DogSchool`.
  *

@@ -33,6 +33,12 @@ export interface SelectNotificationsOptions {
   readonly stop?: number
   /** Only notifications with one of these topics (all topics when empty or not given). */
   readonly topics?: readonly string[]
+  /**
+   * Only the notifications of this originator (one aggregate's events, in log
+   * order). The backends find them by the index on originator and version
+   * that every events table has, so this costs what reading the aggregate does.
+   */
+  readonly originatorId?: string
 }
 
 /** Options for subscribing to an application's log. */
@@ -41,6 +47,8 @@ export interface SubscribeOptions {
   readonly gt?: number
   /** Only notifications with one of these topics. */
   readonly topics?: readonly string[]
+  /** Only the notifications of this originator. */
+  readonly originatorId?: string
   /** Ends the subscription: the iterator then finishes without error. */
   readonly signal?: AbortSignal
 }
@@ -119,6 +127,12 @@ export interface TrackingRecorder {
   maxTrackingId(applicationName: string): Promise<number>
 
   /**
+   * Returns every tracking record: one per upstream application (the highest
+   * id tracked for it), ordered by the upstream's name; empty when none.
+   */
+  selectTracking(): Promise<Tracking[]>
+
+  /**
    * Returns true if the notification was processed: its id is at most the highest
    * tracked id. Returns true for an undefined id (nothing to wait for).
    */
@@ -162,6 +176,16 @@ export interface Recorders extends AsyncDisposable {
   close(): Promise<void>
 }
 
+/** An application that {@link Persistence.listApplications} found stored. */
+export interface StoredApplication {
+  /** The application's name as its tables spell it: in lower case (`dogschool` for `DogSchool`). */
+  readonly name: string
+  /** How many events its notification log holds (deleted events are not counted). */
+  readonly events: number
+  /** The highest notification id of its log, or 0 when the log is empty. */
+  readonly maxNotificationId: number
+}
+
 /**
  * A storage backend: opens the recorders of applications. Obtain one from
  * `memory()` or `sqlite(...)` (from `eventsourcing/sqlite`).
@@ -194,6 +218,14 @@ export interface Persistence {
    * @throws ProgrammingError for a name that {@link Persistence.checkName} refuses.
    */
   openDcb(applicationName: string): Promise<DcbRecorders>
+  /**
+   * Returns the applications stored where this backend looks (a database
+   * file, a schema), found by their events tables, ordered by name; empty
+   * when none. It creates nothing, whatever the backend was told about
+   * creating tables, and it counts every event, which reads the whole log.
+   * The DCB applications' tables are not listed.
+   */
+  listApplications(): Promise<StoredApplication[]>
 }
 
 /**
@@ -244,6 +276,9 @@ export interface ProjectionStore<T> extends AsyncDisposable {
 
   /** Returns the highest notification id tracked for an upstream application, or 0 when none. */
   maxTrackingId(applicationName: string): Promise<number>
+
+  /** Returns every tracking record, one per upstream application, ordered by the upstream's name; empty when none. */
+  selectTracking(): Promise<Tracking[]>
 
   /**
    * Returns true if the notification was processed: its id is at most the highest

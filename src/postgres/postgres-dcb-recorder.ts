@@ -279,6 +279,12 @@ export class PostgresDcbRecorder implements DcbRecorder {
     return rows[0]?.max ?? 0
   }
 
+  /** Returns every tracking record, ordered by the upstream application's name; empty when none. */
+  async selectTracking(): Promise<Tracking[]> {
+    this.#assertOpen()
+    return (await this.pool.query<Tracking>(this.#tracking.selectTracking, [])).rows
+  }
+
   /** Returns true if the id is at most the highest tracked id of the application, or is undefined. */
   async hasTrackingId(applicationName: string, notificationId: number | undefined): Promise<boolean> {
     return notificationId === undefined || notificationId <= (await this.maxTrackingId(applicationName))

@@ -162,6 +162,10 @@ class PostgresProjectionStore implements ProjectionStore<PostgresTransaction> {
     })
   }
 
+  selectTracking(): Promise<Tracking[]> {
+    return this.#use(async ({ pool }) => (await pool.query<Tracking>(this.#sql.selectTracking, [])).rows)
+  }
+
   async hasTrackingId(applicationName: string, notificationId: number | undefined): Promise<boolean> {
     return notificationId === undefined || notificationId <= (await this.maxTrackingId(applicationName))
   }

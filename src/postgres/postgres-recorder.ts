@@ -9,7 +9,12 @@ import {
 } from '../persistence/commit-signal.js'
 import { type DcbRecorders, dcbTables } from '../persistence/dcb.js'
 import { ProgrammingError } from '../persistence/errors.js'
-import { type ApplicationTables, applicationTables, validIdentifier } from '../persistence/identifiers.js'
+import {
+  type ApplicationTables,
+  applicationTables,
+  isApplicationName,
+  validIdentifier,
+} from '../persistence/identifiers.js'
 import type {
   AggregateRecorder,
   EventsQuery,
@@ -18,6 +23,7 @@ import type {
   Recorders,
   SelectEventsOptions,
   SelectNotificationsOptions,
+  StoredApplication,
   SubscribeOptions,
   WaitForTrackingOptions,
 } from '../persistence/recorder.js'
@@ -30,9 +36,11 @@ import { type ConnectionSettings, driverError, PostgresListener, PostgresPool } 
 import {
   channelName,
   columns,
+  countEventsSql,
   createTablesSql,
   type EventTableSql,
   eventTableSql,
+  listEventTablesSql,
   type NotificationSql,
   notificationSql,
   notifySql,
@@ -241,7 +249,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
    * to be empty, up to `settleMs` (default 2,000 ms), then returns those before it.
    */
   async selectNotifications(options: SelectNotificationsOptions, signal?: AbortSignal): Promise<Notification[]> {
-    const { start, inclusiveOfStart = true, stop, topics, limit } = options
+    const { start, inclusiveOfStart = true, stop, limit } = options
     // Ids are integers, so an exclusive start is the inclusive start one above.
     let from = start === undefined ? 1 : inclusiveOfStart ? Math.ceil(start) : Math.floor(start) + 1
     const to = stop ?? Number.MAX_SAFE_INTEGER
@@ -249,7 +257,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
     const selected: Notification[] = []
     let wait = FIRST_BARRIER_MS
     for (let look = 0; ; look++) {
-      const page = await this.#settled(from, to, limit - selected.length, topics)
+      const page = await this.#settled(from, to, limit - selected.length, options)
       selected.push(...page.notifications)
       if (!page.gap || selected.length >= limit || signal?.aborted) return selected
       // Everything up to the last one returned is settled: the next query starts after it.
@@ -262,7 +270,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
       }
       // One lock taken resolves this gap; a gap found after it is a write begun since, not waited for.
       if (await this.#resolve(Math.min(Math.max(left, FIRST_BARRIER_MS), wait))) {
-        return [...selected, ...(await this.#settled(from, to, limit - selected.length, topics)).notifications]
+        return [...selected, ...(await this.#settled(from, to, limit - selected.length, options)).notifications]
       }
       if (Date.now() >= deadline) return selected
       await delay(Math.min(deadline - Date.now(), wait))
@@ -270,18 +278,22 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
     }
   }
 
-  /** Returns the settled notifications of a range, and whether a gap follows them. */
+  /** Returns the settled notifications of a range, filtered as the options say, and whether a gap follows them. */
   async #settled(
     from: number,
     to: number,
     limit: number,
-    topics: readonly string[] | undefined,
+    { topics, originatorId }: Pick<SelectNotificationsOptions, 'topics' | 'originatorId'>,
   ): Promise<{ notifications: Notification[]; gap: boolean }> {
-    const values = [from, to, limit, this.#resolved]
-    const { rows } =
-      topics && topics.length > 0
-        ? await this.pool.query<Row>(this.#notifications.selectNotificationsByTopic, [...values, topics])
-        : await this.pool.query<Row>(this.#notifications.selectNotifications, values)
+    const values: unknown[] = [from, to, limit, this.#resolved]
+    const byTopic = topics !== undefined && topics.length > 0
+    if (byTopic) values.push(topics)
+    if (originatorId !== undefined) values.push(originatorId)
+    const sql =
+      values.length === 4
+        ? this.#notifications.selectNotifications
+        : this.#notifications.selectNotificationsFiltered({ topics: byTopic, originator: originatorId !== undefined })
+    const { rows } = await this.pool.query<Row>(sql, values)
     const gap = rows.at(-1)?.settled === false
     if (gap) rows.pop()
     return { notifications: rows.map(({ settled: _, ...notification }) => notification), gap }
@@ -368,6 +380,11 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
   /** Returns the highest notification id tracked for an upstream application, or 0 when none. */
   async maxTrackingId(applicationName: string): Promise<number> {
     return maxOf((await this.pool.query<{ max: number }>(this.#tracking.maxTrackingId, [applicationName])).rows)
+  }
+
+  /** Returns every tracking record, ordered by the upstream application's name; empty when none. */
+  async selectTracking(): Promise<Tracking[]> {
+    return (await this.pool.query<Tracking>(this.#tracking.selectTracking, [])).rows
   }
 
   /** Returns true if the id is at most the highest tracked id of the application, or is undefined. */
@@ -594,6 +611,27 @@ class PostgresPersistence implements Persistence {
       closing: closing.signal,
     })
     return new PostgresDcbRecorders(recorder, release)
+  }
+
+  /**
+   * Lists the applications in the schema (the search path's first when none
+   * was given), on a connection of its own that is closed before this returns.
+   */
+  async listApplications(): Promise<StoredApplication[]> {
+    const pool = await PostgresPool.open(this.#settings)
+    try {
+      const { rows: tables } = await pool.query<{ name: string }>(listEventTablesSql, [this.#schema ?? null])
+      const listed: StoredApplication[] = []
+      for (const { name: table } of tables) {
+        const name = table.slice(0, -'_events'.length)
+        if (!isApplicationName(name)) continue
+        const { rows } = await pool.query<{ events: number; max: number }>(countEventsSql(this.#schema, table), [])
+        listed.push({ name, events: Number(rows[0]!.events), maxNotificationId: Number(rows[0]!.max) })
+      }
+      return listed
+    } finally {
+      await pool.close()
+    }
   }
 
   async #acquire(): Promise<Shared> {

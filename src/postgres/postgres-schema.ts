@@ -175,6 +175,14 @@ export function writeLockKey(schema: string | undefined, table: string): bigint 
   return digest.readBigInt64BE(0)
 }
 
+/** Which filters a notification query has, besides its range of ids. */
+export interface NotificationFilter {
+  /** Only some topics. */
+  readonly topics: boolean
+  /** Only one originator. */
+  readonly originator: boolean
+}
+
 /** The statements on an application's notification log (its events table). */
 export interface NotificationSql {
   /**
@@ -207,8 +215,12 @@ export interface NotificationSql {
    * with `settled` false and no state.
    */
   readonly selectNotifications: string
-  /** Like `selectNotifications`, filtered by topic; the fifth parameter is the topics as a text array. */
-  readonly selectNotificationsByTopic: string
+  /**
+   * Like `selectNotifications`, filtered: with `topics`, the fifth parameter
+   * is the topics as a text array; with `originator`, the next one is the
+   * originator id.
+   */
+  readonly selectNotificationsFiltered: (filter: NotificationFilter) => string
   /** Returns one row `{ max }`: the highest committed id, settled or not; 0 when the log is empty. */
   readonly maxNotificationId: string
 }
@@ -226,8 +238,9 @@ export function notificationSql(schema: string | undefined, table: string): Noti
   // a row is settled while every id before it is there: its row number
   // counts them.
   const base = 'greatest($4::bigint, $1::bigint - 1)'
-  const select = (topics: string) => `(SELECT ${fields}, state, true AS settled FROM ${name}
-  WHERE notification_id >= $1::bigint AND notification_id <= least($2::bigint, $4::bigint)${topics}
+  // The filter is given twice: on the table's columns, and on the aliases of the unresolved rows.
+  const select = (filter: string, aliased = filter) => `(SELECT ${fields}, state, true AS settled FROM ${name}
+  WHERE notification_id >= $1::bigint AND notification_id <= least($2::bigint, $4::bigint)${filter}
   ORDER BY notification_id LIMIT $3)
 UNION ALL
 (SELECT id, "originatorId", "originatorVersion", topic, CASE WHEN id = ${base} + n THEN state END, id = ${base} + n
@@ -237,10 +250,21 @@ FROM (
   WHERE notification_id > ${base} AND notification_id <= $2::bigint
   WINDOW w AS (ORDER BY notification_id)
 ) AS unresolved
-WHERE (id = ${base} + n${topics}) OR (id > ${base} + n AND previous = ${base} + n - 1)
+WHERE (id = ${base} + n${aliased}) OR (id > ${base} + n AND previous = ${base} + n - 1)
 ORDER BY id LIMIT $3)
 ORDER BY id LIMIT $3`
   const sequence = `pg_get_serial_sequence('${name}', 'notification_id')::regclass`
+  // An originator's rows are found by the unique index on (originator_id, originator_version).
+  const filtered = [false, true].map((topics) =>
+    [false, true].map((originator) => {
+      const byTopic = topics ? ' AND topic = ANY($5::text[])' : ''
+      const parameter = `$${topics ? 6 : 5}::text`
+      return select(
+        byTopic + (originator ? ` AND originator_id = ${parameter}` : ''),
+        byTopic + (originator ? ` AND "originatorId" = ${parameter}` : ''),
+      )
+    }),
+  )
   return {
     insertEvent: `${locked} ${into} SELECT $1::text, $2::int, $3::text, $4::bytea FROM locked RETURNING notification_id AS id`,
     insertEvents: `${locked}, inserted AS (${into} ${rowsOf('locked, ')} RETURNING notification_id)
@@ -250,7 +274,7 @@ WITH barrier AS MATERIALIZED (SELECT pg_advisory_xact_lock(${key})::text)
 SELECT COALESCE(pg_sequence_last_value(${sequence}), 0) AS resolved FROM barrier`,
     notify: notifySql(channelName(schema, table)),
     selectNotifications: select(''),
-    selectNotificationsByTopic: select(' AND topic = ANY($5::text[])'),
+    selectNotificationsFiltered: ({ topics, originator }) => filtered[Number(topics)]![Number(originator)]!,
     maxNotificationId: `SELECT COALESCE(MAX(notification_id), 0) AS max FROM ${name}`,
   }
 }
@@ -293,6 +317,8 @@ export interface TrackingSql {
   readonly insertTracking: string
   /** Parameter: upstream application name; returns `{ max }` or no row. */
   readonly maxTrackingId: string
+  /** Returns every row as a tracking record, ordered by the upstream application's name (by code point). */
+  readonly selectTracking: string
 }
 
 /** Returns the statements on an application's tracking table. */
@@ -307,6 +333,8 @@ SELECT $1::text, $2::bigint WHERE $2::bigint > 0
 ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id
 WHERE excluded.notification_id > t.notification_id`,
     maxTrackingId: `SELECT notification_id AS max FROM ${name} WHERE application_name = $1`,
+    selectTracking: `SELECT application_name AS "applicationName", notification_id AS "notificationId"
+FROM ${name} ORDER BY application_name COLLATE "C"`,
   }
 }
 
@@ -350,4 +378,20 @@ CREATE TABLE IF NOT EXISTS ${name} (
     beginRead: `BEGIN READ ONLY${searchPath}`,
     deleteTracking: `DELETE FROM ${name} WHERE application_name = $1`,
   }
+}
+
+/**
+ * Lists the tables of a schema (the current one when `$1` is null) that are
+ * an application's events table: named `<name>_events`, with the columns of
+ * {@link createTablesSql}. Returns rows `{ name }`.
+ */
+export const listEventTablesSql = `SELECT table_name AS name FROM information_schema.columns
+WHERE table_schema = COALESCE($1::text, current_schema()) AND table_name LIKE '%\\_events'
+AND column_name IN ('notification_id', 'originator_id', 'originator_version', 'topic', 'state')
+GROUP BY table_name HAVING COUNT(*) = 5
+ORDER BY table_name COLLATE "C"`
+
+/** Returns the query that counts the events of an events table and finds its highest id: one row `{ events, max }`. */
+export function countEventsSql(schema: string | undefined, table: string): string {
+  return `SELECT COUNT(*)::bigint AS events, COALESCE(MAX(notification_id), 0) AS max FROM ${qualified(schema, table)}`
 }

@@ -183,6 +183,11 @@ export class SqliteDcbRecorder implements DcbRecorder {
     })
   }
 
+  /** Returns every tracking record, ordered by the upstream application's name; empty when none. */
+  async selectTracking(): Promise<Tracking[]> {
+    return this.session.run((connection) => connection.statement(this.#tracking.selectTracking).all() as Tracking[])
+  }
+
   /** Returns true if the id is at most the highest tracked id of the application, or is undefined. */
   async hasTrackingId(applicationName: string, notificationId: number | undefined): Promise<boolean> {
     return notificationId === undefined || notificationId <= (await this.maxTrackingId(applicationName))

@@ -175,6 +175,10 @@ class SqliteProjectionStore implements ProjectionStore<SqliteTransaction> {
     })
   }
 
+  selectTracking(): Promise<Tracking[]> {
+    return this.#serial(({ session }) => session.connection.statement(this.#sql.selectTracking).all() as Tracking[])
+  }
+
   async hasTrackingId(applicationName: string, notificationId: number | undefined): Promise<boolean> {
     return notificationId === undefined || notificationId <= (await this.maxTrackingId(applicationName))
   }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { realpath } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import {
@@ -9,7 +10,7 @@ import {
 } from '../persistence/commit-signal.js'
 import { type DcbRecorders, dcbTables } from '../persistence/dcb.js'
 import { ProgrammingError, TrackingConflictError, VersionConflictError } from '../persistence/errors.js'
-import { applicationTables } from '../persistence/identifiers.js'
+import { applicationTables, isApplicationName } from '../persistence/identifiers.js'
 import type {
   AggregateRecorder,
   EventsQuery,
@@ -18,6 +19,7 @@ import type {
   Recorders,
   SelectEventsOptions,
   SelectNotificationsOptions,
+  StoredApplication,
   SubscribeOptions,
   WaitForTrackingOptions,
 } from '../persistence/recorder.js'
@@ -33,9 +35,11 @@ import {
 } from './sqlite-database.js'
 import { SqliteDcbRecorder, SqliteDcbRecorders } from './sqlite-dcb-recorder.js'
 import {
+  countEventsSql,
   createTablesSql,
   type EventTableSql,
   eventTableSql,
+  listEventTablesSql,
   type NotificationSql,
   notificationSql,
   type TrackingSql,
@@ -194,19 +198,16 @@ export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRe
 
   /** Returns notifications in increasing id order, filtered as the options say, in one query; empty when none. */
   async selectNotifications(options: SelectNotificationsOptions): Promise<Notification[]> {
-    const { start, inclusiveOfStart = true, stop, topics, limit } = options
+    const { start, inclusiveOfStart = true, stop, topics, originatorId, limit } = options
     // Ids are integers, so an exclusive start is the inclusive start one above.
     const from = start === undefined ? 1 : inclusiveOfStart ? Math.ceil(start) : Math.floor(start) + 1
     const to = stop ?? Number.MAX_SAFE_INTEGER
-    return this.session.run((connection) => {
-      const rows =
-        topics && topics.length > 0
-          ? connection
-              .statement(this.#notifications.selectNotificationsByTopic)
-              .all(from, to, JSON.stringify(topics), limit)
-          : connection.statement(this.#notifications.selectNotifications).all(from, to, limit)
-      return rows as Notification[]
-    })
+    const byTopic = topics !== undefined && topics.length > 0
+    const sql = this.#notifications.selectNotifications({ topics: byTopic, originator: originatorId !== undefined })
+    const values: unknown[] = [from, to]
+    if (byTopic) values.push(JSON.stringify(topics))
+    if (originatorId !== undefined) values.push(originatorId)
+    return this.session.run((connection) => connection.statement(sql).all(...values, limit) as Notification[])
   }
 
   /** Returns the highest notification id recorded, or 0 when the log is empty. */
@@ -242,6 +243,11 @@ export class SqliteProcessRecorder extends SqliteEventTable implements ProcessRe
     return this.session.run((connection) =>
       maxOf(connection.statement(this.#tracking.maxTrackingId).get(applicationName)),
     )
+  }
+
+  /** Returns every tracking record, ordered by the upstream application's name; empty when none. */
+  async selectTracking(): Promise<Tracking[]> {
+    return this.session.run((connection) => connection.statement(this.#tracking.selectTracking).all() as Tracking[])
   }
 
   /** Returns true if the id is at most the highest tracked id of the application, or is undefined. */
@@ -370,6 +376,26 @@ class SqlitePersistence implements Persistence {
       session.close()
       commits.release()
     })
+  }
+
+  /** Lists the applications in the database; a file that does not exist is not created, and holds none. */
+  async listApplications(): Promise<StoredApplication[]> {
+    const { path, database } = this.#options
+    if (database === undefined && path !== ':memory:' && !existsSync(path!)) return []
+    const session = await this.#session()
+    try {
+      return session.run((connection) => {
+        const tables = connection.statement(listEventTablesSql).all() as { name: string }[]
+        return tables.flatMap(({ name: table }) => {
+          const name = table.slice(0, -'_events'.length)
+          if (!isApplicationName(name)) return []
+          const row = connection.statement(countEventsSql(table)).get() as { events: number; max: number }
+          return [{ name, events: row.events, maxNotificationId: row.max }]
+        })
+      })
+    } finally {
+      session.close()
+    }
   }
 
   /**

@@ -68,12 +68,22 @@ ORDER BY originator_version`
   }
 }
 
+/** Which filters a notification query has, besides its range of ids. */
+export interface NotificationFilter {
+  /** Only some topics. */
+  readonly topics: boolean
+  /** Only one originator. */
+  readonly originator: boolean
+}
+
 /** The statements on an application's notification log (its events table). */
 export interface NotificationSql {
-  /** Parameters: ids at least, ids at most, limit. */
-  readonly selectNotifications: string
-  /** Parameters: ids at least, ids at most, topics as a JSON array, limit. */
-  readonly selectNotificationsByTopic: string
+  /**
+   * Returns the query of a filter. Parameters: ids at least, ids at most;
+   * with `topics`, the topics as a JSON array; with `originator`, the
+   * originator id; then the limit.
+   */
+  readonly selectNotifications: (filter: NotificationFilter) => string
   /** Returns one row `{ max }`, 0 when the log is empty. */
   readonly maxNotificationId: string
 }
@@ -84,11 +94,19 @@ export function notificationSql(table: string): NotificationSql {
   topic, state
 FROM ${quote(table)}
 WHERE notification_id >= ? AND notification_id <= ?`
+  // One statement for any number of topics: they arrive as one JSON array
+  // parameter, which SQLite turns into a set once per query. An originator's
+  // rows are found by the unique index on (originator_id, originator_version).
+  const texts = [false, true].map((topics) =>
+    [false, true].map(
+      (originator) =>
+        `${select}${topics ? ' AND topic IN (SELECT value FROM json_each(?))' : ''}${
+          originator ? ' AND originator_id = ?' : ''
+        } ORDER BY notification_id LIMIT ?`,
+    ),
+  )
   return {
-    selectNotifications: `${select} ORDER BY notification_id LIMIT ?`,
-    // One statement for any number of topics: they arrive as one JSON array
-    // parameter, which SQLite turns into a set once per query.
-    selectNotificationsByTopic: `${select} AND topic IN (SELECT value FROM json_each(?)) ORDER BY notification_id LIMIT ?`,
+    selectNotifications: ({ topics, originator }) => texts[Number(topics)]![Number(originator)]!,
     maxNotificationId: `SELECT COALESCE(MAX(notification_id), 0) AS max FROM ${quote(table)}`,
   }
 }
@@ -102,6 +120,8 @@ export interface TrackingSql {
   readonly insertTracking: string
   /** Parameter: upstream application name; returns `{ max }` or no row. */
   readonly maxTrackingId: string
+  /** Returns every row as a tracking record, ordered by the upstream application's name. */
+  readonly selectTracking: string
 }
 
 /** Returns the statements on an application's tracking table. */
@@ -115,6 +135,8 @@ SELECT @applicationName, @notificationId WHERE @notificationId > 0
 ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id
 WHERE excluded.notification_id > t.notification_id`,
     maxTrackingId: `SELECT notification_id AS max FROM ${quote(table)} WHERE application_name = ?`,
+    selectTracking: `SELECT application_name AS applicationName, notification_id AS notificationId
+FROM ${quote(table)} ORDER BY application_name`,
   }
 }
 
@@ -136,4 +158,19 @@ export function projectionTrackingSql(table: string): ProjectionTrackingSql {
 ) STRICT, WITHOUT ROWID`,
     deleteTracking: `DELETE FROM ${quote(table)} WHERE application_name = ?`,
   }
+}
+
+/**
+ * Lists the tables that are an application's events table: named
+ * `<name>_events`, with the columns of {@link createTablesSql}. Returns rows `{ name }`.
+ */
+export const listEventTablesSql = `SELECT m.name AS name FROM sqlite_schema AS m
+WHERE m.type = 'table' AND m.name LIKE '%\\_events' ESCAPE '\\'
+AND (SELECT COUNT(*) FROM pragma_table_info(m.name) AS c
+  WHERE c.name IN ('notification_id', 'originator_id', 'originator_version', 'topic', 'state')) = 5
+ORDER BY m.name`
+
+/** Returns the query that counts the events of an events table and finds its highest id: one row `{ events, max }`. */
+export function countEventsSql(table: string): string {
+  return `SELECT COUNT(*) AS events, COALESCE(MAX(notification_id), 0) AS max FROM ${quote(table)}`
 }

@@ -17,5 +17,21 @@ export function testApplications(api: TestApi, harness: RecorderHarness): void {
       assert.deepEqual((await readLog(two)).map(key), ['a@1'])
       assert.equal(await two.maxTrackingId('up'), 0)
     })
+
+    test('listApplications finds the applications stored, with their event counts and last ids, creating nothing', async (open, persistence) => {
+      assert.deepEqual(await persistence.listApplications(), [])
+      assert.deepEqual(await persistence.listApplications(), [], 'listing created an application')
+      const app = (await open('app')).events
+      await open('Other')
+      await app.insertEvents([event('a', 1), event('b', 1), event('a', 2)])
+      await app.deleteEvents('a')
+      await app.insertEvents([event('c', 1)])
+      const dcb = await persistence.openDcb('decisions')
+      await dcb.close()
+      assert.deepEqual(await persistence.listApplications(), [
+        { name: 'app', events: 2, maxNotificationId: 4 },
+        { name: 'other', events: 0, maxNotificationId: 0 },
+      ])
+    })
   })
 }

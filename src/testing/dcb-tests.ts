@@ -373,6 +373,10 @@ export function testDcbTracking(api: TestApi, harness: DcbHarness): void {
       )
       await recorder.insertTracking({ applicationName: 'other', notificationId: 3 })
       assert.equal(await recorder.maxTrackingId('other'), 3)
+      assert.deepEqual(await recorder.selectTracking(), [
+        { applicationName: 'other', notificationId: 3 },
+        { applicationName: 'upstream', notificationId: 6 },
+      ])
       assert.equal((await recorder.read()).events.length, 1)
       assert.equal(await recorder.head(), head)
     })

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict'
 import { TrackingConflictError, VersionConflictError } from '../persistence/errors.js'
-import type { ProcessRecorder, Recorders } from '../persistence/recorder.js'
+import type { Persistence, ProcessRecorder, Recorders } from '../persistence/recorder.js'
 import type { Notification, StoredEvent } from '../persistence/stored-event.js'
 import type { RecorderHarness, TestApi } from './recorder-suite.js'
 
@@ -10,7 +10,7 @@ import type { RecorderHarness, TestApi } from './recorder-suite.js'
 export type Open = (applicationName?: string) => Promise<Recorders>
 
 /** Declares one test, whose body runs on a fresh store. */
-export type StoreTest = (name: string, body: (open: Open) => Promise<void>) => unknown
+export type StoreTest = (name: string, body: (open: Open, persistence: Persistence) => Promise<void>) => unknown
 
 /** Makes the {@link StoreTest} function with which a group declares its tests on the harness's stores. */
 export function storeTest(api: TestApi, harness: RecorderHarness): StoreTest {
@@ -18,7 +18,10 @@ export function storeTest(api: TestApi, harness: RecorderHarness): StoreTest {
 }
 
 /** Runs a test on a fresh store, closing every recorder it opened and removing the store afterwards. */
-export async function withStore(harness: RecorderHarness, body: (open: Open) => Promise<void>): Promise<void> {
+export async function withStore(
+  harness: RecorderHarness,
+  body: (open: Open, persistence: Persistence) => Promise<void>,
+): Promise<void> {
   const { persistence, teardown } = await harness.setup()
   const opened: Recorders[] = []
   try {
@@ -26,7 +29,7 @@ export async function withStore(harness: RecorderHarness, body: (open: Open) => 
       const recorders = await persistence.open(applicationName)
       opened.push(recorders)
       return recorders
-    })
+    }, persistence)
   } finally {
     try {
       for (const recorders of opened.reverse()) await recorders.close()

@@ -68,5 +68,45 @@ export function testNotificationLog(api: TestApi, harness: RecorderHarness): voi
       assert.deepEqual(await select({ limit: 0 }), [])
       assert.equal(await events.maxNotificationId(), ids[8])
     })
+
+    test('selectNotifications filters by originator, in id order, with the other options', async (open) => {
+      const { events } = await open()
+      // b's version 1 is recorded after its version 2: its log order is not its version order.
+      const ids = await events.insertEvents([
+        event('a', 1, 't1'),
+        event('b', 2, 't2'),
+        event('a', 2, 't2'),
+        event('b', 1, 't1'),
+        event('c', 1, 't1'),
+        event('b', 3, 't1'),
+      ])
+      const select = async (options: Parameters<ProcessRecorder['selectNotifications']>[0]) =>
+        (await events.selectNotifications(options)).map((n) => `${n.originatorId}@${n.originatorVersion}#${n.id}`)
+      const of = (...indexes: number[]) =>
+        indexes.map((i) => {
+          const [id, version] = [
+            ['a', 1],
+            ['b', 2],
+            ['a', 2],
+            ['b', 1],
+            ['c', 1],
+            ['b', 3],
+          ][i]!
+          return `${id}@${version}#${ids[i]}`
+        })
+      assert.deepEqual(await select({ originatorId: 'b', limit: 100 }), of(1, 3, 5))
+      assert.deepEqual(await select({ originatorId: 'b', limit: 2 }), of(1, 3))
+      assert.deepEqual(
+        await select({ originatorId: 'b', start: ids[1], inclusiveOfStart: false, limit: 100 }),
+        of(3, 5),
+      )
+      assert.deepEqual(await select({ originatorId: 'b', stop: ids[4], limit: 100 }), of(1, 3))
+      assert.deepEqual(await select({ originatorId: 'b', topics: ['t1'], limit: 100 }), of(3, 5))
+      assert.deepEqual(await select({ originatorId: 'a', topics: ['t1', 't2'], start: ids[1], limit: 100 }), of(2))
+      assert.deepEqual(await select({ originatorId: 'unknown', limit: 100 }), [])
+      await events.deleteEvents('b')
+      assert.deepEqual(await select({ originatorId: 'b', limit: 100 }), [])
+      assert.deepEqual(await select({ originatorId: 'c', limit: 100 }), of(4))
+    })
   })
 }

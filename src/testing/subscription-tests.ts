@@ -37,6 +37,19 @@ export function testSubscribe(api: TestApi, harness: RecorderHarness): void {
       )
     })
 
+    test('subscribe applies originatorId to recorded and new notifications', async (open) => {
+      const one = (await open()).events
+      const two = (await open()).events
+      const ids = await one.insertEvents([...range('a', 1, 2), ...range('b', 1, 2)])
+      const { seen, later } = await follow(one, { originatorId: 'b' }, 3, (count) =>
+        count === 2 ? () => two.insertEvents([...range('a', 3, 3), ...range('b', 3, 3)]) : undefined,
+      )
+      assert.deepEqual(
+        seen.map((n) => n.id),
+        [ids[2], ids[3], later[1]],
+      )
+    })
+
     test('a paged subscription yields what is recorded as one page, then new notifications, in pages', async (open) => {
       const one = (await open()).events
       const two = (await open()).events

@@ -51,6 +51,28 @@ export function testTracking(api: TestApi, harness: RecorderHarness): void {
       assert.equal(await events.maxTrackingId('up'), 7)
     })
 
+    test('selectTracking returns the highest id tracked per upstream application, ordered by name', async (open) => {
+      const { events } = await open()
+      assert.deepEqual(await events.selectTracking(), [])
+      await events.insertTracking({ applicationName: 'up', notificationId: 3 })
+      await events.insertEvents([event('a', 1)], {
+        tracking: [
+          { applicationName: 'up', notificationId: 5 },
+          { applicationName: 'Zeta', notificationId: 2 },
+          { applicationName: 'alpha/b-1', notificationId: 9 },
+        ],
+      })
+      await assert.rejects(events.insertTracking({ applicationName: 'Zeta', notificationId: 1 }))
+      const other = (await open('other')).events
+      await other.insertTracking({ applicationName: 'elsewhere', notificationId: 1 })
+      // By code point, as the databases order text in bytes: upper case before lower case.
+      assert.deepEqual(await events.selectTracking(), [
+        { applicationName: 'Zeta', notificationId: 2 },
+        { applicationName: 'alpha/b-1', notificationId: 9 },
+        { applicationName: 'up', notificationId: 5 },
+      ])
+    })
+
     test('hasTrackingId is true for ids up to the highest tracked', async (open) => {
       const { events } = await open()
       await events.insertTracking({ applicationName: 'up', notificationId: 3 })

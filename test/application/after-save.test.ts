@@ -130,6 +130,7 @@ describe('deleting aggregates', () => {
       name: 'slow-reads',
       checkName: inner.checkName,
       openDcb: inner.openDcb,
+      listApplications: inner.listApplications,
       open: async (name) => {
         const recorders = await inner.open(name)
         const selectEvents: typeof recorders.events.selectEvents = async (...args) => {

@@ -51,6 +51,7 @@ function withRecorder(
     name: persistence.name,
     checkName: (name) => persistence.checkName(name),
     open: (name) => persistence.open(name),
+    listApplications: () => persistence.listApplications(),
     async openDcb(name) {
       const recorders = await persistence.openDcb(name)
       const recorder = recorders.events

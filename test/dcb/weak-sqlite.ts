@@ -15,6 +15,7 @@ export function weakSqlite(options: SqliteOptions): Persistence {
     name: persistence.name,
     checkName: (name) => persistence.checkName(name),
     open: (name) => persistence.open(name),
+    listApplications: () => persistence.listApplications(),
     async openDcb(name) {
       const recorders = await persistence.openDcb(name)
       const recorder = recorders.events

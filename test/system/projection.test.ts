@@ -484,6 +484,11 @@ function describeProjections<T>(backend: Backend<T>): void {
       expect(await store.hasTrackingId('Up', 5)).toBe(true)
       expect(await store.hasTrackingId('Up', 6)).toBe(false)
       expect(await store.maxTrackingId('Other')).toBe(0)
+      await store.write({ applicationName: 'Other', notificationId: 2 }, () => {})
+      expect(await store.selectTracking()).toEqual([
+        { applicationName: 'Other', notificationId: 2 },
+        { applicationName: 'Up', notificationId: 5 },
+      ])
       const writing = store.read((transaction) => insert(transaction, 'd'))
       await expect(writing).rejects.toThrow(ProgrammingError)
       await expect(writing).rejects.toThrow(/view refused a write inside read\(\).*write\(tracking, work\)/)
@@ -498,6 +503,7 @@ function describeProjections<T>(backend: Backend<T>): void {
       await store.reset('Up', (transaction) => new Sightings(sql).clear(transaction))
       expect(await counters()).toEqual([])
       expect(await store.maxTrackingId('Up')).toBe(0)
+      expect(await store.selectTracking()).toEqual([{ applicationName: 'Other', notificationId: 2 }])
     })
 
     it('fails a wait with WaitTimeoutError naming the projection, the application and the id', async () => {
