@@ -36,16 +36,25 @@ const TABLE_STATE_CHARS = 60
  * state does not decode with it (a wrong key is an error, not bytes to show).
  */
 export function showState(storage: Storage, event: StoredEvent): ShownState {
-  const { originatorId, originatorVersion, topic } = event
   try {
-    const identity = recordIdentity(topic, originatorId, originatorVersion)
-    const record = `event ${originatorVersion} of '${originatorId}' (topic '${topic}')`
-    return { fields: storage.mapper.decodeState(event.state, identity, record) }
+    return { fields: decodeFields(storage, event) }
   } catch (error) {
     if (storage.decodes) throw error
     const shown = Buffer.from(event.state.subarray(0, SHOWN_BYTES)).toString('base64')
     return { base64: event.state.byteLength > SHOWN_BYTES ? `${shown}…` : shown, bytes: event.state.byteLength }
   }
+}
+
+/**
+ * Returns the fields of a stored event's state, decrypted and decompressed as
+ * the storage is set to (not upcast).
+ *
+ * @throws DataError when the state does not decode with the storage's settings.
+ */
+export function decodeFields(storage: Storage, event: StoredEvent): Record<string, unknown> {
+  const { originatorId, originatorVersion, topic } = event
+  const identity = recordIdentity(topic, originatorId, originatorVersion)
+  return storage.mapper.decodeState(event.state, identity, `event ${originatorVersion} of '${originatorId}' (topic '${topic}')`)
 }
 
 /** Returns a stored event (or notification) as one line of JSON, its state shown by {@link showState}. */
@@ -84,7 +93,7 @@ function stateText(state: ShownState): string {
 }
 
 /** A JSON replacer for the types the transcoder restores that JSON cannot write (Date has its own toJSON). */
-function jsonValue(_key: string, value: unknown): unknown {
+export function jsonValue(_key: string, value: unknown): unknown {
   if (typeof value === 'bigint') return value.toString()
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64')
   if (value instanceof Map) return Object.fromEntries(value)
