@@ -1,5 +1,5 @@
 // The services that some tests need and a user's machine may lack (a message
-// broker, Java and Maven for Cassandra; later a browser). Where one is missing,
+// broker, Java and Maven for Cassandra, Chromium for the studio). Where one is missing,
 // its tests skip with a note and its entry point is left out of the coverage threshold,
 // so `npm test` passes on a fresh machine; with CI set, they fail instead.
 // The configuration (vitest.config.ts), when it loads, and the tests ask the
@@ -91,6 +91,21 @@ export const cassandra: Service = {
   },
 }
 
+/** Returns the Chromium the browser tests drive: CHROMIUM_PATH, else Debian's /usr/bin/chromium, else a chromium on PATH. */
+export function chromiumPath(): string | undefined {
+  const given = process.env.CHROMIUM_PATH
+  if (given) return given
+  return isExecutable('/usr/bin/chromium') ? '/usr/bin/chromium' : installed('chromium')
+}
+
+/** Chromium, headless, for the studio's end-to-end tests (test/cli/browser.ts drives it with playwright-core). */
+export const chromium: Service = {
+  name: 'Chromium',
+  sources: 'src/cli/studio/page/**',
+  howTo: 'apt-get install -y chromium, or set CHROMIUM_PATH to a Chromium or Chrome executable',
+  missing: async () => (chromiumPath() === undefined ? 'chromium is not installed' : undefined),
+}
+
 /** Returns true if something accepts a TCP connection on this port of 127.0.0.1 within a second. */
 function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -106,7 +121,7 @@ function answers(port: number): Promise<boolean> {
 }
 
 /** Every service some tests need. */
-export const SERVICES: readonly Service[] = [rabbitMq, cassandra]
+export const SERVICES: readonly Service[] = [rabbitMq, cassandra, chromium]
 
 /** Returns the note of a service whose tests skip here. */
 export function skipNote(service: Service, why: string): string {
