@@ -9,7 +9,7 @@
 // conf/jvm17-server.options) are written here, into a temporary directory that
 // also holds the node's data and is removed when it stops.
 
-import { execFile, spawn } from 'node:child_process'
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { createWriteStream, existsSync, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -34,9 +34,6 @@ export interface CassandraNode {
 /** How long a started node may take to take CQL connections (a cold JVM on two busy cores). */
 const BOOT_MS = 180_000
 
-/** How long a stopping node may take before it is killed. */
-const STOP_MS = 20_000
-
 const HERE = dirname(fileURLToPath(import.meta.url))
 const POM = join(HERE, 'pom.xml')
 const CACHE = join(HERE, '..', '..', 'node_modules', '.cache', 'eventsourcing-cassandra')
@@ -54,49 +51,110 @@ const run = promisify(execFile)
 export async function startCassandra(): Promise<CassandraNode> {
   const named = namedCluster()
   if (named) return named
-  const classpath = await resolveClasspath()
-  const home = await mkdtemp(join(tmpdir(), 'es-cassandra-'))
   const [nativePort, storagePort] = await twoFreePorts()
-  await writeFile(join(home, 'cassandra.yaml'), cassandraYaml(home, nativePort, storagePort))
-  await writeFile(join(home, 'logback.xml'), logbackXml(home))
-  const output = join(home, 'output.log')
-  const javaPath = java()
-  const node = spawn(
-    javaPath,
-    [...jvmOptions(home), '-cp', classpath, 'org.apache.cassandra.service.CassandraDaemon'],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
-  node.stdout.pipe(createWriteStream(output))
-  node.stderr.pipe(createWriteStream(output, { flags: 'a' }))
-  const exited = new Promise<void>((resolve) => node.once('exit', () => resolve()))
-  const abandon = abandonOnExit(() => {
-    node.kill('SIGKILL')
-    rmSync(home, { recursive: true, force: true })
-  })
+  const node = await TestNode.create({ address: '127.0.0.1', nativePort, storagePort, seed: '127.0.0.1' })
+  const abandon = abandonOnExit(() => node.abandon())
+  try {
+    await node.start()
+  } catch (error) {
+    abandon.cancel()
+    await node.remove()
+    throw error
+  }
   const stop = async () => {
     abandon.cancel()
-    if (node.exitCode === null && node.signalCode === null) {
-      node.kill('SIGTERM')
-      const timer = setTimeout(() => node.kill('SIGKILL'), STOP_MS)
-      await exited
-      clearTimeout(timer)
-    }
-    await rm(home, { recursive: true, force: true })
+    await node.remove()
   }
-  const booted = await untilListening(nativePort, () => node.exitCode !== null || node.signalCode !== null)
-  if (!booted) {
+  return { contactPoints: [`127.0.0.1:${nativePort}`], localDataCenter: 'datacenter1', stop }
+}
+
+/** Where a node listens and which node it joins. */
+export interface NodeAddress {
+  /** The address of its native transport and of its storage (gossip) port: 127.0.0.1, 127.0.0.2, ... */
+  readonly address: string
+  readonly nativePort: number
+  readonly storagePort: number
+  /** The address of the seed node, which every node of a cluster names (the seed names itself). */
+  readonly seed: string
+}
+
+/**
+ * A Cassandra node the tests run: its configuration and data in a temporary
+ * directory, and its JVM, which can be killed and started again on the same
+ * data, as a crashed node is restarted.
+ */
+export class TestNode {
+  #jvm: ChildProcess | undefined
+  #exited: Promise<void> = Promise.resolve()
+
+  private constructor(
+    readonly where: NodeAddress,
+    readonly home: string,
+    readonly classpath: string,
+  ) {}
+
+  /** Resolves the classpath and writes the node's configuration into a new temporary directory; starts nothing. */
+  static async create(where: NodeAddress): Promise<TestNode> {
+    const classpath = await resolveClasspath()
+    const home = await mkdtemp(join(tmpdir(), 'es-cassandra-'))
+    await writeFile(join(home, 'cassandra.yaml'), cassandraYaml(home, where))
+    await writeFile(join(home, 'logback.xml'), logbackXml(home))
+    return new TestNode(where, home, classpath)
+  }
+
+  /** True while the JVM runs. */
+  get running(): boolean {
+    return this.#jvm !== undefined && this.#jvm.exitCode === null && this.#jvm.signalCode === null
+  }
+
+  /**
+   * Starts the JVM on the node's data and waits until its native transport takes connections.
+   *
+   * @throws with the node's output when it exits or does not start within three minutes; the JVM is killed then.
+   */
+  async start(): Promise<void> {
+    const output = join(this.home, 'output.log')
+    const jvm = spawn(
+      java(),
+      [...jvmOptions(this.home), '-cp', this.classpath, 'org.apache.cassandra.service.CassandraDaemon'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    jvm.stdout.pipe(createWriteStream(output, { flags: 'a' }))
+    jvm.stderr.pipe(createWriteStream(output, { flags: 'a' }))
+    this.#jvm = jvm
+    this.#exited = new Promise<void>((resolve) => jvm.once('exit', () => resolve()))
+    const { address, nativePort } = this.where
+    if (await untilListening(address, nativePort, () => !this.running)) return
     const log = await readFile(output, 'utf8').catch(() => '')
-    const exit = node.exitCode ?? node.signalCode
-    await stop()
+    const exit = jvm.exitCode ?? jvm.signalCode
+    await this.kill()
     const why =
       exit === null
         ? `did not take connections within ${BOOT_MS / 1000} s`
-        : `exited (${exit}) before it took connections (Cassandra 5.0 runs on Java 11 or 17; this was ${javaPath}, chosen by JAVA_HOME or else PATH)`
-    throw new Error(`Cassandra ${why}; its output:\n${log.slice(-8000)}`)
+        : `exited (${exit}) before it took connections (Cassandra 5.0 runs on Java 11 or 17; this was ${java()}, chosen by JAVA_HOME or else PATH)`
+    throw new Error(`Cassandra on ${address}:${nativePort} ${why}; its output:\n${log.slice(-8000)}`)
   }
-  return { contactPoints: [`127.0.0.1:${nativePort}`], localDataCenter: 'datacenter1', stop }
+
+  /** Kills the JVM at once (SIGKILL), as a crash would, and waits until it is gone; its data stays. */
+  async kill(): Promise<void> {
+    if (this.running) this.#jvm?.kill('SIGKILL')
+    await this.#exited
+  }
+
+  /**
+   * Kills the JVM and removes the node's directory. Not stopped by SIGTERM:
+   * its data goes anyway, and a node drains for up to 20 s before it exits.
+   */
+  async remove(): Promise<void> {
+    await this.kill()
+    await rm(this.home, { recursive: true, force: true })
+  }
+
+  /** Kills the JVM and removes the directory at once, for a process that is exiting (see {@link abandonOnExit}). */
+  abandon(): void {
+    if (this.running) this.#jvm?.kill('SIGKILL')
+    rmSync(this.home, { recursive: true, force: true })
+  }
 }
 
 /**
@@ -120,7 +178,7 @@ export function namedCluster(): CassandraNode | undefined {
  * an interrupt), so that no JVM or data outlives it. A signal that nothing
  * else handles is raised again after `kill`, to end the process as it would have.
  */
-function abandonOnExit(kill: () => void): { cancel(): void } {
+export function abandonOnExit(kill: () => void): { cancel(): void } {
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
   const onSignal = (signal: NodeJS.Signals) => {
     cancel()
@@ -230,11 +288,11 @@ function jvmOptions(home: string): string[] {
 }
 
 /**
- * The node's cassandra.yaml: one node on 127.0.0.1, its own seed, on the
- * given ports, with its directories under `home`, and request timeouts
- * generous enough for two busy cores.
+ * The node's cassandra.yaml: one node on its address and ports, joining the
+ * cluster of its seed (a lone node is its own seed), with its directories
+ * under `home`, and request timeouts generous enough for two busy cores.
  */
-function cassandraYaml(home: string, nativePort: number, storagePort: number): string {
+function cassandraYaml(home: string, { address, nativePort, storagePort, seed }: NodeAddress): string {
   const dir = (name: string) => join(home, 'data', name)
   return `cluster_name: eventsourcing-test
 num_tokens: 16
@@ -244,9 +302,9 @@ auto_bootstrap: false
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "127.0.0.1:${storagePort}"
-listen_address: 127.0.0.1
-rpc_address: 127.0.0.1
+      - seeds: "${seed}:${storagePort}"
+listen_address: ${address}
+rpc_address: ${address}
 storage_port: ${storagePort}
 native_transport_port: ${nativePort}
 start_native_transport: true
@@ -297,28 +355,28 @@ async function twoFreePorts(): Promise<[number, number]> {
   return ports
 }
 
-/** Listens on a free port of 127.0.0.1 and returns it. */
-function listen(server: Server): Promise<number> {
+/** Listens on `port` of `host` (a free one for 0) and returns the port; rejects when it is taken. */
+export function listen(server: Server, host = '127.0.0.1', port = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port))
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port))
   })
 }
 
 /** Polls the port until it takes a connection (true), or `exited()` or the boot time says stop (false). */
-async function untilListening(port: number, exited: () => boolean): Promise<boolean> {
+async function untilListening(host: string, port: number, exited: () => boolean): Promise<boolean> {
   const deadline = Date.now() + BOOT_MS
   while (!exited() && Date.now() < deadline) {
-    if (await accepts(port)) return true
+    if (await accepts(host, port)) return true
     await delay(500)
   }
   return false
 }
 
-/** Returns true if something accepts a TCP connection on this port of 127.0.0.1. */
-function accepts(port: number): Promise<boolean> {
+/** Returns true if something accepts a TCP connection on this port of `host`. */
+export function accepts(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port, timeout: 1000 })
+    const socket = connect({ host, port, timeout: 1000 })
     const end = (accepted: boolean) => {
       socket.destroy()
       resolve(accepted)
