@@ -54,7 +54,11 @@ export function showState(storage: Storage, event: StoredEvent): ShownState {
 export function decodeFields(storage: Storage, event: StoredEvent): Record<string, unknown> {
   const { originatorId, originatorVersion, topic } = event
   const identity = recordIdentity(topic, originatorId, originatorVersion)
-  return storage.mapper.decodeState(event.state, identity, `event ${originatorVersion} of '${originatorId}' (topic '${topic}')`)
+  return storage.mapper.decodeState(
+    event.state,
+    identity,
+    `event ${originatorVersion} of '${originatorId}' (topic '${topic}')`,
+  )
 }
 
 /** Returns a stored event (or notification) as one line of JSON, its state shown by {@link showState}. */

@@ -2,10 +2,12 @@
 // are (variables, optionally prefixed with the application's name), with the
 // command's flags winning over the variables.
 import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { Config, type Environment, mapperFromConfig, persistenceFromConfig } from '../application/config.js'
 import { errorCode, ProgrammingError } from '../persistence/errors.js'
 import type { Mapper } from '../persistence/mapper.js'
 import type { Recorders } from '../persistence/recorder.js'
+import type { Transcoding } from '../persistence/transcoder.js'
 
 /** The flags that choose and configure an application's storage, each naming the variable it sets. */
 export interface StorageOptions {
@@ -50,7 +52,8 @@ const FLAG_VARIABLES: readonly [keyof StorageOptions, string][] = [
  * Opens the storage of the application `options.app` names. Without
  * `createTables` the tables must exist: a mistyped name fails with
  * {@link ApplicationNotFoundError} instead of making a new empty application,
- * and an SQLite file that does not exist is not created.
+ * and an SQLite file that does not exist is not created. `transcodings` are
+ * the application's for its own types (see `loadClasses`).
  *
  * @throws ApplicationNotFoundError naming the application and what is missing.
  * @throws ProgrammingError for missing or wrong settings (`PERSISTENCE` unset or memory, a bad key).
@@ -58,7 +61,10 @@ const FLAG_VARIABLES: readonly [keyof StorageOptions, string][] = [
 export async function openStorage(
   options: StorageOptions,
   env: Environment,
-  { createTables = false }: { createTables?: boolean } = {},
+  {
+    createTables = false,
+    transcodings = [],
+  }: { createTables?: boolean; transcodings?: readonly Transcoding<unknown>[] } = {},
 ): Promise<Storage> {
   const config = new Config(options.app, flagEnvironment(options, env, createTables))
   const persistence = config.get('PERSISTENCE')
@@ -75,7 +81,7 @@ export async function openStorage(
       )
     }
   }
-  const mapper = mapperFromConfig(config, {})
+  const mapper = mapperFromConfig(config, { transcodings })
   const recorders = await (await persistenceFromConfig(config)).open(options.app)
   try {
     // Opening may be lazy: a first read finds a missing table (or a refused connection) now, not mid-output.
@@ -98,6 +104,23 @@ export async function openStorage(
   }
 }
 
+/**
+ * Returns where an application's events are stored, as its settings name it
+ * (the backend, the file or the server and schema, the tables' name), to tell
+ * two storages apart without opening them.
+ */
+export function storageLocation(options: StorageOptions, env: Environment): string {
+  const config = new Config(options.app, flagEnvironment(options, env, false))
+  const persistence = config.get('PERSISTENCE')
+  const where =
+    persistence === 'sqlite'
+      ? resolve(config.get('SQLITE_PATH') ?? '')
+      : ['POSTGRES_URL', 'POSTGRES_HOST', 'POSTGRES_PORT', 'POSTGRES_DBNAME', 'POSTGRES_SCHEMA'].map((name) =>
+          config.get(name),
+        )
+  return JSON.stringify([persistence, where, options.app.toLowerCase()])
+}
+
 /** Returns `env` with the flags given set as the application's prefixed variables, which win over unprefixed ones. */
 function flagEnvironment(options: StorageOptions, env: Environment, createTables: boolean): Environment {
   const prefix = `${options.app.toUpperCase()}_`
@@ -113,7 +136,7 @@ function flagEnvironment(options: StorageOptions, env: Environment, createTables
 }
 
 /** True for the error of a missing table or schema, as the SQLite and PostgreSQL recorders report it. */
-function isMissingTable(error: unknown): boolean {
+export function isMissingTable(error: unknown): boolean {
   if (!(error instanceof ProgrammingError)) return false
   const cause = error.cause
   const code = errorCode(cause)
