@@ -10,6 +10,6 @@ export {
   type PostgresTransaction,
   postgresProjectionStore,
 } from './postgres-projection-store.js'
-export { fromEnvironment, type PostgresOptions, postgres } from './postgres-recorder.js'
+export { fromEnvironment, optionsFromEnvironment, type PostgresOptions, postgres } from './postgres-recorder.js'
 export { writeLockKey } from './postgres-schema.js'
 export type { PostgresConnectionOptions } from './postgres-settings.js'

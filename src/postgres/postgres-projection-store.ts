@@ -44,6 +44,12 @@ export interface PostgresProjectionStoreOptions extends PostgresConnectionOption
   readonly schema?: string
   /** How often `waitForTracking` looks for writes made by other processes (default 100 ms). */
   readonly pollMs?: number
+  /**
+   * Create the tracking table (and the schema) on first use when missing
+   * (default true). Without it, a store whose table is missing fails on first
+   * use with ProgrammingError: for tools that read a projection's tracking and must not make one.
+   */
+  readonly createTables?: boolean
 }
 
 /**
@@ -91,6 +97,7 @@ class PostgresProjectionStore implements ProjectionStore<PostgresTransaction> {
   readonly #tableName: string
   readonly #sql: ProjectionTrackingSql
   readonly #pollMs: number
+  readonly #createTables: boolean
   readonly #pending = new Set<Promise<unknown>>()
   #opening: Promise<Opened> | undefined
   #closed = false
@@ -110,6 +117,7 @@ class PostgresProjectionStore implements ProjectionStore<PostgresTransaction> {
     this.#table = qualified(schema, this.#tableName)
     this.#sql = projectionTrackingSql(schema, this.#tableName)
     this.#pollMs = pollMs
+    this.#createTables = options.createTables ?? true
   }
 
   setup(work: (transaction: PostgresTransaction) => void | Promise<void>): Promise<void> {
@@ -214,7 +222,7 @@ class PostgresProjectionStore implements ProjectionStore<PostgresTransaction> {
     const pool = await PostgresPool.open(this.#settings)
     try {
       const { begin, body } = this.#sql.createTable
-      await pool.transaction(begin, (run) => run(body))
+      if (this.#createTables) await pool.transaction(begin, (run) => run(body))
     } catch (error) {
       await pool.close()
       throw error

@@ -696,6 +696,16 @@ class PostgresRecorders implements Recorders {
  * @throws ProgrammingError when neither `POSTGRES_URL` nor `POSTGRES_HOST` is set, or a value is malformed.
  */
 export function fromEnvironment(get: (name: string) => string | undefined): Persistence {
+  return postgres(optionsFromEnvironment(get))
+}
+
+/**
+ * Returns the options of the PostgreSQL backend that variables give (see
+ * {@link fromEnvironment}), for opening other things on the same server and schema.
+ *
+ * @throws ProgrammingError when neither `POSTGRES_URL` nor `POSTGRES_HOST` is set, or a value is malformed.
+ */
+export function optionsFromEnvironment(get: (name: string) => string | undefined): PostgresOptions {
   const value = (name: string) => get(name) || undefined
   const url = value('POSTGRES_URL')
   const host = value('POSTGRES_HOST')
@@ -714,10 +724,10 @@ export function fromEnvironment(get: (name: string) => string | undefined): Pers
           database: value('POSTGRES_DBNAME'),
         }
       : { url }
-  return postgres({
+  return {
     ...split,
     schema: value('POSTGRES_SCHEMA'),
     poolSize: parseInteger('POSTGRES_POOL_SIZE', value('POSTGRES_POOL_SIZE'), 1),
     createTables: parseBoolean('CREATE_TABLES', value('CREATE_TABLES')) ?? true,
-  })
+  }
 }

@@ -42,6 +42,12 @@ export interface SqliteProjectionStoreOptions {
   readonly pollMs?: number
   /** `PRAGMA synchronous` (default `normal`; see the `sqlite` backend). */
   readonly synchronous?: 'full' | 'normal'
+  /**
+   * Create the tracking table on first use when it is missing (default true).
+   * Without it, a store whose table is missing fails on first use with
+   * ProgrammingError: for tools that read a projection's tracking and must not make one.
+   */
+  readonly createTables?: boolean
 }
 
 /**
@@ -243,7 +249,7 @@ class SqliteProjectionStore implements ProjectionStore<SqliteTransaction> {
         : SqliteConnection.adopt(database, this.#settings)
     const session = connection.session()!
     try {
-      connection.database.exec(this.#sql.createTable)
+      if (this.#options.createTables ?? true) connection.database.exec(this.#sql.createTable)
     } catch (error) {
       session.close()
       throw sqliteError(error, connection.description)

@@ -9,6 +9,8 @@ export interface LogOptions extends StorageOptions {
   readonly limit?: number
   /** Only notifications of these topics (all when empty). */
   readonly topics?: readonly string[]
+  /** Only the notifications of this aggregate. */
+  readonly originator?: string
   /** Keep printing new notifications as they are recorded, until `io.signal` aborts. */
   readonly follow?: boolean
   /** One JSON object a line instead of a table. */
@@ -29,15 +31,16 @@ export async function log(options: LogOptions, io: CommandIo): Promise<void> {
   await using storage = await openStorage(options, io.env)
   const events = storage.recorders.events
   const topics = options.topics ?? []
+  const originatorId = options.originator
   if (options.follow) {
     const gt = options.from === undefined ? await events.maxNotificationId() : options.from - 1
-    for await (const notification of events.subscribe({ gt, topics, signal: io.signal })) {
+    for await (const notification of events.subscribe({ gt, topics, originatorId, signal: io.signal })) {
       await writeTo(io.stdout, options.json ? eventJson(storage, notification) : eventLine(storage, notification))
     }
     return
   }
   const limit = options.limit ?? DEFAULT_LOG_LIMIT
-  const page = await events.selectNotifications({ start: options.from ?? 1, limit, topics })
+  const page = await events.selectNotifications({ start: options.from ?? 1, limit, topics, originatorId })
   if (options.json) {
     for (const notification of page) await writeTo(io.stdout, eventJson(storage, notification))
     return

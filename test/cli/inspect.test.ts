@@ -1,0 +1,193 @@
+// The commands that look over a whole database (apps, trackers) and log --originator.
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { apps } from '../../src/cli/commands/apps.js'
+import { log } from '../../src/cli/commands/log.js'
+import { trackers } from '../../src/cli/commands/trackers.js'
+import { DatabaseNotFoundError, ProjectionNotFoundError } from '../../src/cli/database.js'
+import { ProgrammingError, type ProjectionStore } from '../../src/index.js'
+import { postgresProjectionStore } from '../../src/postgres/index.js'
+import { sqliteProjectionStore } from '../../src/sqlite/index.js'
+import { tempDir } from '../fixtures/temp.js'
+import { capture, STORES, type Store, seed } from './fixtures.js'
+
+const registered = 'dogschool:Dog.Registered'
+
+describe.each(STORES)('the database commands on %s', (_name, newStore) => {
+  let store: Store
+  let ids: string[]
+
+  beforeEach(async () => {
+    store = newStore()
+    ids = await seed(store)
+  })
+
+  afterEach(async () => {
+    await store.drop()
+  })
+
+  /** Records what a follower `Counter` and a projection `tricks` have processed of the dog school's 8 events. */
+  async function follow(): Promise<void> {
+    await using counter = await store.persistence().open('Counter')
+    await counter.events.insertTracking({ applicationName: 'DogSchool', notificationId: 3 })
+    // A relay's consumer tracks each upstream aggregate apart; another upstream lives elsewhere.
+    await counter.events.insertEvents([], {
+      tracking: [
+        { applicationName: `DogSchool/${ids[0]}`, notificationId: 3 },
+        { applicationName: `DogSchool/${ids[1]}`, notificationId: 6 },
+        { applicationName: 'Remote', notificationId: 40 },
+      ],
+    })
+  }
+
+  describe('apps', () => {
+    it('lists the applications with their event counts and last ids, as a table and as JSON', async () => {
+      await follow()
+      const out = capture()
+      await apps({ ...store.flags }, out.io)
+      expect(out.stdout()).toMatch(/│ application │ events │ last id │/)
+      expect(out.stdout()).toMatch(/│ counter\s+│ 0\s+│ 0\s+│/)
+      expect(out.stdout()).toMatch(/│ dogschool\s+│ 8\s+│ 8\s+│/)
+      const json = capture()
+      await apps({ ...store.flags, json: true }, json.io)
+      expect(jsonLines(json.stdout())).toEqual([
+        { name: 'counter', events: 0, maxNotificationId: 0 },
+        { name: 'dogschool', events: 8, maxNotificationId: 8 },
+      ])
+    })
+
+    it('says when there are none, and creates nothing', async () => {
+      const empty = newStore()
+      try {
+        const out = capture()
+        if (empty.flags.sqlitePath !== undefined) {
+          await expect(apps({ ...empty.flags }, out.io)).rejects.toThrow(DatabaseNotFoundError)
+          await expect(apps({ ...empty.flags }, out.io)).rejects.toThrow(/cli\.db does not exist/)
+          expect(existsSync(empty.flags.sqlitePath)).toBe(false)
+          return
+        }
+        await apps({ ...empty.flags }, out.io)
+        expect(out.stdout()).toBe('No applications.\n')
+        await apps({ ...empty.flags }, out.io)
+        expect(out.stdout()).toBe('No applications.\nNo applications.\n')
+      } finally {
+        await empty.drop()
+      }
+    })
+
+    it('fails without a database', async () => {
+      await expect(apps({}, capture().io)).rejects.toThrow(/No database given/)
+      await expect(apps({ persistence: 'memory' }, capture().io)).rejects.toThrow(ProgrammingError)
+    })
+  })
+
+  describe('trackers', () => {
+    it('shows each position, the upstream head and how far behind, summarising tracking per aggregate', async () => {
+      await follow()
+      const out = capture()
+      await trackers({ ...store.flags }, out.io)
+      const text = out.stdout()
+      expect(text).toMatch(/│ follower │ upstream\s+│ position │ upstream head │ behind │/)
+      expect(text).toMatch(/│ counter\s+│ DogSchool\s+│ 3\s+│ 8\s+│ 5\s+│/)
+      expect(text).toMatch(/│ counter\s+│ DogSchool \(per aggregate: 2\) │ 6\s+│ 8\s+│ 2\s+│/)
+      expect(text).toMatch(/│ counter\s+│ Remote\s+│ 40\s+│ -\s+│ -\s+│/)
+      expect(text).not.toMatch(/│ dogschool/)
+      const json = capture()
+      await trackers({ ...store.flags, json: true }, json.io)
+      expect(jsonLines(json.stdout())).toEqual([
+        { follower: 'counter', kind: 'application', upstream: 'DogSchool', position: 3, head: 8, behind: 5 },
+        { follower: 'counter', kind: 'application', upstream: 'Remote', position: 40, head: null, behind: null },
+        {
+          follower: 'counter',
+          kind: 'application',
+          upstream: 'DogSchool',
+          aggregates: 2,
+          position: 6,
+          head: 8,
+          behind: 2,
+        },
+      ])
+    })
+
+    it('counts only the topics followed when told them: a follower that ignores most topics is not far behind', async () => {
+      await follow()
+      const json = capture()
+      await trackers({ ...store.flags, topics: [registered], json: true }, json.io)
+      // After id 3, the dogs registered are ids 4 and 7; after 6, only 7.
+      expect(jsonLines(json.stdout()).map((row) => [row.upstream, row.position, row.behind])).toEqual([
+        ['DogSchool', 3, 2],
+        ['Remote', 40, null],
+        ['DogSchool', 6, 1],
+      ])
+    })
+
+    it('shows the projections named, and fails on one whose tracking table is missing, creating nothing', async () => {
+      const views = projectionStore(store, 'tricks')
+      await views.write({ applicationName: 'DogSchool', notificationId: 8 }, () => {})
+      await views.close()
+      const json = capture()
+      await trackers({ ...store.flags, projections: ['tricks'], json: true }, json.io)
+      expect(jsonLines(json.stdout())).toEqual([
+        { follower: 'tricks', kind: 'projection', upstream: 'DogSchool', position: 8, head: 8, behind: 0 },
+      ])
+      const attempt = trackers({ ...store.flags, projections: ['trics'] }, capture().io)
+      await expect(attempt).rejects.toThrow(ProjectionNotFoundError)
+      await expect(attempt).rejects.toThrow(
+        /No projection 'trics' in this database: its table trics_tracking is missing/,
+      )
+      await expect(trackers({ ...store.flags, projections: ['trics'] }, capture().io)).rejects.toThrow(
+        ProjectionNotFoundError,
+      )
+    })
+
+    it('says when no application follows another', async () => {
+      const out = capture()
+      await trackers({ ...store.flags }, out.io)
+      expect(out.stdout()).toBe('No followers: no application of this database has tracking records.\n')
+    })
+  })
+
+  describe('log --originator', () => {
+    it("prints only one aggregate's notifications, with the other filters", async () => {
+      const out = capture()
+      await log({ app: 'DogSchool', ...store.flags, originator: ids[1], json: true }, out.io)
+      expect(jsonLines(out.stdout()).map((line) => [line.id, line.originatorId, line.originatorVersion])).toEqual([
+        [4, ids[1], 1],
+        [5, ids[1], 2],
+        [6, ids[1], 3],
+      ])
+      const table = capture()
+      await log({ app: 'DogSchool', ...store.flags, originator: ids[1], topics: [registered], from: 2 }, table.io)
+      expect(table.stdout()).toMatch(new RegExp(`│ 4\\s+│ ${ids[1]} │ 1\\s+│ ${registered}`))
+      expect(table.stdout().match(/dogschool:Dog/g)).toHaveLength(1)
+      const none = capture()
+      await log({ app: 'DogSchool', ...store.flags, originator: 'no-such-dog' }, none.io)
+      expect(none.stdout()).toBe('No notifications.\n')
+    })
+  })
+})
+
+it('apps names a missing SQLite file without creating it', async () => {
+  const sqlitePath = join(tempDir('es-cli-'), 'missing.db')
+  await expect(apps({ sqlitePath }, capture().io)).rejects.toThrow(DatabaseNotFoundError)
+  expect(existsSync(sqlitePath)).toBe(false)
+})
+
+/** Returns a projection store in the store's database. */
+function projectionStore(store: Store, name: string): ProjectionStore<unknown> {
+  const { sqlitePath, postgresUrl, postgresSchema } = store.flags
+  return (
+    sqlitePath !== undefined
+      ? sqliteProjectionStore({ path: sqlitePath, name })
+      : postgresProjectionStore({ url: postgresUrl, schema: postgresSchema, name })
+  ) as ProjectionStore<unknown>
+}
+
+function jsonLines(text: string): Record<string, unknown>[] {
+  return text
+    .trimEnd()
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+}
