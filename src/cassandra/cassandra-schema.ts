@@ -1,5 +1,5 @@
-import { OperationalError } from '../persistence/errors.js'
-import { validIdentifier } from '../persistence/identifiers.js'
+import { OperationalError, ProgrammingError } from '../persistence/errors.js'
+import { applicationTables, validIdentifier } from '../persistence/identifiers.js'
 import type { CassandraSession } from './cassandra-session.js'
 import type { CassandraReplication } from './cassandra-settings.js'
 
@@ -73,4 +73,76 @@ function coordinator(session: CassandraSession) {
     )
   }
   return first
+}
+
+/** Cassandra's limit on the length of a table name. */
+const MAX_TABLE_NAME = 48
+
+/** The table names of one application on Cassandra. */
+export interface CassandraTables {
+  /** The events, one partition per aggregate (see {@link createApplicationTableCql}). */
+  readonly events: string
+  /** The notification log, in buckets of {@link BUCKET} ids. */
+  readonly log: string
+  /** The tracking records, all in one partition. */
+  readonly tracking: string
+  /** The snapshots, as the aggregate recorder keeps them. */
+  readonly snapshots: string
+}
+
+/**
+ * Returns the validated table names of an application, e.g. `dogschool_log`
+ * for `DogSchool`.
+ *
+ * @throws ProgrammingError for an invalid application name, or one so long
+ * that `<name>_snapshots` passes Cassandra's 48 characters (38 at most).
+ */
+export function cassandraTables(applicationName: string): CassandraTables {
+  const { events, snapshots, tracking } = applicationTables(applicationName)
+  if (snapshots.length > MAX_TABLE_NAME) {
+    throw new ProgrammingError(
+      `Application name ${JSON.stringify(applicationName)} is too long for Cassandra: its table ${snapshots} ` +
+        `passes Cassandra's ${MAX_TABLE_NAME} characters (use at most ${MAX_TABLE_NAME - '_snapshots'.length})`,
+    )
+  }
+  return { events, log: events.replace(/_events$/, '_log'), tracking, snapshots }
+}
+
+/**
+ * How many notification ids one partition of the log holds: bucket `b` holds
+ * ids `b * BUCKET + 1` to `(b + 1) * BUCKET`, so a save has at most this many events.
+ */
+export const BUCKET = 10_000
+
+/**
+ * Returns the CQL that creates the tables of an application's events, log and
+ * tracking when they are missing (see cassandra-log.ts for how they are used):
+ *
+ * - events: one partition per aggregate, as the aggregate recorder's, and for
+ *   each row the position of the event in the log (`position`), the first id
+ *   of its save (`save_position`, where its status is), and whether it is
+ *   known to be committed (`committed`, an optimisation: readers ask the
+ *   status otherwise).
+ * - log: one partition per bucket of ids; the static `head` is the highest id
+ *   claimed in the bucket; each row repeats its event (cleared when the event
+ *   is deleted) and the first row of each save holds the save's `status`
+ *   ('pending', 'committed' or 'aborted'), when it was claimed, and its `save_id`.
+ * - tracking: one partition (`part` 0) of one row per upstream application:
+ *   the id committed, and the claim of a save in progress (`claim_id`, and
+ *   `claim_position`, the first id of that save, whose status decides it).
+ */
+export function createApplicationTableCql(keyspace: string, tables: CassandraTables): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.${tables.events} (` +
+      'originator_id text, originator_version bigint, topic text, state blob, save_id uuid, ' +
+      'position bigint, save_position bigint, committed boolean, ' +
+      'PRIMARY KEY ((originator_id), originator_version)) WITH CLUSTERING ORDER BY (originator_version ASC)',
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.${tables.log} (` +
+      'bucket bigint, id bigint, head bigint STATIC, originator_id text, originator_version bigint, ' +
+      'topic text, state blob, save_position bigint, status text, claimed_at timestamp, save_id uuid, ' +
+      'PRIMARY KEY ((bucket), id)) WITH CLUSTERING ORDER BY (id ASC)',
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.${tables.tracking} (` +
+      'part int, upstream text, committed_id bigint, claim_id bigint, claim_position bigint, ' +
+      'PRIMARY KEY ((part), upstream))',
+  ]
 }

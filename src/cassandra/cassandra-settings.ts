@@ -41,6 +41,15 @@ export interface CassandraOptions {
   readonly requestTimeoutMs?: number
   /** Whether the keyspace and tables are created when missing (default true). */
   readonly createTables?: boolean
+  /**
+   * How long a save may stay claimed but not committed before a reader that
+   * waits for it aborts it (default 10,000 ms): the longest a crashed writer
+   * holds up the readers of the log. A save of a live writer that takes longer
+   * fails with an OperationalError and records nothing.
+   */
+  readonly abandonAfterMs?: number
+  /** How often a subscription and a wait for tracking look for the writes of other processes (default 100 ms). */
+  readonly pollIntervalMs?: number
 }
 
 /** The validated settings of the Cassandra backend. */
@@ -54,6 +63,8 @@ export interface CassandraSettings {
   readonly credentials: { readonly username: string; readonly password: string } | undefined
   readonly requestTimeoutMs: number
   readonly createTables: boolean
+  readonly abandonAfterMs: number
+  readonly pollIntervalMs: number
 }
 
 const CONSISTENCIES: readonly CassandraConsistency[] = ['LOCAL_QUORUM', 'QUORUM', 'EACH_QUORUM', 'ALL']
@@ -98,6 +109,8 @@ export function cassandraSettings(options: CassandraOptions): CassandraSettings 
     credentials: username === undefined || password === undefined ? undefined : { username, password },
     requestTimeoutMs: parseInteger('requestTimeoutMs', options.requestTimeoutMs, 1) ?? 12_000,
     createTables: options.createTables ?? true,
+    abandonAfterMs: parseInteger('abandonAfterMs', options.abandonAfterMs, 1) ?? 10_000,
+    pollIntervalMs: parseInteger('pollIntervalMs', options.pollIntervalMs, 1) ?? 100,
   }
 }
 
@@ -132,7 +145,8 @@ function validReplication(replication: CassandraReplication): CassandraReplicati
  * `CASSANDRA_REPLICATION` (a factor, `3`, or factors by data centre,
  * `dc1:3,dc2:3`), `CASSANDRA_CONSISTENCY`, `CASSANDRA_SERIAL_CONSISTENCY`,
  * `CASSANDRA_USERNAME`, `CASSANDRA_PASSWORD`, `CASSANDRA_REQUEST_TIMEOUT_MS`,
- * and `CREATE_TABLES` (true/false; default true).
+ * `CASSANDRA_ABANDON_AFTER_MS`, `CASSANDRA_POLL_INTERVAL_MS`, and
+ * `CREATE_TABLES` (true/false; default true).
  *
  * @throws ProgrammingError when `CASSANDRA_CONTACT_POINTS` or `CASSANDRA_KEYSPACE` is not set, or a value is malformed.
  */
@@ -155,6 +169,8 @@ export function cassandraOptionsFromEnvironment(get: (name: string) => string | 
     username: value('CASSANDRA_USERNAME'),
     password: value('CASSANDRA_PASSWORD'),
     requestTimeoutMs: parseInteger('CASSANDRA_REQUEST_TIMEOUT_MS', value('CASSANDRA_REQUEST_TIMEOUT_MS'), 1),
+    abandonAfterMs: parseInteger('CASSANDRA_ABANDON_AFTER_MS', value('CASSANDRA_ABANDON_AFTER_MS'), 1),
+    pollIntervalMs: parseInteger('CASSANDRA_POLL_INTERVAL_MS', value('CASSANDRA_POLL_INTERVAL_MS'), 1),
     createTables: parseBoolean('CREATE_TABLES', value('CREATE_TABLES')),
   })
 }

@@ -1,0 +1,322 @@
+// The Cassandra process recorder (src/cassandra/cassandra-application-recorder.ts)
+// against a real node: atomic saves of several aggregates, a clash aborting a
+// whole save, a save abandoned by a crashed writer aborted by a reader, readers
+// that never skip an event while several "processes" write, exactly-once
+// tracking, subscriptions, group commit, and a bucket of the log filling up.
+
+import { randomBytes } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  CassandraProcessRecorder,
+  createApplicationTables,
+} from '../../src/cassandra/cassandra-application-recorder.js'
+import { type Placed, writeIntents, writeTracking } from '../../src/cassandra/cassandra-save.js'
+import { cassandraTables } from '../../src/cassandra/cassandra-schema.js'
+import { CassandraSession, type CqlStatement } from '../../src/cassandra/cassandra-session.js'
+import { type CassandraOptions, cassandraSettings } from '../../src/cassandra/cassandra-settings.js'
+import {
+  OperationalError,
+  ProgrammingError,
+  TrackingConflictError,
+  VersionConflictError,
+  WaitTimeoutError,
+} from '../../src/persistence/errors.js'
+import type { Notification } from '../../src/persistence/stored-event.js'
+import { contents, event, plainNotification, range, readLog, versions } from '../../src/testing/fixtures.js'
+import { cassandra, skipNote, skipReason } from '../services.js'
+import { type CassandraNode, startCassandra } from './server.js'
+
+const missing = await skipReason(cassandra)
+if (missing !== undefined) console.warn(skipNote(cassandra, missing))
+
+describe('cassandra application table names', () => {
+  it('refuses a name whose tables pass 48 characters, naming the limit', () => {
+    expect(cassandraTables('DogSchool')).toEqual({
+      events: 'dogschool_events',
+      log: 'dogschool_log',
+      tracking: 'dogschool_tracking',
+      snapshots: 'dogschool_snapshots',
+    })
+    expect(cassandraTables('a'.repeat(38)).snapshots).toHaveLength(48)
+    expect(() => cassandraTables('a'.repeat(39))).toThrow(/48 characters \(use at most 38\)/)
+    expect(() => cassandraTables('a'.repeat(39))).toThrow(ProgrammingError)
+  })
+})
+
+describe.skipIf(missing !== undefined)('the Cassandra process recorder', () => {
+  let node: CassandraNode | undefined
+  const sessions: CassandraSession[] = []
+  const keyspace = `es_test_${randomBytes(4).toString('hex')}`
+  let apps = 0
+  const open = async (options: Partial<CassandraOptions> = {}) => {
+    const settings = cassandraSettings({
+      contactPoints: node!.contactPoints,
+      localDataCenter: node!.localDataCenter,
+      keyspace,
+      ...options,
+    })
+    const session = await CassandraSession.open(settings)
+    sessions.push(session)
+    return session
+  }
+  let session: CassandraSession
+  // A fresh application for each test, so that tests do not see each other's rows.
+  const fresh = async (s = session) => {
+    const name = `app${++apps}`
+    await createApplicationTables(s, name)
+    return { name, recorder: new CassandraProcessRecorder(s, name) }
+  }
+
+  beforeAll(async () => {
+    node = await startCassandra()
+    session = await open()
+  }, 240_000)
+
+  afterAll(async () => {
+    await session?.client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => {})
+    for (const s of sessions) await s.close()
+    await node?.stop()
+  }, 60_000)
+
+  it('records a save of several aggregates with increasing ids, on every read path', async () => {
+    const { recorder } = await fresh()
+    expect(await recorder.maxNotificationId()).toBe(0)
+    expect(await recorder.selectNotifications({ limit: 10 })).toEqual([])
+    const ids = await recorder.insertEvents([event('a', 1), event('b', 1), event('a', 2)])
+    expect(ids).toEqual([1, 2, 3])
+    const more = await recorder.insertEvents([event('c', 1, 'other')])
+    expect(more[0]).toBeGreaterThan(3)
+    const log = await readLog(recorder)
+    expect(log.map((n) => [n.id, n.originatorId, n.originatorVersion])).toEqual([
+      [1, 'a', 1],
+      [2, 'b', 1],
+      [3, 'a', 2],
+      [more[0], 'c', 1],
+    ])
+    expect(plainNotification(log[0]!)).toEqual(plainNotification({ ...event('a', 1), id: 1 }))
+    expect(await recorder.maxNotificationId()).toBe(more[0])
+    expect(versions(await recorder.selectEvents('a'))).toEqual([1, 2])
+    expect((await recorder.selectNotifications({ limit: 10, topics: ['other'] })).map((n) => n.id)).toEqual(more)
+    expect((await recorder.selectNotifications({ start: 2, limit: 2 })).map((n) => n.id)).toEqual([2, 3])
+    expect((await recorder.selectNotifications({ start: 1, inclusiveOfStart: false, limit: 9, stop: 3 })).length).toBe(
+      2,
+    )
+    expect(versions(await recorder.selectEvents('a', { desc: true, limit: 1 }))).toEqual([2])
+    expect(
+      (await recorder.selectEventsOfMany([{ originatorId: 'b' }, { originatorId: 'a', gt: 1 }])).map(versions),
+    ).toEqual([[1], [2]])
+  }, 60_000)
+
+  it('fails a save whole when one of its aggregates clashes: nothing of it on any read path', async () => {
+    const { recorder } = await fresh()
+    await recorder.insertEvents([event('a', 1), event('b', 1)])
+    const before = await contents(recorder)
+    const clash = recorder.insertEvents([event('c', 1), event('a', 2), event('b', 1), event('a', 3)])
+    await expect(clash).rejects.toMatchObject({
+      constructor: VersionConflictError,
+      originatorId: 'b',
+      originatorVersion: 1,
+    })
+    expect(await contents(recorder)).toEqual(before)
+    // The intents of the aborted save stay, never shown, and a later save replaces them.
+    const [id] = await recorder.insertEvents([event('c', 1, 'again')])
+    expect((await recorder.selectEvents('c')).map((e) => e.topic)).toEqual(['again'])
+    expect((await readLog(recorder)).map((n) => n.id).at(-1)).toBe(id)
+    await expect(recorder.insertEvents([event('d', 1), event('d', 1)])).rejects.toBeInstanceOf(VersionConflictError)
+  }, 60_000)
+
+  it('aborts a save abandoned between its intents and its commit, after abandonAfterMs; it never appears', async () => {
+    const quick = await open({ abandonAfterMs: 400 })
+    const { name, recorder: writer } = await fresh(quick)
+    const reader = new CassandraProcessRecorder(quick, name)
+    await writer.insertEvents([event('a', 1)], { tracking: { applicationName: 'up', notificationId: 1 } })
+    // Steps 1 and 2 of a save of two aggregates and a tracking record; the writer then "crashes".
+    const events = [event('a', 2), event('b', 1)]
+    const saveId = quick.driver.types.Uuid.random()
+    const position = await writer.writer.claim(events, saveId)
+    const save = { saveId, position }
+    const placed = (i: number): Placed[] => [{ event: events[i]!, id: position + i }]
+    await Promise.all([
+      writeIntents(writer.context, placed(0), save),
+      writeIntents(writer.context, placed(1), save),
+      writeTracking(writer.context, [{ applicationName: 'up', notificationId: 2 }], save),
+    ])
+    const started = Date.now()
+    const log = await reader.selectNotifications({ limit: 10 })
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300)
+    expect(log.map((n) => n.originatorId)).toEqual(['a'])
+    expect(versions(await reader.selectEvents('a'))).toEqual([1])
+    expect(await reader.selectEvents('b')).toEqual([])
+    expect(await reader.maxTrackingId('up')).toBe(1)
+    // The writer's commit, if it came back now, finds the save aborted.
+    expect(await writer.writer.decide(position, 'committed')).toBe(false)
+    expect(await reader.maxNotificationId()).toBe(log[0]!.id)
+    // The aborted save's claim does not count: the same tracking is recorded by the next save, once.
+    await reader.insertEvents([event('a', 2)], { tracking: { applicationName: 'up', notificationId: 2 } })
+    await expect(
+      reader.insertEvents([event('c', 1)], { tracking: { applicationName: 'up', notificationId: 2 } }),
+    ).rejects.toBeInstanceOf(TrackingConflictError)
+    expect(versions(await reader.selectEvents('a'))).toEqual([1, 2])
+  }, 60_000)
+
+  it('fails a save that a reader abandoned while it was slow, with an OperationalError; nothing is recorded', async () => {
+    const quick = await open({ abandonAfterMs: 300 })
+    const { name, recorder } = await fresh(quick)
+    const reader = new CassandraProcessRecorder(quick, name)
+    const conditional = quick.conditional.bind(quick)
+    // The intents of this save take longer than abandonAfterMs.
+    quick.conditional = async (statements: readonly CqlStatement[]) => {
+      if (statements[0]!.query.includes('_events')) await new Promise((resolve) => setTimeout(resolve, 800))
+      return conditional(statements)
+    }
+    try {
+      const save = recorder.insertEvents([event('a', 1)])
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      expect(await reader.selectNotifications({ limit: 10 })).toEqual([])
+      await expect(save).rejects.toBeInstanceOf(OperationalError)
+      await expect(save).rejects.toThrow(/abandonAfterMs \(300 ms\).*nothing was recorded/)
+    } finally {
+      quick.conditional = conditional
+    }
+    expect(await reader.selectEvents('a')).toEqual([])
+    expect(await reader.maxNotificationId()).toBe(0)
+  }, 60_000)
+
+  it('never lets a reader skip an event while writers of several processes save at once', async () => {
+    const { name } = await fresh()
+    const writers = await Promise.all([1, 2, 3].map(async () => new CassandraProcessRecorder(await open(), name)))
+    const reader = new CassandraProcessRecorder(await open(), name)
+    let writing = true
+    const followed: Notification[] = []
+    const follow = (async () => {
+      while (writing || followed.length < 90) {
+        const after = followed.at(-1)?.id ?? 0
+        followed.push(...(await reader.selectNotifications({ start: after, inclusiveOfStart: false, limit: 7 })))
+        if (!writing && followed.length >= 90) break
+      }
+    })()
+    const saves = writers.flatMap((writer, w) =>
+      Array.from({ length: 10 }, (_, i) =>
+        writer.insertEvents([event(`w${w}-${i}`, 1), event(`w${w}-${i}`, 2), event(`x${w}-${i}`, 1)]),
+      ),
+    )
+    const ids = (await Promise.all(saves)).flat()
+    writing = false
+    await follow
+    const log = await readLog(reader)
+    expect(log).toHaveLength(90)
+    expect(new Set(log.map((n) => n.id))).toEqual(new Set(ids))
+    // The follower read after its last id each time: it saw the whole log, in order, once.
+    expect(followed.map((n) => n.id)).toEqual(log.map((n) => n.id))
+  }, 120_000)
+
+  it('records tracking exactly once: a repeat or a racer is a TrackingConflictError, several upstreams at once', async () => {
+    const { recorder } = await fresh()
+    expect(await recorder.maxTrackingId('up')).toBe(0)
+    expect(await recorder.hasTrackingId('up', undefined)).toBe(true)
+    await recorder.insertEvents([event('a', 1)], { tracking: { applicationName: 'up', notificationId: 5 } })
+    await expect(
+      recorder.insertEvents([event('b', 1)], { tracking: { applicationName: 'up', notificationId: 5 } }),
+    ).rejects.toMatchObject({ constructor: TrackingConflictError, applicationName: 'up', notificationId: 5 })
+    expect(await recorder.selectEvents('b')).toEqual([])
+    const racers = await Promise.allSettled(
+      [1, 2, 3, 4].map((i) =>
+        recorder.insertEvents([event(`r${i}`, 1)], { tracking: { applicationName: 'up', notificationId: 6 } }),
+      ),
+    )
+    expect(racers.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+    for (const r of racers) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(TrackingConflictError)
+    expect((await readLog(recorder)).map((n) => n.originatorId).filter((id) => id.startsWith('r'))).toHaveLength(1)
+    await recorder.insertTracking({ applicationName: 'other', notificationId: 2 })
+    await expect(recorder.insertTracking({ applicationName: 'other', notificationId: 2 })).rejects.toBeInstanceOf(
+      TrackingConflictError,
+    )
+    await expect(
+      recorder.insertEvents([], {
+        tracking: [
+          { applicationName: 'third', notificationId: 3 },
+          { applicationName: 'third', notificationId: 3 },
+        ],
+      }),
+    ).rejects.toBeInstanceOf(TrackingConflictError)
+    await recorder.insertEvents([event('c', 1)], {
+      tracking: [
+        { applicationName: 'other', notificationId: 3 },
+        { applicationName: 'third', notificationId: 1 },
+      ],
+    })
+    expect(await recorder.selectTracking()).toEqual([
+      { applicationName: 'other', notificationId: 3 },
+      { applicationName: 'third', notificationId: 1 },
+      { applicationName: 'up', notificationId: 6 },
+    ])
+    expect(await recorder.hasTrackingId('up', 6)).toBe(true)
+    expect(await recorder.hasTrackingId('up', 7)).toBe(false)
+  }, 60_000)
+
+  it('waits for tracking: resolved by a commit, or a WaitTimeoutError', async () => {
+    const { name, recorder } = await fresh()
+    const other = new CassandraProcessRecorder(await open({ pollIntervalMs: 20 }), name)
+    const waiting = other.waitForTracking('up', 3, { timeoutMs: 10_000 })
+    await recorder.insertTracking({ applicationName: 'up', notificationId: 3 })
+    await waiting
+    await expect(recorder.waitForTracking('up', 4, { timeoutMs: 50 })).rejects.toBeInstanceOf(WaitTimeoutError)
+  }, 60_000)
+
+  it('yields new events to a subscription, at once for its own commits and by polling for others', async () => {
+    const { name, recorder } = await fresh()
+    const other = new CassandraProcessRecorder(await open({ pollIntervalMs: 50 }), name)
+    await recorder.insertEvents([event('a', 1)])
+    const controller = new AbortController()
+    const seen: Notification[] = []
+    const done = (async () => {
+      for await (const notification of other.subscribe({ signal: controller.signal })) {
+        seen.push(notification)
+        if (seen.length === 3) controller.abort()
+      }
+    })()
+    await recorder.insertEvents([event('a', 2)])
+    await other.insertEvents([event('a', 3)])
+    await done
+    expect(versions(seen)).toEqual([1, 2, 3])
+  }, 60_000)
+
+  it('deletes an aggregate: a gap in the log, its versions free again', async () => {
+    const { recorder } = await fresh()
+    await recorder.insertEvents(range('b', 1, 2))
+    await recorder.insertEvents(range('a', 1, 3))
+    const [c] = await recorder.insertEvents([event('c', 1)])
+    expect(await recorder.deleteEvents('a')).toBe(3)
+    expect(await recorder.deleteEvents('a')).toBe(0)
+    expect((await readLog(recorder)).map((n) => `${n.originatorId}@${n.originatorVersion}`)).toEqual([
+      'b@1',
+      'b@2',
+      'c@1',
+    ])
+    expect(await recorder.deleteEvents('c')).toBe(1)
+    expect(await recorder.maxNotificationId()).toBe(2)
+    const [d] = await recorder.insertEvents([event('a', 1)])
+    expect(d).toBeGreaterThan(c!)
+  }, 60_000)
+
+  it('groups concurrent saves into fewer claims, and records a save of 1,000 events', async () => {
+    const grouping = await open()
+    const { recorder } = await fresh(grouping)
+    const conditional = grouping.conditional.bind(grouping)
+    let claims = 0
+    grouping.conditional = (statements: readonly CqlStatement[]) => {
+      if (statements.some((statement) => /SET head = \?/.test(statement.query))) claims++
+      return conditional(statements)
+    }
+    const started = performance.now()
+    const ids = await Promise.all(Array.from({ length: 16 }, (_, i) => recorder.insertEvents([event(`g${i}`, 1)])))
+    const elapsed = performance.now() - started
+    console.info(`16 concurrent single-event saves: ${claims} claims, ${Math.round(16 / (elapsed / 1000))} saves/s`)
+    expect(claims).toBeLessThan(16)
+    expect(new Set(ids.flat()).size).toBe(16)
+    const big = await recorder.insertEvents(range('big', 1, 1000))
+    expect(big).toEqual(Array.from({ length: 1000 }, (_, i) => big[0]! + i))
+    expect(await recorder.selectEvents('big')).toHaveLength(1000)
+    expect((await readLog(recorder)).length).toBe(1016)
+  }, 120_000)
+})
