@@ -1,51 +1,14 @@
 // The commands run as `npx eventsourcing` runs them: in a process of their
 // own (the TypeScript entry, through tsx, so that no build is needed), with
 // its exit code, its stderr, and Ctrl-C.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Writable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DogSchool } from '../../src/cli/dog-school.js'
 import { tempDir } from '../fixtures/temp.js'
+import { storeFlags as flags, runCli as run } from './child.js'
 import { STORES, type Store, seed } from './fixtures.js'
-
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const main = join(root, 'src', 'cli', 'main.ts')
-
-/** A started command: its output so far, and its exit. */
-interface Run {
-  readonly child: ChildProcess
-  stdout(): string
-  stderr(): string
-  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-}
-
-function run(args: readonly string[], env: Record<string, string> = {}): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--no-warnings', main, ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH, ...env },
-  })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString()
-  })
-  child.stderr.on('data', (chunk: Buffer) => {
-    err += chunk.toString()
-  })
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('close', (code, signal) => resolve({ code, signal }))
-  })
-  return { child, stdout: () => out, stderr: () => err, exit }
-}
-
-function flags(store: Store): string[] {
-  const { sqlitePath, postgresUrl, postgresSchema } = store.flags
-  if (sqlitePath !== undefined) return ['--sqlite-path', sqlitePath]
-  return ['--postgres-url', postgresUrl as string, '--postgres-schema', postgresSchema as string]
-}
 
 describe.each(STORES)('the commands in a process of their own, on %s', (_name, newStore) => {
   let store: Store

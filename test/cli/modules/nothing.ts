@@ -1,0 +1,2 @@
+// A module that declares no classes.
+export const nothing = 0
