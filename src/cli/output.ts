@@ -36,12 +36,27 @@ const TABLE_STATE_CHARS = 60
  * state does not decode with it (a wrong key is an error, not bytes to show).
  */
 export function showState(storage: Storage, event: StoredEvent): ShownState {
+  return showDecoded(storage, event.state, () => decodeFields(storage, event))
+}
+
+/**
+ * Returns bytes as shown: what `decode` makes of them, or their first bytes
+ * in base64 when they do not decode and `decodes` is false (no cipher key
+ * or compression was given, so they may be another program's).
+ *
+ * @throws what `decode` throws, when `decodes` is true.
+ */
+export function showDecoded(
+  { decodes }: Pick<Storage, 'decodes'>,
+  bytes: Uint8Array,
+  decode: () => unknown,
+): ShownState {
   try {
-    return { fields: decodeFields(storage, event) }
+    return { fields: decode() }
   } catch (error) {
-    if (storage.decodes) throw error
-    const shown = Buffer.from(event.state.subarray(0, SHOWN_BYTES)).toString('base64')
-    return { base64: event.state.byteLength > SHOWN_BYTES ? `${shown}…` : shown, bytes: event.state.byteLength }
+    if (decodes) throw error
+    const shown = Buffer.from(bytes.subarray(0, SHOWN_BYTES)).toString('base64')
+    return { base64: bytes.byteLength > SHOWN_BYTES ? `${shown}…` : shown, bytes: bytes.byteLength }
   }
 }
 

@@ -81,7 +81,7 @@ export async function openStorage(
       )
     }
   }
-  const mapper = mapperFromConfig(config, { transcodings })
+  const { mapper, decodes } = decoding(config, transcodings)
   const recorders = await (await persistenceFromConfig(config)).open(options.app)
   try {
     // Opening may be lazy: a first read finds a missing table (or a refused connection) now, not mid-output.
@@ -99,8 +99,30 @@ export async function openStorage(
     recorders,
     mapper,
     app: options.app,
-    decodes: config.get('CIPHER_KEY') !== undefined || config.get('COMPRESSOR') !== undefined,
+    decodes,
     [Symbol.asyncDispose]: () => recorders.close(),
+  }
+}
+
+/**
+ * Returns the mapper that an application's settings describe (its cipher
+ * key and compression, with `transcodings` for its own types), without
+ * opening its storage: for stores other than its events tables (its DCB store).
+ *
+ * @throws ProgrammingError for wrong settings (a bad key).
+ */
+export function storageMapper(
+  options: StorageOptions,
+  env: Environment,
+  transcodings: readonly Transcoding<unknown>[] = [],
+): Pick<Storage, 'mapper' | 'decodes'> {
+  return decoding(new Config(options.app, flagEnvironment(options, env, false)), transcodings)
+}
+
+function decoding(config: Config, transcodings: readonly Transcoding<unknown>[]): Pick<Storage, 'mapper' | 'decodes'> {
+  return {
+    mapper: mapperFromConfig(config, { transcodings }),
+    decodes: config.get('CIPHER_KEY') !== undefined || config.get('COMPRESSOR') !== undefined,
   }
 }
 

@@ -111,6 +111,6 @@ function sortedTags(tags: readonly string[]): string[] {
  * and its (sorted) stored tags; its metadata is bound to the same and the
  * word `metadata`, so that data and metadata cannot be swapped.
  */
-function associatedData(type: string, sortedTags: readonly string[], part?: 'metadata'): Uint8Array {
+export function associatedData(type: string, sortedTags: readonly string[], part?: 'metadata'): Uint8Array {
   return Buffer.from(JSON.stringify(part === undefined ? [type, sortedTags] : [type, sortedTags, part]))
 }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DogSchool } from '../../src/cli/dog-school.js'
 import { accessPolicy } from '../../src/cli/studio/guard.js'
 import { type Studio, startStudio } from '../../src/cli/studio/server.js'
-import { type StudioSource, studioSource } from '../../src/cli/studio/source.js'
+import { openStudioSource, type StudioSource } from '../../src/cli/studio/source.js'
 import { chromium, skipNote, skipReason } from '../services.js'
 import { launchChromium } from './browser.js'
 import { STORES, type Store } from './fixtures.js'
@@ -14,7 +14,8 @@ import { STORES, type Store } from './fixtures.js'
 const missing = await skipReason(chromium)
 if (missing !== undefined) console.warn(skipNote(chromium, missing))
 
-const app = 'DogSchool'
+// As its tables spell it, which is how the studio lists it.
+const app = 'dogschool'
 const DOGS = 40
 
 /** The first column of the log's rows: their notification ids. */
@@ -40,7 +41,7 @@ describe.skipIf(missing !== undefined)('the studio in Chromium', () => {
       await school.addTrick(id, 'sit')
       await school.addTrick(id, 'roll over')
     }
-    source = studioSource([app], store.flags, {})
+    source = await openStudioSource({ ...store.flags, module: 'src/cli/dog-school.ts' }, {})
     server = await startStudio(source, {
       host: '127.0.0.1',
       port: 0,
@@ -100,13 +101,19 @@ describe.skipIf(missing !== undefined)('the studio in Chromium', () => {
     const slider = page.locator('#version')
     const shown = page.locator('#version-shown')
     await expect.poll(() => shown.textContent()).toBe(String(await page.locator('table.events tbody tr').count()))
+    const state = page.locator('pre.aggregate-state')
+    await expect
+      .poll(async () => JSON.parse((await state.textContent()) ?? '{}').tricks)
+      .toEqual(['sit', 'roll over', 'play dead'])
     await slider.fill('0')
     await expect.poll(() => shown.textContent()).toBe('1')
     expect(await page.locator('pre.event').textContent()).toContain('"name": "Rex"')
+    await expect.poll(async () => JSON.parse((await state.textContent()) ?? '{}').tricks).toEqual([])
     await slider.focus()
     await page.keyboard.press('ArrowRight')
     await expect.poll(() => shown.textContent()).toBe('2')
     expect(await page.locator('pre.event').textContent()).toContain('"trick": "sit"')
+    await expect.poll(async () => JSON.parse((await state.textContent()) ?? '{}').tricks).toEqual(['sit'])
     await page.goBack()
     await expect.poll(() => shown.textContent()).toBe('1')
   })

@@ -5,11 +5,15 @@ import { DogSchool } from '../../src/cli/dog-school.js'
 import { ApplicationNotFoundError } from '../../src/cli/storage.js'
 import { accessPolicy, TOKEN_COOKIE } from '../../src/cli/studio/guard.js'
 import { type Studio, startStudio } from '../../src/cli/studio/server.js'
-import { type StudioSource, studioSource } from '../../src/cli/studio/source.js'
+import { openStudioSource, type StudioSource } from '../../src/cli/studio/source.js'
 import { AesGcmCipher, ProgrammingError } from '../../src/index.js'
+import { associatedData } from '../../src/persistence/dcb-mapper.js'
+import { Mapper } from '../../src/persistence/mapper.js'
 import { capture, STORES, type Store, seed } from './fixtures.js'
 
 const app = 'DogSchool'
+// The dog school's own module, as a user would give theirs.
+const module = 'src/cli/dog-school.ts'
 
 /** A response as the tests read it. */
 interface Reply {
@@ -68,7 +72,7 @@ describe.each(STORES)('the studio on %s', (_name, newStore) => {
   beforeEach(async () => {
     store = newStore()
     ids = await seed(store)
-    source = studioSource([app], store.flags, {})
+    source = await openStudioSource({ ...store.flags, module }, {})
     server = await open(source)
   })
 
@@ -78,8 +82,11 @@ describe.each(STORES)('the studio on %s', (_name, newStore) => {
     await store.drop()
   })
 
-  it('lists its applications with where their logs end', async () => {
-    expect(await json(server.port, '/api/apps')).toEqual([{ name: app, maxNotificationId: 8 }])
+  it('lists the applications of the database, with their logs and DCB stores', async () => {
+    expect(await json(server.port, '/api/apps')).toEqual({
+      apps: [{ name: 'dogschool', events: 8, maxNotificationId: 8, dcbHead: null }],
+      states: true,
+    })
   })
 
   it('pages through the log by notification id, with each state decoded', async () => {
@@ -108,8 +115,41 @@ describe.each(STORES)('the studio on %s', (_name, newStore) => {
     expect(page.notifications.map((n) => n.id)).toEqual([1, 4, 7])
   })
 
+  it('filters the log by originator', async () => {
+    const page = (await json(server.port, `/api/apps/${app}/log?originator=${ids[1]}`)) as {
+      notifications: { id: number }[]
+    }
+    expect(page.notifications.map((n) => n.id)).toEqual([4, 5, 6])
+  })
+
+  it("rebuilds an aggregate's state at any version with the module's classes", async () => {
+    expect(await json(server.port, `/api/apps/${app}/aggregates/${ids[0]}/state?version=2`)).toMatchObject({
+      className: 'Dog',
+      version: 2,
+      latestVersion: 3,
+      state: { name: 'Fido', tricks: ['roll over'] },
+    })
+    expect(await json(server.port, `/api/apps/${app}/aggregates/${ids[0]}/state`)).toMatchObject({
+      version: 3,
+      state: { tricks: ['roll over', 'play dead'] },
+    })
+    expect((await get(server.port, `/api/apps/${app}/aggregates/${ids[0]}/state?version=9`)).status).toBe(404)
+  })
+
+  it('shows the followers of the database and how far behind they are', async () => {
+    await using reports = await store.persistence().open('Reports')
+    await reports.events.insertEvents([], { tracking: { applicationName: 'dogschool', notificationId: 5 } })
+    expect(await json(server.port, '/api/followers')).toEqual([
+      { follower: 'reports', kind: 'application', upstream: 'dogschool', position: 5, head: 8, behind: 3 },
+    ])
+  })
+
   it("shows an aggregate's events in version order, and says which aggregate is missing", async () => {
-    const dog = (await json(server.port, `/api/apps/${app}/aggregates/${ids[0]}`)) as { events: unknown[] }
+    const dog = (await json(server.port, `/api/apps/${app}/aggregates/${ids[0]}`)) as {
+      events: unknown[]
+      states: boolean
+    }
+    expect(dog.states).toBe(true)
     expect(dog.events).toEqual([
       expect.objectContaining({ originatorVersion: 1, state: { fields: expect.objectContaining({ name: 'Fido' }) } }),
       expect.objectContaining({
@@ -133,8 +173,12 @@ describe.each(STORES)('the studio on %s', (_name, newStore) => {
       "The parameter 'from' must be a positive integer, not 'zero'",
     ])
     const unknown = await get(server.port, '/api/apps/Kennel/log')
-    expect(unknown.status).toBe(404)
-    expect(JSON.parse(unknown.body).error).toContain("no application 'Kennel'")
+    expect([unknown.status, JSON.parse(unknown.body).error]).toEqual([
+      404,
+      "The studio shows no application 'Kennel': it shows dogschool",
+    ])
+    const dcb = await get(server.port, `/api/apps/${app}/dcb`)
+    expect([dcb.status, JSON.parse(dcb.body).error]).toEqual([404, "Application 'dogschool' has no DCB store"])
     expect((await get(server.port, `/api/apps/${app}/nothing`)).status).toBe(404)
     expect((await get(server.port, '/nothing')).status).toBe(404)
   })
@@ -194,6 +238,65 @@ describe.each(STORES)('the studio on %s', (_name, newStore) => {
   })
 })
 
+describe.each(STORES)('the studio on a DCB store on %s', (_name, newStore) => {
+  let store: Store
+
+  beforeEach(async () => {
+    store = newStore()
+    await using courses = await store.persistence().openDcb('Courses')
+    const mapper = new Mapper()
+    const dcbEvent = (type: string, tags: string[], fields: Record<string, unknown>) => ({
+      type,
+      tags,
+      data: mapper.encodeState(fields, associatedData(type, tags)),
+    })
+    await courses.events.append([
+      dcbEvent('CourseDefined', ['course:c1'], { capacity: 2 }),
+      dcbEvent('StudentSubscribed', ['course:c1', 'student:s1'], { at: 'noon' }),
+      dcbEvent('StudentSubscribed', ['course:c1', 'student:s2'], { at: 'one' }),
+    ])
+  })
+
+  afterEach(async () => {
+    await store.drop()
+  })
+
+  it('shows an application that has only a DCB store, and pages through its events decoded', async () => {
+    await using source = await openStudioSource({ apps: ['Courses'], ...store.flags }, {})
+    await using server = await open(source)
+    expect(await json(server.port, '/api/apps')).toMatchObject({
+      apps: [{ name: 'courses', events: null, maxNotificationId: null, dcbHead: 3 }],
+    })
+    expect(await json(server.port, '/api/apps/courses/dcb?limit=2')).toEqual({
+      events: [
+        { position: 1, type: 'CourseDefined', tags: ['course:c1'], data: { fields: { capacity: 2 } } },
+        {
+          position: 2,
+          type: 'StudentSubscribed',
+          tags: ['course:c1', 'student:s1'],
+          data: { fields: { at: 'noon' } },
+        },
+      ],
+      head: 3,
+      next: 2,
+    })
+    expect(await json(server.port, '/api/apps/courses/dcb?after=2')).toMatchObject({
+      events: [{ position: 3 }],
+      head: 3,
+    })
+    const log = await get(server.port, '/api/apps/courses/log')
+    expect(log.status).toBe(404)
+  })
+
+  it('is not found, nor created, for an application named that has neither events tables nor a DCB store', async () => {
+    await expect(openStudioSource({ apps: ['Kennel'], ...store.flags }, {})).rejects.toThrow(
+      /^No application 'kennel' in this database \(no events tables, no DCB store\): check --app and the database settings$/,
+    )
+    await using source = await openStudioSource({ ...store.flags }, {})
+    expect(await source.apps()).toEqual([])
+  })
+})
+
 describe('the studio with encrypted events', () => {
   const [, newStore] = STORES[0] as (typeof STORES)[number]
   const cipherKey = AesGcmCipher.createKey()
@@ -205,7 +308,7 @@ describe('the studio with encrypted events', () => {
   })
 
   it('decodes them with the key, and never sends the key', async () => {
-    await using source = studioSource([app], { ...store.flags, cipherKey }, {})
+    await using source = await openStudioSource({ apps: [app], ...store.flags, cipherKey }, {})
     await using server = await open(source)
     const replies = await Promise.all(
       ['/', '/app.js', '/api/apps', `/api/apps/${app}/log`].map((path) => get(server.port, path)),
@@ -215,7 +318,7 @@ describe('the studio with encrypted events', () => {
   })
 
   it('shows their bytes without the key', async () => {
-    await using source = studioSource([app], store.flags, {})
+    await using source = await openStudioSource({ apps: [app], ...store.flags }, {})
     await using server = await open(source)
     const page = (await json(server.port, `/api/apps/${app}/log?limit=1`)) as { notifications: { state: unknown }[] }
     expect(page.notifications[0]?.state).toEqual({ base64: expect.any(String), bytes: expect.any(Number) })
@@ -230,7 +333,7 @@ describe('the studio guards', () => {
   beforeEach(async () => {
     store = newStore()
     await seed(store)
-    source = studioSource([app], store.flags, {})
+    source = await openStudioSource({ apps: [app], ...store.flags }, {})
   })
 
   afterEach(async () => {

@@ -1,14 +1,11 @@
 import { once } from 'node:events'
 import type { CommandIo } from '../output.js'
-import type { StorageOptions } from '../storage.js'
 import { accessPolicy, randomToken } from '../studio/guard.js'
 import { startStudio } from '../studio/server.js'
-import { studioSource } from '../studio/source.js'
+import { openStudioSource, type StudioSourceOptions } from '../studio/source.js'
 
 /** The options of the `studio` command. */
-export interface StudioCommandOptions extends Omit<StorageOptions, 'app'> {
-  /** The applications shown. */
-  readonly apps: readonly string[]
+export interface StudioCommandOptions extends StudioSourceOptions {
   /** The address to bind (default 127.0.0.1). */
   readonly host?: string
   /** The port (default {@link DEFAULT_STUDIO_PORT}; 0 lets the system choose). */
@@ -24,14 +21,17 @@ export const DEFAULT_STUDIO_PORT = 4141
 export const TOKEN_VARIABLE = 'EVENTSOURCING_STUDIO_TOKEN'
 
 /**
- * The `studio` command: serves the web explorer of the applications named
- * until `io.signal` aborts, and writes the address to open. It binds
- * 127.0.0.1 unless told otherwise; another address needs `expose` and an
- * access token (from {@link TOKEN_VARIABLE}, else a random one, printed in
- * the address). Each application is opened before the server starts, so a
- * mistyped name fails at once.
+ * The `studio` command: serves the web explorer of the database's
+ * applications (those named, or every one found) until `io.signal` aborts,
+ * and writes the address to open. It binds 127.0.0.1 unless told otherwise;
+ * another address needs `expose` and an access token (from
+ * {@link TOKEN_VARIABLE}, else a random one, printed in the address). The
+ * applications are looked up before the server starts, so a mistyped name
+ * fails at once.
  *
- * @throws ApplicationNotFoundError when an application's tables are missing.
+ * @throws ApplicationNotFoundError for an application named that is not in the database.
+ * @throws DatabaseNotFoundError for an SQLite file that does not exist.
+ * @throws UserModuleError when the module cannot be loaded.
  * @throws ProgrammingError for another address without `expose`.
  */
 export async function studio(options: StudioCommandOptions, io: CommandIo): Promise<void> {
@@ -41,8 +41,7 @@ export async function studio(options: StudioCommandOptions, io: CommandIo): Prom
   const token = io.env[TOKEN_VARIABLE] || (expose ? randomToken() : undefined)
   // Checked before anything is opened or bound.
   accessPolicy(host, port, { expose, token })
-  await using source = studioSource(options.apps, options, io.env)
-  await Promise.all(options.apps.map((app) => source.storage(app)))
+  await using source = await openStudioSource(options, io.env)
   await using server = await startStudio(source, {
     host,
     port,

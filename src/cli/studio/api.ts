@@ -2,11 +2,13 @@
 // a GET under /api whose answer the page shows as it is. Events are decoded
 // here, with the storage's cipher key and compression; the key never leaves
 // the server.
+import type { DcbSequencedEvent } from '../../persistence/dcb.js'
+import { associatedData } from '../../persistence/dcb-mapper.js'
 import { NotFoundError, ProgrammingError } from '../../persistence/errors.js'
 import type { Notification, StoredEvent } from '../../persistence/stored-event.js'
-import { type ShownState, showState } from '../output.js'
+import { type ShownState, showDecoded, showState } from '../output.js'
 import type { Storage } from '../storage.js'
-import type { StudioSource } from './source.js'
+import type { DcbStore, StudioSource } from './source.js'
 
 /** An event as the page shows it: its place in the aggregate (and in the log, for a notification), its topic and its decoded state. */
 export interface ShownEvent {
@@ -26,10 +28,21 @@ export interface LogPage {
   readonly maxNotificationId: number
 }
 
+/** A DCB event as the page shows it, its data and metadata decoded. */
+export interface ShownDcbEvent {
+  readonly position: number
+  readonly type: string
+  readonly tags: readonly string[]
+  readonly data: ShownState
+  readonly metadata?: ShownState
+}
+
 /** The filters of the log, as the page sends them in the query string. */
 export interface LogFilter {
   /** Only notifications of these topics (all when empty). */
   readonly topics: string[]
+  /** Only the notifications of this originator. */
+  readonly originatorId?: string
 }
 
 /** How many notifications a page of the log shows when the page does not say. */
@@ -50,23 +63,32 @@ export function shownEvent(storage: Storage, event: StoredEvent | Notification):
 
 /** Returns the filters of the log given in `query`. */
 export function logFilter(query: URLSearchParams): LogFilter {
-  return { topics: query.getAll('topic').filter((topic) => topic !== '') }
+  const originatorId = query.get('originator') || undefined
+  return { topics: query.getAll('topic').filter((topic) => topic !== ''), ...(originatorId && { originatorId }) }
 }
 
 /**
  * Answers a GET of the API at `path` (below /api), or returns undefined when
  * no route matches.
  *
- * @throws NotFoundError for an application or an aggregate that is not there;
- * ProgrammingError for a bad parameter.
+ * @throws NotFoundError for an application, an aggregate or a DCB store that
+ * is not there; ProgrammingError for a bad parameter; what decoding throws.
  */
 export async function answer(source: StudioSource, path: string[], query: URLSearchParams): Promise<unknown> {
-  const [apps, app, view, ...rest] = path
-  if (apps !== 'apps') return undefined
-  if (app === undefined) return await source.apps()
-  const storage = await source.storage(app)
-  if (view === 'log' && rest.length === 0) return await logPage(storage, query)
-  if (view === 'aggregates' && rest.length === 1) return await aggregate(storage, rest[0] as string)
+  const [top, app, view, id, detail, ...rest] = path
+  if (top === 'followers' && app === undefined) return await source.followers()
+  if (top !== 'apps' || rest.length > 0) return undefined
+  if (app === undefined) return { apps: await source.apps(), states: source.states }
+  if (view === 'log' && id === undefined) return await logPage(await source.storage(app), query)
+  if (view === 'dcb' && id === undefined) return await dcbPage(await source.dcb(app), query)
+  if (view === 'aggregates' && id !== undefined && detail === undefined) {
+    return { events: await aggregateEvents(await source.storage(app), id), states: source.states }
+  }
+  if (view === 'aggregates' && id !== undefined && detail === 'state') {
+    const version = query.has('version') ? integer(query, 'version', 1) : undefined
+    const { aggregate, className, classTopic, latestVersion } = await source.aggregateState(app, id, version)
+    return { className, classTopic, version: aggregate.version, latestVersion, state: { ...aggregate } }
+  }
   return undefined
 }
 
@@ -88,25 +110,57 @@ async function logPage(storage: Storage, query: URLSearchParams): Promise<LogPag
   }
 }
 
-async function aggregate(storage: Storage, originatorId: string): Promise<{ events: ShownEvent[] }> {
+async function aggregateEvents(storage: Storage, originatorId: string): Promise<ShownEvent[]> {
   const stored = await storage.recorders.events.selectEvents(originatorId)
   if (stored.length === 0) {
     throw new NotFoundError(`Application '${storage.app}' has no events of '${originatorId}': check the id`)
   }
-  return { events: stored.map((event) => shownEvent(storage, event)) }
+  return stored.map((event) => shownEvent(storage, event))
+}
+
+/** Returns the page of a DCB store after position `after` (keyset paging by position). */
+async function dcbPage(
+  store: DcbStore,
+  query: URLSearchParams,
+): Promise<{ events: ShownDcbEvent[]; head: number; next?: number }> {
+  const after = query.has('after') ? integer(query, 'after', 1, 0) : 0
+  const limit = Math.min(integer(query, 'limit', DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
+  const [{ events }, head] = await Promise.all([store.events.read([], { after, limit }), store.events.head()])
+  const last = events.at(-1)
+  return {
+    events: events.map((event) => shownDcbEvent(store, event)),
+    head,
+    ...(last !== undefined && events.length === limit && last.position < head ? { next: last.position } : {}),
+  }
+}
+
+function shownDcbEvent(store: DcbStore, event: DcbSequencedEvent): ShownDcbEvent {
+  const tags = [...new Set(event.tags)].sort()
+  const record = `DCB event ${event.position} (type '${event.type}')`
+  const data = showDecoded(store, event.data, () =>
+    store.mapper.decodeState(event.data, associatedData(event.type, tags), record),
+  )
+  const shown = { position: event.position, type: event.type, tags, data }
+  const stored = event.metadata
+  if (stored === undefined) return shown
+  const metadata = showDecoded(store, stored, () =>
+    store.mapper.decodeState(stored, associatedData(event.type, tags, 'metadata'), `the metadata of ${record}`),
+  )
+  return { ...shown, metadata }
 }
 
 /**
- * Returns the positive integer parameter `name`, or `fallback` when it is absent.
+ * Returns the integer parameter `name` (at least `least`), or `fallback` when it is absent.
  *
- * @throws ProgrammingError naming the parameter when it is not a positive integer.
+ * @throws ProgrammingError naming the parameter when it is not such an integer.
  */
-export function integer(query: URLSearchParams, name: string, fallback: number): number {
+export function integer(query: URLSearchParams, name: string, fallback: number, least = 1): number {
   const text = query.get(name)
   if (text === null || text === '') return fallback
   const value = Number(text)
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new ProgrammingError(`The parameter '${name}' must be a positive integer, not '${text}'`)
+  if (!Number.isSafeInteger(value) || value < least) {
+    const what = least === 1 ? 'a positive integer' : `an integer of ${least} or more`
+    throw new ProgrammingError(`The parameter '${name}' must be ${what}, not '${text}'`)
   }
   return value
 }

@@ -52,12 +52,22 @@ function useRoute() {
 const appPath = (app) => `#/apps/${encodeURIComponent(app)}`
 const aggregatePath = (app, id) => `${appPath(app)}/aggregates/${encodeURIComponent(id)}`
 
-function logPath(app, { from, topics = [] } = {}) {
+function logPath(app, { from, topics = [], originator } = {}) {
   const query = new URLSearchParams()
   if (from !== undefined && from > 1) query.set('from', String(from))
   for (const topic of topics) query.append('topic', topic)
+  if (originator) query.set('originator', originator)
   const text = query.toString()
   return `${appPath(app)}/log${text ? `?${text}` : ''}`
+}
+
+const dcbPath = (app, after) => `${appPath(app)}/dcb${after ? `?after=${after}` : ''}`
+
+/** Returns a filter's query for the API: its topics and originator. */
+function filterQuery({ topics, originator }, query = new URLSearchParams()) {
+  for (const topic of topics) query.append('topic', topic)
+  if (originator) query.set('originator', originator)
+  return query
 }
 
 function Failure({ error }) {
@@ -78,36 +88,39 @@ function State({ state, open = false }) {
 }
 
 function Apps() {
-  const [apps, error] = useApi('apps')
+  const [found, error] = useApi('apps')
   if (error) return html`<${Failure} error=${error} />`
-  if (!apps) return html`<${Loading} />`
+  if (!found) return html`<${Loading} />`
+  if (found.apps.length === 0) return html`<p class="note">No applications in this database.</p>`
   return html`<section>
     <h2>Applications</h2>
     <table class="apps">
-      <thead><tr><th>application</th><th>last notification</th></tr></thead>
+      <thead><tr><th>application</th><th>events</th><th>last notification</th><th>DCB store</th></tr></thead>
       <tbody>
-        ${apps.map(
+        ${found.apps.map(
           (app) => html`<tr key=${app.name}>
-            <td><a href=${logPath(app.name)}>${app.name}</a></td>
-            <td class="number">${app.maxNotificationId}</td>
+            <td><a href=${app.events === null ? dcbPath(app.name) : logPath(app.name)}>${app.name}</a></td>
+            <td class="number">${app.events ?? '–'}</td>
+            <td class="number">${app.maxNotificationId ?? '–'}</td>
+            <td>${app.dcbHead === null ? '–' : html`<a href=${dcbPath(app.name)}>${app.dcbHead} events</a>`}</td>
           </tr>`,
         )}
       </tbody>
     </table>
+    <p class="note">${found.states ? 'Aggregates show their state at each version (--module given).' : "Start with --module <file> to see aggregates' states at each version."}</p>
   </section>`
 }
 
 /** The notifications recorded after `after`, as they are recorded, while `enabled`. */
-function useLive(app, after, topics, enabled) {
+function useLive(app, after, filter, enabled) {
   const [arrived, setArrived] = useState([])
   const [connected, setConnected] = useState(false)
-  const key = `${app}|${after}|${topics.join(',')}|${enabled}`
+  const key = `${app}|${after}|${filterQuery(filter)}|${enabled}`
   useEffect(() => {
     setArrived([])
     setConnected(false)
     if (!enabled || after === undefined) return
-    const query = new URLSearchParams({ after: String(after) })
-    for (const topic of topics) query.append('topic', topic)
+    const query = filterQuery(filter, new URLSearchParams({ after: String(after) }))
     const source = new EventSource(`/api/apps/${encodeURIComponent(app)}/live?${query}`)
     source.onopen = () => setConnected(true)
     source.onerror = () => setConnected(false)
@@ -123,46 +136,48 @@ function useLive(app, after, topics, enabled) {
 function Log({ app, query }) {
   const from = Number(query.get('from') ?? '1')
   const topics = query.getAll('topic')
-  const apiQuery = new URLSearchParams({ from: String(from) })
-  for (const topic of topics) apiQuery.append('topic', topic)
+  const originator = query.get('originator') ?? ''
+  const filter = { topics, originator }
+  const apiQuery = filterQuery(filter, new URLSearchParams({ from: String(from) }))
   const [page, error] = useApi(`apps/${encodeURIComponent(app)}/log?${apiQuery}`)
   // The last page follows the log: new notifications are added to it as they are recorded.
   const tail = page !== undefined && page.next === undefined
   const after = page && (page.notifications.at(-1)?.id ?? from - 1)
-  const { arrived, connected } = useLive(app, after, topics, tail)
+  const { arrived, connected } = useLive(app, after, filter, tail)
   const [history, setHistory] = useState([])
   if (error) return html`<${Failure} error=${error} />`
   if (!page) return html`<${Loading} />`
   const rows = [...page.notifications, ...arrived]
   const go = (next) => {
     setHistory([...history, from])
-    location.hash = logPath(app, { from: next, topics })
+    location.hash = logPath(app, { ...filter, from: next })
   }
   const back = () => {
     const previous = history.at(-1) ?? 1
     setHistory(history.slice(0, -1))
-    location.hash = logPath(app, { from: previous, topics })
+    location.hash = logPath(app, { ...filter, from: previous })
   }
-  const filter = (event) => {
+  const applyFilter = (event) => {
     event.preventDefault()
-    const text = new FormData(event.target).get('topics')
-    const chosen = String(text)
+    const form = new FormData(event.target)
+    const chosen = String(form.get('topics'))
       .split(',')
       .map((topic) => topic.trim())
       .filter(Boolean)
     setHistory([])
-    location.hash = logPath(app, { topics: chosen })
+    location.hash = logPath(app, { topics: chosen, originator: String(form.get('originator')).trim() })
   }
   return html`<section>
     <h2>Notification log</h2>
-    <form class="filter" onSubmit=${filter}>
+    <form class="filter" onSubmit=${applyFilter}>
       <label>Topics <input name="topics" placeholder="all topics (comma-separated)" value=${topics.join(', ')} /></label>
+      <label>Originator <input name="originator" class="originator" placeholder="any aggregate" value=${originator} /></label>
       <button type="submit">Filter</button>
     </form>
     <nav class="pager">
       <button onClick=${() => {
         setHistory([])
-        location.hash = logPath(app, { topics })
+        location.hash = logPath(app, filter)
       }} disabled=${from <= 1}>First</button>
       <button onClick=${back} disabled=${from <= 1}>Previous</button>
       <button onClick=${() => go(page.next)} disabled=${page.next === undefined} data-next=${page.next}>Next</button>
@@ -237,28 +252,93 @@ function AggregateState({ app, id, version }) {
   )
   if (error) return html`<${Failure} error=${error} />`
   if (!state) return html`<${Loading} />`
-  return html`<h3>State at version ${version}</h3><pre class="aggregate-state">${JSON.stringify(state.state, null, 2)}</pre>`
+  return html`<h3>${state.className} at version ${state.version}</h3><pre class="aggregate-state">${JSON.stringify(state.state, null, 2)}</pre>`
+}
+
+function Dcb({ app, query }) {
+  const after = Number(query.get('after') ?? '0')
+  const [page, error] = useApi(`apps/${encodeURIComponent(app)}/dcb?after=${after}`)
+  if (error) return html`<${Failure} error=${error} />`
+  if (!page) return html`<${Loading} />`
+  const events = page.events
+  return html`<section>
+    <h2>DCB store</h2>
+    <nav class="pager">
+      <button onClick=${() => history.back()} disabled=${after === 0}>Previous</button>
+      <button onClick=${() => {
+        location.hash = dcbPath(app, page.next)
+      }} disabled=${page.next === undefined}>Next</button>
+      <span class="note">${events.length ? `positions ${events[0].position}–${events.at(-1).position}` : 'no events'} · head ${page.head}</span>
+    </nav>
+    <table class="dcb">
+      <thead><tr><th>position</th><th>type</th><th>tags</th><th>data</th></tr></thead>
+      <tbody>
+        ${events.map(
+          (event) => html`<tr key=${event.position}>
+            <td class="number">${event.position}</td>
+            <td class="topic">${event.type}</td>
+            <td>${event.tags.map((tag) => html`<span class="tag">${tag}</span> `)}</td>
+            <td><${State} state=${event.data} /></td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>
+  </section>`
+}
+
+function Followers() {
+  const [rows, error] = useApi('followers')
+  if (error) return html`<${Failure} error=${error} />`
+  if (!rows) return html`<${Loading} />`
+  if (rows.length === 0)
+    return html`<section><h2>Followers</h2><p class="note">No followers: no application of this database has tracking records.</p></section>`
+  return html`<section>
+    <h2>Followers</h2>
+    <table class="followers">
+      <thead><tr><th>follower</th><th>upstream</th><th>position</th><th>upstream head</th><th>behind</th></tr></thead>
+      <tbody>
+        ${rows.map(
+          (row) => html`<tr key=${`${row.follower}|${row.upstream}`} class=${row.behind ? 'behind' : ''}>
+            <td>${row.follower}${row.kind === 'projection' ? ' (projection)' : ''}</td>
+            <td>${row.upstream}${row.aggregates === undefined ? '' : ` (per aggregate: ${row.aggregates})`}</td>
+            <td class="number">${row.position}</td>
+            <td class="number">${row.head ?? '–'}</td>
+            <td class="number">${row.behind === null ? '–' : `${row.behind}${row.behindAtLeast ? '+' : ''}`}</td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>
+  </section>`
+}
+
+/** The view the route names. */
+function View({ parts, query }) {
+  const [top, app, view, id] = parts
+  if (top === 'followers') return html`<${Followers} />`
+  if (app === undefined) return html`<${Apps} />`
+  if (view === 'dcb') return html`<${Dcb} app=${app} query=${query} />`
+  if (view === 'aggregates' && id !== undefined) return html`<${Aggregate} app=${app} id=${id} query=${query} />`
+  return html`<${Log} app=${app} query=${query} />`
 }
 
 function Studio() {
   const { parts, query } = useRoute()
-  const [, app, view, id] = parts
-  let content = html`<${Apps} />`
-  if (app !== undefined && (view === undefined || view === 'log')) content = html`<${Log} app=${app} query=${query} />`
-  if (app !== undefined && view === 'aggregates' && id !== undefined) {
-    content = html`<${Aggregate} app=${app} id=${id} query=${query} />`
-  }
+  const [top, app, view] = parts
+  const tab = (href, name, current) => html`<a href=${href} class=${current ? 'current' : ''}>${name}</a>`
   return html`<header>
       <h1><a href="#/">eventsourcing studio</a></h1>
-      ${
-        app !== undefined &&
-        html`<nav class="app">
-        <span class="app-name">${app}</span>
-        <a href=${logPath(app)} class=${view === 'log' || view === undefined ? 'current' : ''}>Log</a>
-      </nav>`
-      }
+      <nav class="app">
+        ${tab('#/', 'Applications', parts.length === 0)}
+        ${tab('#/followers', 'Followers', top === 'followers')}
+        ${
+          app !== undefined &&
+          html`<span class="app-name">${app}</span>
+            ${tab(logPath(app), 'Log', view === 'log' || view === undefined)}
+            ${tab(dcbPath(app), 'DCB', view === 'dcb')}`
+        }
+      </nav>
     </header>
-    ${content}`
+    <${View} parts=${parts} query=${query} />`
 }
 
 render(html`<${Studio} />`, document.getElementById('studio'))
