@@ -24,7 +24,8 @@ let tsxRegistered: Promise<void> | undefined
  * (`node --import tsx`); otherwise through tsx's `register()` from
  * `tsx/esm/api`, the loader the worker threads' setup registers, made the
  * process's loader from then on. tsx is an optional peer dependency: only
- * TypeScript modules on such a Node need it.
+ * TypeScript modules on such a Node need it. A `.ts` module is ECMAScript
+ * where its package.json says `"type": "module"`; elsewhere name it `.mts`.
  *
  * Not tsx's `tsImport`: it loads a module, and everything it imports, in a
  * namespace of its own, so the `eventsourcing` it imports would be a second
@@ -42,7 +43,14 @@ export async function loadUserModule(file: string, cwd = process.cwd()): Promise
     return await importModule(url, file)
   } catch (error) {
     if (error instanceof UserModuleError) throw error
-    throw new UserModuleError(`Module ${file} failed to load: ${errorMessage(error)}`, { cause: error })
+    const message = errorMessage(error).split('\n')[0]
+    // tsx compiles a .ts file to CommonJS outside a package of "type": "module",
+    // and Node then fails to require() it (with one error or another, by version).
+    const reason =
+      /\.tsx?$/.test(file) && message?.includes('require()')
+        ? `it was loaded as CommonJS, outside a package of "type": "module": name it .mts, or set "type": "module" in its package.json (${message})`
+        : message
+    throw new UserModuleError(`Module ${file} failed to load: ${reason}`, { cause: error })
   }
 }
 
@@ -50,12 +58,12 @@ async function importModule(url: string, file: string): Promise<UserModule> {
   try {
     return (await import(url)) as UserModule
   } catch (error) {
-    // Node refuses a TypeScript file before evaluating anything, and does not
-    // keep the refusal: importing it again once a loader is registered works.
+    // Node refuses a TypeScript file before evaluating anything of it.
     if (!isTypeScriptRefused(error)) throw error
   }
   await registerTsx(file)
-  return (await import(url)) as UserModule
+  // Node keeps the refusal for that URL: the same file under another URL is loaded anew, by the loader.
+  return (await import(`${url}?loader=tsx`)) as UserModule
 }
 
 /** True for Node's refusal to import a file it takes for TypeScript it cannot run. */
