@@ -221,10 +221,11 @@ export class CassandraProcessRecorder implements ProcessRecorder {
    * after `abandonAfterMs`, aborts) a pending save before returning anything after it.
    */
   async selectNotifications(options: SelectNotificationsOptions): Promise<Notification[]> {
-    const { start, inclusiveOfStart = true, stop, topics, limit } = options
+    const { start, inclusiveOfStart = true, stop, topics, limit, originatorId } = options
     const wanted = topics && topics.length > 0 ? new Set(topics) : undefined
     let from = Math.max(1, start === undefined ? 1 : inclusiveOfStart ? Math.ceil(start) : Math.floor(start) + 1)
     const to = stop ?? Number.MAX_SAFE_INTEGER
+    if (originatorId !== undefined) return this.#selectOriginator(originatorId, from, to, limit, wanted)
     const selected: Notification[] = []
     while (from <= to && selected.length < limit) {
       const bucket = bucketOf(from)
@@ -254,6 +255,35 @@ export class CassandraProcessRecorder implements ProcessRecorder {
       from = bucketEnd(bucket) + 1
     }
     return selected
+  }
+
+  /**
+   * The notifications of one originator, read from its partition of the
+   * events table (each row has its id) and sorted by id. An aggregate writes
+   * its versions in order, each after reading the one before, so a save of
+   * it with a lower id than a committed one is committed before that one was
+   * claimed: a follower of one aggregate skips nothing (unlike the log, this
+   * does not hold for versions written out of order, with gaps filled later).
+   */
+  async #selectOriginator(
+    originatorId: string,
+    from: number,
+    to: number,
+    limit: number,
+    wanted: ReadonlySet<string> | undefined,
+  ): Promise<Notification[]> {
+    if (limit <= 0) return []
+    const rows = await this.session.read(this.#context.cql.byOriginator, [originatorId])
+    const selected: Notification[] = []
+    for (const row of rows) {
+      const id = numberOf(row, 'position')!
+      if (id < from || id > to || (wanted !== undefined && !wanted.has(row.get('topic') as string))) continue
+      if (row.get('committed') !== true) {
+        if ((await this.#context.statuses.resolve(numberOf(row, 'save_position')!)) !== 'committed') continue
+      }
+      selected.push({ id, ...toEvent(row) })
+    }
+    return selected.sort((a, b) => a.id - b.id).slice(0, limit)
   }
 
   // Whether a log row's save is committed, resolving its status.
@@ -412,10 +442,10 @@ export class CassandraProcessRecorder implements ProcessRecorder {
   /** Returns every tracking record, one per upstream application, ordered by the upstream's name; empty when none. */
   async selectTracking(): Promise<Tracking[]> {
     const tracked = await readTracking(this.#context)
+    // In the partition's order: by name, in UTF-8 byte order, which is code point order.
     return [...tracked]
       .filter(([, row]) => row.effective > 0)
       .map(([applicationName, row]) => ({ applicationName, notificationId: row.effective }))
-      .sort((a, b) => (a.applicationName < b.applicationName ? -1 : a.applicationName > b.applicationName ? 1 : 0))
   }
 
   /** Returns true if the id is at most the highest tracked id of the application, or is undefined. */

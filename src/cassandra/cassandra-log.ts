@@ -78,6 +78,7 @@ export function logCql(keyspace: string, tables: CassandraTables) {
     select: `SELECT ${eventColumns}, save_position, committed FROM ${events} ${range} ORDER BY originator_version ASC LIMIT ?`,
     selectDesc: `SELECT ${eventColumns}, save_position, committed FROM ${events} ${range} ORDER BY originator_version DESC LIMIT ?`,
     aggregate: `SELECT originator_version, position, save_position, committed FROM ${events} WHERE originator_id = ?`,
+    byOriginator: `SELECT ${eventColumns}, position, save_position, committed FROM ${events} WHERE originator_id = ?`,
     deleteIntent: `DELETE FROM ${events} WHERE originator_id = ? AND originator_version = ? IF save_position = ?`,
     tracking: `SELECT ${trackingColumns} FROM ${tracking} WHERE part = 0 AND upstream IN ?`,
     allTracking: `SELECT ${trackingColumns} FROM ${tracking} WHERE part = 0`,
@@ -117,6 +118,8 @@ export function numberOf(row: Row, column: string): number | undefined {
  */
 export class SaveStatuses {
   readonly #final = new Map<number, 'committed' | 'aborted'>()
+  // The saves of this process's writer between claim and decision: waited for without polling.
+  readonly #inFlight = new Map<number, { readonly decided: Promise<void>; readonly settle: () => void }>()
 
   constructor(
     private readonly session: CassandraSession,
@@ -133,6 +136,22 @@ export class SaveStatuses {
   remember(position: number, status: 'committed' | 'aborted'): void {
     if (this.#final.size >= CACHED_STATUSES) this.#final.delete(this.#final.keys().next().value as number)
     this.#final.set(position, status)
+    this.settled(position)
+  }
+
+  /** Notes that this process's writer claimed a save, and will decide it. */
+  claimed(position: number): void {
+    let settle = () => {}
+    const decided = new Promise<void>((resolve) => {
+      settle = resolve
+    })
+    this.#inFlight.set(position, { decided, settle })
+  }
+
+  /** Wakes the waiters of a save of this process's writer, decided or given up. */
+  settled(position: number): void {
+    this.#inFlight.get(position)?.settle()
+    this.#inFlight.delete(position)
   }
 
   /**
@@ -160,7 +179,8 @@ export class SaveStatuses {
         return final
       }
       const left = (claimedAt?.getTime() ?? 0) + this.abandonAfterMs - Date.now()
-      if (left > 0) await delay(Math.min(PENDING_POLL_MS, left))
+      const local = this.#inFlight.get(position)
+      if (left > 0) await (local === undefined ? delay(Math.min(PENDING_POLL_MS, left)) : within(local.decided, left))
       else if (await this.#abort(position)) {
         this.remember(position, 'aborted')
         return 'aborted'
@@ -190,6 +210,13 @@ export class SaveStatuses {
       return false
     }
   }
+}
+
+// Resolves when `promise` does, or after `ms`, whichever comes first.
+async function within(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))])
+  clearTimeout(timer)
 }
 
 function statusStatement(session: CassandraSession, cql: LogCql, position: number, status: SaveStatus): CqlStatement {
@@ -321,9 +348,14 @@ export class LogWriter {
       this.#head = undefined
     }
     const decisions = this.#decisions.splice(0)
-    const elsewhere = decisions.filter((decision) => bucketOf(decision.position) !== bucket)
-    const here = decisions.filter((decision) => bucketOf(decision.position) === bucket)
-    await Promise.all(elsewhere.map((decision) => this.#batch(bucketOf(decision.position), null, [], [decision])))
+    const byBucket = new Map<number, Decision[]>()
+    for (const decision of decisions) {
+      const of = bucketOf(decision.position)
+      byBucket.set(of, [...(byBucket.get(of) ?? []), decision])
+    }
+    const here = byBucket.get(bucket) ?? []
+    byBucket.delete(bucket)
+    await Promise.all([...byBucket].map(([other, them]) => this.#batch(other, null, [], them)))
     if (head === end) {
       if (here.length > 0) await this.#batch(bucket, null, [], here)
       return
@@ -385,7 +417,7 @@ export class LogWriter {
     } catch (error) {
       if (!session.outcomeUnknown(error)) {
         const typed = session.error(error, 'write to')
-        for (const item of [...claims, ...decisions]) item.reject(typed)
+        for (const item of [...claims, ...decisions]) this.#reject(item, typed)
         return
       }
       const settled = await this.#settle(bucket, claims, positions, decisions, error)
@@ -394,7 +426,10 @@ export class LogWriter {
     }
     if (applied) {
       if (move !== null) this.#advance(bucket, move.next)
-      for (const [i, claim] of claims.entries()) claim.resolve(positions[i]!)
+      for (const [i, claim] of claims.entries()) {
+        this.context.statuses.claimed(positions[i]!)
+        claim.resolve(positions[i]!)
+      }
       for (const decision of decisions) {
         this.context.statuses.remember(decision.position, decision.status)
         decision.resolve(true)
@@ -484,7 +519,7 @@ export class LogWriter {
     const again = <T extends Claim | Decision>(items: T[]) =>
       items.filter((item) => {
         if (++item.attempts < ATTEMPTS) return true
-        item.reject(this.#unsettled(cause))
+        this.#reject(item, this.#unsettled(cause))
         return false
       })
     this.#claims.unshift(...again(claims))
@@ -502,7 +537,13 @@ export class LogWriter {
 
   #failAll(error: unknown): void {
     const typed = this.context.session.error(error, 'read from')
-    for (const item of [...this.#claims.splice(0), ...this.#decisions.splice(0)]) item.reject(typed)
+    for (const item of [...this.#claims.splice(0), ...this.#decisions.splice(0)]) this.#reject(item, typed)
+  }
+
+  // A decision given up leaves its save pending: its waiters here go back to polling (and abort it in time).
+  #reject(item: Claim | Decision, error: unknown): void {
+    if ('position' in item) this.context.statuses.settled(item.position)
+    item.reject(error)
   }
 }
 

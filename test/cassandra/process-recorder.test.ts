@@ -11,7 +11,7 @@ import {
   createApplicationTables,
 } from '../../src/cassandra/cassandra-application-recorder.js'
 import { type Placed, writeIntents, writeTracking } from '../../src/cassandra/cassandra-save.js'
-import { cassandraTables } from '../../src/cassandra/cassandra-schema.js'
+import { BUCKET, cassandraTables } from '../../src/cassandra/cassandra-schema.js'
 import { CassandraSession, type CqlStatement } from '../../src/cassandra/cassandra-session.js'
 import { type CassandraOptions, cassandraSettings } from '../../src/cassandra/cassandra-settings.js'
 import {
@@ -102,6 +102,13 @@ describe.skipIf(missing !== undefined)('the Cassandra process recorder', () => {
       2,
     )
     expect(versions(await recorder.selectEvents('a', { desc: true, limit: 1 }))).toEqual([2])
+    const ofA = (options: { start?: number; stop?: number; limit?: number; topics?: string[] }) =>
+      recorder.selectNotifications({ limit: 10, ...options, originatorId: 'a' }).then((page) => page.map((n) => n.id))
+    expect(await ofA({})).toEqual([1, 3])
+    expect(await ofA({ limit: 1 })).toEqual([1])
+    expect(await ofA({ start: 2 })).toEqual([3])
+    expect(await ofA({ stop: 2 })).toEqual([1])
+    expect(await ofA({ topics: ['other'] })).toEqual([])
     expect(
       (await recorder.selectEventsOfMany([{ originatorId: 'b' }, { originatorId: 'a', gt: 1 }])).map(versions),
     ).toEqual([[1], [2]])
@@ -189,10 +196,13 @@ describe.skipIf(missing !== undefined)('the Cassandra process recorder', () => {
     let writing = true
     const followed: Notification[] = []
     const follow = (async () => {
-      while (writing || followed.length < 90) {
+      for (;;) {
+        // Once the writers are done before a read, an empty read means the end.
+        const done = !writing
         const after = followed.at(-1)?.id ?? 0
-        followed.push(...(await reader.selectNotifications({ start: after, inclusiveOfStart: false, limit: 7 })))
-        if (!writing && followed.length >= 90) break
+        const page = await reader.selectNotifications({ start: after, inclusiveOfStart: false, limit: 7 })
+        followed.push(...page)
+        if (done && page.length === 0) return
       }
     })()
     const saves = writers.flatMap((writer, w) =>
@@ -319,4 +329,25 @@ describe.skipIf(missing !== undefined)('the Cassandra process recorder', () => {
     expect(await recorder.selectEvents('big')).toHaveLength(1000)
     expect((await readLog(recorder)).length).toBe(1016)
   }, 120_000)
+
+  it('closes a bucket that a save does not fit in, and reads on across it', async () => {
+    const { name, recorder } = await fresh()
+    const other = new CassandraProcessRecorder(await open(), name)
+    for (let i = 0; i < 9; i++) await recorder.insertEvents(range(`fill${i}`, 1, 1000))
+    const [last] = await other.insertEvents([event('a', 1)])
+    expect(last).toBe(9001)
+    // 1,500 events do not fit in the 999 ids left: the bucket is closed, and the save takes the next one.
+    const big = await recorder.insertEvents(range('big', 1, 1500))
+    expect(big[0]).toBe(BUCKET + 1)
+    // The other recorder finds the bucket closed when its claim fails, and follows.
+    const [after] = await other.insertEvents([event('b', 1)])
+    expect(after).toBe(BUCKET + 1501)
+    expect(await other.maxNotificationId()).toBe(after)
+    const across = await other.selectNotifications({ start: 9001, limit: 3 })
+    expect(across.map((n) => n.id)).toEqual([9001, BUCKET + 1, BUCKET + 2])
+    expect((await readLog(recorder)).length).toBe(9000 + 1 + 1500 + 1)
+    const fresh2 = new CassandraProcessRecorder(await open(), name)
+    const [third] = await fresh2.insertEvents([event('c', 1)])
+    expect(third).toBe(after! + 1)
+  }, 240_000)
 })
