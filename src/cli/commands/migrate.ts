@@ -66,7 +66,8 @@ type Rewrite = (source: Storage, target: Storage, event: Notification) => Promis
  * only read; snapshots and tracking records are not copied.
  *
  * Each batch of events is written in one transaction with a tracking record
- * of the last source notification it holds (under the source's name), so an
+ * of the last source notification it holds (under the source's name, in
+ * lower case, as its tables spell it), so an
  * interrupted migration, run again, goes on after the last batch written:
  * nothing twice, nothing left out. Run again after it ended, it copies the
  * events recorded since. Writes a progress bar (on a terminal) and the count to stderr.
@@ -106,7 +107,9 @@ async function copy(
   batchSize: number,
   io: CommandIo,
 ): Promise<number> {
-  const done = await target.recorders.events.maxTrackingId(source.app)
+  // Tracked under the name as the source's tables spell it, so that a run with the name spelt otherwise goes on.
+  const upstream = source.app.toLowerCase()
+  const done = await target.recorders.events.maxTrackingId(upstream)
   const existing = done === 0 ? await target.recorders.events.maxNotificationId() : 0
   if (existing > 0) {
     throw new TargetNotEmptyError(
@@ -124,7 +127,7 @@ async function copy(
       if (last === undefined) break
       const events: StoredEvent[] = []
       for (const event of page) events.push(await rewrite(source, target, event))
-      const tracking = { applicationName: source.app, notificationId: last.id }
+      const tracking = { applicationName: upstream, notificationId: last.id }
       await target.recorders.events.insertEvents(events, { tracking })
       count += events.length
       progress.update(last.id)
