@@ -161,6 +161,13 @@ describe.each(STORES)('the database commands on %s', (_name, newStore) => {
       await log({ app: 'DogSchool', ...store.flags, originator: ids[1], topics: [registered], from: 2 }, table.io)
       expect(table.stdout()).toMatch(new RegExp(`│ 4\\s+│ ${ids[1]} │ 1\\s+│ ${registered}`))
       expect(table.stdout().match(/dogschool:Dog/g)).toHaveLength(1)
+      // Fido's three events fill a page of three, and no more of his follow.
+      const whole = capture()
+      await log({ app: 'DogSchool', ...store.flags, originator: ids[0], limit: 3 }, whole.io)
+      expect(whole.stdout()).not.toContain('More:')
+      const paged = capture()
+      await log({ app: 'DogSchool', ...store.flags, originator: ids[0], limit: 2 }, paged.io)
+      expect(paged.stdout()).toMatch(/More: --from 3\n$/)
       const none = capture()
       await log({ app: 'DogSchool', ...store.flags, originator: 'no-such-dog' }, none.io)
       expect(none.stdout()).toBe('No notifications.\n')

@@ -40,14 +40,19 @@ export async function log(options: LogOptions, io: CommandIo): Promise<void> {
     return
   }
   const limit = options.limit ?? DEFAULT_LOG_LIMIT
-  const page = await events.selectNotifications({ start: options.from ?? 1, limit, topics, originatorId })
+  // One more than shown tells whether another page follows (of the same filters).
+  const selected = await events.selectNotifications({
+    start: options.from ?? 1,
+    limit: limit + 1,
+    topics,
+    originatorId,
+  })
+  const page = selected.slice(0, limit)
   if (options.json) {
     for (const notification of page) await writeTo(io.stdout, eventJson(storage, notification))
     return
   }
-  const last = page.at(-1)
   await writeTo(io.stdout, page.length === 0 ? 'No notifications.\n' : eventsTable(storage, page))
-  if (last !== undefined && page.length === limit && last.id < (await events.maxNotificationId())) {
-    await writeTo(io.stdout, `More: --from ${last.id + 1}\n`)
-  }
+  const next = selected[limit]
+  if (next !== undefined) await writeTo(io.stdout, `More: --from ${next.id}\n`)
 }

@@ -1,6 +1,6 @@
 import type { Persistence, ProcessRecorder, StoredApplication } from '../../persistence/recorder.js'
 import type { Tracking } from '../../persistence/stored-event.js'
-import { type DatabaseOptions, openDatabase } from '../database.js'
+import { type Database, type DatabaseOptions, openDatabase } from '../database.js'
 import { type CommandIo, writeTo } from '../output.js'
 import { table } from '../table.js'
 
@@ -73,39 +73,41 @@ export async function trackers(options: TrackersOptions, io: CommandIo): Promise
   await writeTo(io.stdout, table(['follower', 'upstream', 'position', 'upstream head', 'behind'], shown))
 }
 
-/** Returns the rows of the `trackers` command: applications first, then projections, each by name. */
+/** Returns the rows of the `trackers` command: the applications' by name, then the projections' in the order named. */
 export async function trackerRows(options: TrackersOptions, io: Pick<CommandIo, 'env'>): Promise<TrackerRow[]> {
   const database = await openDatabase(options, io.env)
-  const { persistence } = database
-  const applications = await persistence.listApplications()
-  const followers: { follower: string; kind: TrackerRow['kind']; tracking: Tracking[] }[] = []
-  for (const { name } of applications) {
-    await using recorders = await persistence.open(name)
-    followers.push({ follower: name, kind: 'application', tracking: await recorders.events.selectTracking() })
-  }
-  for (const name of options.projections ?? []) {
-    await using store = await database.projectionStore(name)
-    followers.push({ follower: name, kind: 'projection', tracking: await store.selectTracking() })
-  }
-  const upstreams = new Upstreams(persistence, applications, options.topics ?? [])
+  const applications = await database.persistence.listApplications()
+  const upstreams = new Upstreams(database.persistence, applications, options.topics ?? [])
   try {
     const rows: TrackerRow[] = []
-    for (const { follower, kind, tracking } of followers) {
+    for (const { follower, kind, tracking } of await followers(database, applications, options.projections ?? [])) {
       for (const { upstream, aggregates, position } of summarised(tracking)) {
-        rows.push({
-          follower,
-          kind,
-          upstream,
-          ...(aggregates && { aggregates }),
-          position,
-          ...(await upstreams.lag(upstream, position)),
-        })
+        const lag = await upstreams.lag(upstream, position)
+        rows.push({ follower, kind, upstream, ...(aggregates === undefined ? {} : { aggregates }), position, ...lag })
       }
     }
     return rows
   } finally {
     await upstreams.close()
   }
+}
+
+/** Returns the tracking records of each application and of each projection named. */
+async function followers(
+  database: Database,
+  applications: readonly StoredApplication[],
+  projections: readonly string[],
+): Promise<{ follower: string; kind: TrackerRow['kind']; tracking: Tracking[] }[]> {
+  const found: { follower: string; kind: TrackerRow['kind']; tracking: Tracking[] }[] = []
+  for (const { name } of applications) {
+    await using recorders = await database.persistence.open(name)
+    found.push({ follower: name, kind: 'application', tracking: await recorders.events.selectTracking() })
+  }
+  for (const name of projections) {
+    await using store = await database.projectionStore(name)
+    found.push({ follower: name, kind: 'projection', tracking: await store.selectTracking() })
+  }
+  return found
 }
 
 /** Tracking records with those kept per aggregate (`<application>/<id>`) summarised: one per upstream, at the highest position. */
