@@ -154,6 +154,17 @@ export class SaveStatuses {
     this.#inFlight.delete(position)
   }
 
+  /** Returns the status of the save whose first id is `position` as it is now, pending or final, without waiting. */
+  async look(position: number): Promise<SaveStatus> {
+    const known = this.#final.get(position)
+    if (known !== undefined) return known
+    const { status } = await this.#read(position)
+    if (status === 'pending') return status
+    const final = status === 'committed' ? status : 'aborted'
+    this.remember(position, final)
+    return final
+  }
+
   /**
    * Returns the final status of the save whose first id is `position`,
    * waiting for a pending one, and aborting it once `abandonAfterMs` has

@@ -30,10 +30,17 @@ export interface SaveRef {
 /**
  * Writes the events of one aggregate of a save into its partition, by one
  * conditional batch: each row inserted if absent, or replacing a row of a save
- * that is aborted (conditioned on that row's `save_position`). A row of a save
- * that is pending is waited for (see SaveStatuses.resolve).
+ * that is aborted (conditioned on that row's `save_position`).
  *
- * @throws VersionConflictError if a version is recorded by a committed save.
+ * A row of a save that is pending is waited for (see SaveStatuses.resolve)
+ * only if that save is younger (claimed after this one); a younger save
+ * meeting a pending row of an older one gives up at once ("wait-die"), so that
+ * two saves that each hold a row the other needs (a transfer from x to y and
+ * one from y to x) never wait for each other until `abandonAfterMs`: waits go
+ * from older to younger saves only, and cannot form a cycle.
+ *
+ * @throws VersionConflictError if a version is recorded by a committed save,
+ * or by a pending save claimed before this one.
  */
 export async function writeIntents(context: LogContext, placed: readonly Placed[], save: SaveRef): Promise<void> {
   const { session, cql, statuses, tables } = context
@@ -67,7 +74,9 @@ export async function writeIntents(context: LogContext, placed: readonly Placed[
     for (const row of foreign) {
       const version = numberOf(row, 'originator_version')!
       const position = numberOf(row, 'save_position')!
-      if ((await statuses.resolve(position)) === 'committed') {
+      const now = await statuses.look(position)
+      const older = position < save.position
+      if (now === 'committed' || (now === 'pending' && older) || (await statuses.resolve(position)) === 'committed') {
         throw new VersionConflictError({ originatorId, originatorVersion: version, table: tables.events })
       }
       replacing.set(version, position)

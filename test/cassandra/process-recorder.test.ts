@@ -350,4 +350,59 @@ describe.skipIf(missing !== undefined)('the Cassandra process recorder', () => {
     const [third] = await fresh2.insertEvents([event('c', 1)])
     expect(third).toBe(after! + 1)
   }, 240_000)
+
+  it('settles writes whose answers were lost, recording each save and tracking record once', async () => {
+    const lossy = await open()
+    const { name, recorder } = await fresh(lossy)
+    const conditional = lossy.conditional.bind(lossy)
+    const lost = () => new lossy.driver.errors.OperationTimedOutError('answer lost', '127.0.0.1')
+    let calls = 0
+    // Every third write is applied and its answer lost, the next is lost before it is applied.
+    lossy.conditional = async (statements: readonly CqlStatement[]) => {
+      const call = calls++
+      if (call % 3 === 1) throw lost()
+      const result = await conditional(statements)
+      if (call % 3 === 0) throw lost()
+      return result
+    }
+    try {
+      for (let i = 1; i <= 6; i++) {
+        await recorder.insertEvents([event('a', i), event('b', i)], {
+          tracking: { applicationName: 'up', notificationId: i },
+        })
+      }
+      await recorder.insertTracking({ applicationName: 'other', notificationId: 1 })
+    } finally {
+      lossy.conditional = conditional
+    }
+    const reader = new CassandraProcessRecorder(await open(), name)
+    const log = await readLog(reader)
+    expect(log.map((n) => `${n.originatorId}@${n.originatorVersion}`)).toEqual(
+      [1, 2, 3, 4, 5, 6].flatMap((i) => [`a@${i}`, `b@${i}`]),
+    )
+    expect(versions(await reader.selectEvents('a'))).toEqual([1, 2, 3, 4, 5, 6])
+    expect(await reader.selectTracking()).toEqual([
+      { applicationName: 'other', notificationId: 1 },
+      { applicationName: 'up', notificationId: 6 },
+    ])
+  }, 60_000)
+
+  it('never holds up two saves that each need a row of the other (wait-die): one of them is recorded', async () => {
+    const { recorder } = await fresh()
+    for (let round = 1; round <= 5; round++) {
+      const started = Date.now()
+      const outcomes = await Promise.allSettled([
+        recorder.insertEvents([event('x', round, 'x to y'), event('y', round, 'x to y')]),
+        recorder.insertEvents([event('y', round, 'y to x'), event('x', round, 'y to x')]),
+      ])
+      // Without wait-die, each would wait for the other until abandonAfterMs (10 s here), and both could fail.
+      expect(Date.now() - started).toBeLessThan(5000)
+      expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1)
+      const failed = outcomes.find((outcome) => outcome.status === 'rejected')!
+      expect(failed.reason).toBeInstanceOf(VersionConflictError)
+      const [x] = await recorder.selectEvents('x', { gt: round - 1 })
+      const [y] = await recorder.selectEvents('y', { gt: round - 1 })
+      expect(x!.topic).toBe(y!.topic)
+    }
+  }, 120_000)
 })
