@@ -15,7 +15,7 @@ import type {
 } from '../persistence/recorder.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
 import { MemoryDcbRecorder } from './memory-dcb-recorder.js'
-import { trackingRecords } from './memory-tracking.js'
+import { byCodePoint, trackingRecords } from './memory-tracking.js'
 
 // Every write to a memory recorder signals its commit, so polling is only a safety net.
 const POLL_MS = 1_000
@@ -328,7 +328,7 @@ export function memory(): Persistence {
         events: events.size,
         maxNotificationId: events.lastId,
       }))
-      return listed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      return listed.sort((a, b) => byCodePoint(a.name, b.name))
     },
   }
 }
