@@ -56,7 +56,9 @@ export async function startStudio(source: StudioSource, options: StudioOptions):
     handle(request, response).catch((error: unknown) => fail(response, error))
   })
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
-    const refused = refusal(request, policy as AccessPolicy)
+    // Requests may reach the socket before the policy is known (it needs the port): they wait for no one.
+    if (policy === undefined) return send(response, 503, { error: 'The studio is starting: try again' })
+    const refused = refusal(request, policy)
     if (refused !== undefined) return send(response, refused.status, { error: refused.message })
     const url = new URL(request.url ?? '/', 'http://studio')
     if (url.pathname === '/' && policy?.token !== undefined && url.searchParams.has('token')) {
