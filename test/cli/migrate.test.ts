@@ -36,6 +36,23 @@ describe.each(STORES)('migrate on %s', (_name, newStore) => {
     expect(await recorders.events.maxTrackingId(app)).toBe(0)
   })
 
+  it('does not copy snapshots', async () => {
+    await using school = new DogSchool({
+      persistence: store.persistence(),
+      env: {},
+      name: 'Snappy',
+      snapshottingInterval: 2,
+    })
+    const id = await school.register('Rex')
+    await school.addTrick(id, 'sit')
+    await using source = await store.persistence().open('Snappy')
+    expect(await source.snapshots.selectEvents(id)).toHaveLength(1)
+    expect(await migrate({ app: 'Snappy', ...store.flags, targetApp: 'Copy' }, capture().io)).toBe(2)
+    await using target = await store.persistence().open('Copy')
+    expect(await target.snapshots.selectEvents(id)).toEqual([])
+    expect(await target.events.selectEvents(id)).toHaveLength(2)
+  })
+
   it('copies into another backend, and run again copies only the events recorded since', async () => {
     const target = { targetSqlitePath: join(tempDir(), 'target.db'), targetApp: 'Copy' }
     await migrate({ app, ...store.flags, ...target }, capture().io)
