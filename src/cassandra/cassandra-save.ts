@@ -88,13 +88,18 @@ export async function writeIntents(context: LogContext, placed: readonly Placed[
 interface TrackingRow {
   readonly committedId: number | undefined
   readonly claimPosition: number | undefined
+  /** The id tracked; NaN when the claim is the caller's own, or an older save's that is pending (see `readTracking`). */
   readonly effective: number
+  /** Whether the claim is the caller's own. */
+  readonly own: boolean
 }
 
 /**
  * Reads tracking rows at serial consistency, resolving their claims: the id
- * tracked for each upstream. A claim of the save at `own` is not resolved
- * (its writer is the caller): its row's `effective` is then NaN.
+ * tracked for each upstream. With `own`, the position of the caller's save,
+ * a claim of that save is not resolved (the caller is its writer), nor is a
+ * pending claim of an older save (claimed before it), which the caller must
+ * not wait for (wait-die, see writeIntents): `effective` is NaN for both.
  */
 export async function readTracking(
   context: LogContext,
@@ -112,15 +117,19 @@ export async function readTracking(
 }
 
 async function effective(context: LogContext, row: Row, own: number | undefined): Promise<TrackingRow> {
+  const { statuses } = context
   const committedId = numberOf(row, 'committed_id')
   const claimId = numberOf(row, 'claim_id')
   const claimPosition = numberOf(row, 'claim_position')
-  if (claimPosition !== undefined && claimPosition === own) return { committedId, claimPosition, effective: Number.NaN }
-  const claimed =
-    claimPosition !== undefined &&
-    claimId !== undefined &&
-    (await context.statuses.resolve(claimPosition)) === 'committed'
-  return { committedId, claimPosition, effective: claimed ? claimId : (committedId ?? 0) }
+  const unresolved = { committedId, claimPosition, effective: Number.NaN }
+  if (claimPosition === undefined || claimId === undefined)
+    return { ...unresolved, effective: committedId ?? 0, own: false }
+  if (claimPosition === own) return { ...unresolved, own: true }
+  if (own !== undefined && claimPosition < own && (await statuses.look(claimPosition)) === 'pending') {
+    return { ...unresolved, own: false }
+  }
+  const claimed = (await statuses.resolve(claimPosition)) === 'committed'
+  return { ...unresolved, effective: claimed ? claimId : (committedId ?? 0), own: false }
 }
 
 /**
@@ -138,10 +147,12 @@ export async function writeTracking(context: LogContext, tracking: readonly Trac
     const upstreams = tracking.map((record) => record.applicationName)
     const tracked = await readTracking(context, upstreams, save?.position)
     // A batch whose answer was lost and that was applied: our claims are there (the batch is atomic).
-    if (save !== undefined && [...tracked.values()].some((row) => Number.isNaN(row.effective))) return
+    if ([...tracked.values()].some((row) => row.own)) return
     const last = new Map<string, number>()
     for (const { applicationName, notificationId } of tracking) {
       const before = last.get(applicationName) ?? tracked.get(applicationName)?.effective ?? 0
+      // NaN: an older save claims this upstream and is pending. Waiting for it could close a cycle of waits, so this
+      // save gives up: a follower then asks hasTrackingId (which waits) and processes the notification again if need be.
       if (!(notificationId > before)) {
         // Tracking alone after a lost answer: the ids tracked are ours, as far as anyone can tell.
         if (unknown > 0 && save === undefined && tracked.get(applicationName)?.effective === notificationId) continue

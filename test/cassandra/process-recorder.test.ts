@@ -15,6 +15,7 @@ import { BUCKET, cassandraTables } from '../../src/cassandra/cassandra-schema.js
 import { CassandraSession, type CqlStatement } from '../../src/cassandra/cassandra-session.js'
 import { type CassandraOptions, cassandraSettings } from '../../src/cassandra/cassandra-settings.js'
 import {
+  IntegrityError,
   OperationalError,
   ProgrammingError,
   TrackingConflictError,
@@ -403,6 +404,29 @@ describe.skipIf(missing !== undefined)('the Cassandra process recorder', () => {
       const [x] = await recorder.selectEvents('x', { gt: round - 1 })
       const [y] = await recorder.selectEvents('y', { gt: round - 1 })
       expect(x!.topic).toBe(y!.topic)
+    }
+  }, 120_000)
+
+  it('never holds up saves that clash on an aggregate and on tracking: all settle at once, as one history', async () => {
+    const { recorder } = await fresh()
+    for (let round = 0; round < 5; round++) {
+      const [a, b, up] = [`a${round}`, `b${round}`, `up${round}`]
+      const saves = [
+        { events: [event(a, 1, 's1')], tracking: { applicationName: up, notificationId: 1 } },
+        { events: [event(b, 1, 's2')], tracking: { applicationName: up, notificationId: 1 } },
+        { events: [event(a, 1, 's3')], tracking: { applicationName: up, notificationId: 2 } },
+      ]
+      const started = Date.now()
+      const outcomes = await Promise.allSettled(saves.map((save) => recorder.insertEvents(save.events, save)))
+      expect(Date.now() - started).toBeLessThan(5000)
+      const done = saves.filter((_, i) => outcomes[i]!.status === 'fulfilled')
+      for (const outcome of outcomes) {
+        if (outcome.status === 'rejected') expect(outcome.reason).toBeInstanceOf(IntegrityError)
+      }
+      expect(done.length).toBeGreaterThan(0)
+      const recorded = [...(await recorder.selectEvents(a)), ...(await recorder.selectEvents(b))]
+      expect(recorded.map((e) => e.topic).sort()).toEqual(done.map((save) => save.events[0]!.topic).sort())
+      expect(await recorder.maxTrackingId(up)).toBe(Math.max(...done.map((save) => save.tracking.notificationId)))
     }
   }, 120_000)
 })
