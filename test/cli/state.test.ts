@@ -78,6 +78,19 @@ describe.each(STORES)('state on %s', (_name, newStore) => {
     await expect(none).rejects.toThrow(/no cipher key is configured: set CIPHER_KEY/)
   })
 
+  it("decodes the user's own types with the transcodings the module exports", async () => {
+    const { Bank, Money, Wallet, transcodings } = await import('./modules/wallet.js')
+    await using bank = new Bank({ persistence: store.persistence(), env: {}, transcodings })
+    const wallet = Wallet.create(Wallet.Opened, {})
+    wallet.deposit(new Money(250, 'EUR'))
+    await bank.save(wallet)
+    const out = capture()
+    await state(wallet.id, { app: 'Bank', ...store.flags, module: 'test/cli/modules/wallet.ts', json: true }, out.io)
+    expect((JSON.parse(out.stdout()) as { state: unknown }).state).toMatchObject({
+      balance: { cents: 250, currency: 'EUR' },
+    })
+  })
+
   it('needs the classes of every event it replays', async () => {
     // The dog school's classes are declared in this process (by the seed), so an unknown topic is made up.
     await using recorders = await store.persistence().open(app)
