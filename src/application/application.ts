@@ -31,7 +31,7 @@ export interface ApplicationOptions extends EncodingOptions {
   readonly name?: string
   /** The variables to read settings from (default `process.env`). */
   readonly env?: Environment
-  /** Where events are stored (`PERSISTENCE`: memory, sqlite; default memory). */
+  /** Where events are stored (`PERSISTENCE`: memory, sqlite, postgres, cassandra; default memory). */
   readonly persistence?: Persistence
   /** Read and write snapshots (`IS_SNAPSHOTTING_ENABLED`); implied by an interval. */
   readonly snapshotting?: boolean

@@ -1,4 +1,5 @@
 import { distance } from 'fastest-levenshtein'
+import { cassandraTables } from '../cassandra/cassandra-schema.js'
 import { memory } from '../memory/memory-recorder.js'
 import { AesGcmCipher } from '../persistence/cipher.js'
 import { ZlibCompressor } from '../persistence/compressor.js'
@@ -34,6 +35,17 @@ export const SETTING_NAMES: readonly string[] = [
   'POSTGRES_DBNAME',
   'POSTGRES_SCHEMA',
   'POSTGRES_POOL_SIZE',
+  'CASSANDRA_CONTACT_POINTS',
+  'CASSANDRA_LOCAL_DATA_CENTER',
+  'CASSANDRA_KEYSPACE',
+  'CASSANDRA_REPLICATION',
+  'CASSANDRA_CONSISTENCY',
+  'CASSANDRA_SERIAL_CONSISTENCY',
+  'CASSANDRA_USERNAME',
+  'CASSANDRA_PASSWORD',
+  'CASSANDRA_REQUEST_TIMEOUT_MS',
+  'CASSANDRA_ABANDON_AFTER_MS',
+  'CASSANDRA_POLL_INTERVAL_MS',
 ]
 
 const SETTINGS = new Set(SETTING_NAMES)
@@ -91,7 +103,7 @@ export class Config {
 }
 
 /** The backends that can be named in the `PERSISTENCE` variable. */
-export const PERSISTENCE_NAMES = ['memory', 'sqlite', 'postgres'] as const
+export const PERSISTENCE_NAMES = ['memory', 'sqlite', 'postgres', 'cassandra'] as const
 
 /**
  * Returns the backend named by the `PERSISTENCE` variable (memory when unset),
@@ -109,6 +121,8 @@ export async function persistenceFromConfig(config: Config): Promise<Persistence
       return (await import('../sqlite/index.js')).fromEnvironment(get)
     case 'postgres':
       return (await import('../postgres/index.js')).fromEnvironment(get)
+    case 'cassandra':
+      return (await import('../cassandra/index.js')).fromEnvironment(get)
   }
 }
 
@@ -122,9 +136,11 @@ export async function persistenceFromConfig(config: Config): Promise<Persistence
 export function checkPersistence(config: Config, persistence: Persistence | undefined): void {
   if (persistence !== undefined) {
     persistence.checkName(config.applicationName)
+  } else if (persistenceName(config) === 'cassandra') {
+    // Cassandra's table names are shorter; its rule needs no driver either.
+    cassandraTables(config.applicationName)
   } else {
-    persistenceName(config)
-    // The built-in backends take the same names, so there is no need to load the one named.
+    // The other built-in backends take the same names, so there is no need to load the one named.
     validApplicationName(config.applicationName)
   }
 }

@@ -7,4 +7,10 @@ export {
   type DcbWorkerBackend,
   testDcbRecorders,
 } from './dcb-suite.js'
-export { type RecorderHarness, type RecorderStore, type TestApi, testRecorders } from './recorder-suite.js'
+export {
+  type Capability,
+  type RecorderHarness,
+  type RecorderStore,
+  type TestApi,
+  testRecorders,
+} from './recorder-suite.js'

@@ -1,6 +1,6 @@
 import type { Persistence } from '../persistence/recorder.js'
 import { testDeleteEvents, testEvents, testSnapshots } from './aggregate-recorder-tests.js'
-import { testApplications } from './application-tests.js'
+import { testApplications, testLacking } from './application-tests.js'
 import { testConcurrency } from './concurrency-tests.js'
 import { testModel } from './model-based-tests.js'
 import { testNotificationLog } from './notification-tests.js'
@@ -40,6 +40,25 @@ export interface RecorderHarness {
    * errors must then give as `table`; without it, any non-empty name passes.
    */
   tables?(applicationName: string): { readonly events: string; readonly snapshots: string; readonly tracking: string }
+  /**
+   * What the backend does not offer, each with the reason: the suite leaves
+   * out the tests (or the steps of a test) that need it, and tests instead
+   * that using it fails with a `ProgrammingError`. Declare only what the
+   * backend cannot give; everything else must pass unchanged.
+   */
+  readonly lacks?: Readonly<Partial<Record<Capability, string>>>
+}
+
+/**
+ * A part of the persistence contracts that a backend may lack: `dcb`, the DCB
+ * recorders (`Persistence.openDcb`), which need one serialisation point for
+ * every stream at once.
+ */
+export type Capability = 'dcb'
+
+/** Returns true when the harness does not declare the capability lacking. */
+export function offers(harness: RecorderHarness, capability: Capability): boolean {
+  return harness.lacks?.[capability] === undefined
 }
 
 /**
@@ -48,8 +67,8 @@ export interface RecorderHarness {
  * reader can skip under concurrent writers, monotonic tracking committed with
  * its events, live subscriptions, deletion, snapshots), plus a model-based
  * property test over random sequences of writes. A backend is done when it
- * passes unchanged. Assertions use `node:assert/strict`, so the suite runs
- * under any test framework.
+ * passes unchanged, less what its harness declares it `lacks`. Assertions use
+ * `node:assert/strict`, so the suite runs under any test framework.
  *
  * @example
  * ```ts
@@ -76,5 +95,6 @@ export function testRecorders(api: TestApi, harness: RecorderHarness): void {
     testSnapshots(api, harness)
     testApplications(api, harness)
     testModel(api, harness)
+    testLacking(api, harness)
   })
 }

@@ -2,6 +2,7 @@
 // options given in code, and the application's name.
 import { describe, expect, it, vi } from 'vitest'
 import { SETTING_NAMES } from '../../src/application/config.js'
+import { cassandra, fromEnvironment as cassandraFromEnvironment } from '../../src/cassandra/index.js'
 import { Application, Config, memory, ProgrammingError } from '../../src/index.js'
 import { postgres, fromEnvironment as postgresFromEnvironment } from '../../src/postgres/index.js'
 import { sqlite, fromEnvironment as sqliteFromEnvironment } from '../../src/sqlite/index.js'
@@ -129,6 +130,7 @@ describe('the list of settings', () => {
     sqliteFromEnvironment(recording({ SQLITE_PATH: ':memory:' }))
     postgresFromEnvironment(recording({ POSTGRES_HOST: 'localhost', POSTGRES_PORT: '5432' }))
     postgresFromEnvironment(recording({ POSTGRES_URL: 'postgres://localhost/db' }))
+    cassandraFromEnvironment(recording({ CASSANDRA_CONTACT_POINTS: 'localhost', CASSANDRA_KEYSPACE: 'dogs' }))
     expect([...read].filter((name) => !SETTING_NAMES.includes(name))).toEqual([])
     expect(read.size).toBeGreaterThan(8)
   })
@@ -179,15 +181,29 @@ describe('the application’s name', () => {
   const invalid = ['my-loans', '1loans', 'loans app', '', 'x'.repeat(54)]
 
   it.each(invalid)('%j is refused when the application is made, with every backend', (name) => {
-    const backends = [memory(), sqlite({ path: ':memory:' }), postgres({ url: 'postgres://localhost/none' })]
+    const backends = [
+      memory(),
+      sqlite({ path: ':memory:' }),
+      postgres({ url: 'postgres://localhost/none' }),
+      cassandra({ contactPoints: ['localhost'], localDataCenter: 'dc1', keyspace: 'none' }),
+    ]
     for (const persistence of backends) {
       const error = caught(() => new Application({ name, persistence }))
       expect(error).toBeInstanceOf(ProgrammingError)
       expect((error as Error).message).toContain(`Invalid application name ${JSON.stringify(name)}`)
     }
-    for (const PERSISTENCE of [undefined, 'sqlite', 'postgres']) {
+    for (const PERSISTENCE of [undefined, 'sqlite', 'postgres', 'cassandra']) {
       expect(() => new Application({ name, env: { PERSISTENCE } })).toThrow(/Invalid application name/)
     }
+  })
+
+  it('is refused on Cassandra past 38 characters (its table names have 48 at most), given or from PERSISTENCE', () => {
+    const name = 'x'.repeat(39)
+    const persistence = cassandra({ contactPoints: ['localhost'], localDataCenter: 'dc1', keyspace: 'none' })
+    expect(() => new Application({ name, persistence })).toThrow(/too long for Cassandra/)
+    expect(() => new Application({ name, env: { PERSISTENCE: 'cassandra' } })).toThrow(ProgrammingError)
+    expect(() => new Application({ name, env: { PERSISTENCE: 'cassandra' } })).toThrow(/too long for Cassandra/)
+    expect(() => new Application({ name: 'x'.repeat(38), env: { PERSISTENCE: 'cassandra' } })).not.toThrow()
   })
 
   it('is refused when a class is named so', () => {

@@ -309,6 +309,8 @@ storage_port: ${storagePort}
 native_transport_port: ${nativePort}
 start_native_transport: true
 authenticator: AllowAllAuthenticator
+# Tests drop keyspaces and truncate tables often: no snapshot of what is dropped.
+auto_snapshot: false
 authorizer: AllowAllAuthorizer
 data_file_directories:
   - ${dir('data')}

@@ -1,12 +1,15 @@
 import { execFileSync, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { type DemoOptions, demo } from '../../src/cli/commands/demo.js'
 import { ProgrammingError } from '../../src/persistence/errors.js'
+import { sharedCassandra } from '../cassandra/shared-node.js'
 import { tempDir } from '../fixtures/temp.js'
 import { freshSchema, postgresUrl } from '../postgres/fixtures.js'
+import { cassandra, skipNote, skipReason } from '../services.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const bin = join(root, 'dist', 'cli', 'main.js')
@@ -88,6 +91,9 @@ describe('eventsourcing demo, in process', () => {
   })
 })
 
+const cassandraMissing = await skipReason(cassandra)
+if (cassandraMissing !== undefined) console.warn(skipNote(cassandra, cassandraMissing))
+
 describe('eventsourcing demo, the built bin', () => {
   beforeAll(() => {
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'pipe' })
@@ -121,6 +127,31 @@ describe('eventsourcing demo, the built bin', () => {
       await drop()
     }
   })
+
+  it.skipIf(cassandraMissing !== undefined)(
+    'runs on Cassandra with PERSISTENCE=cassandra, in process and through the bin',
+    async () => {
+      const { contactPoints } = await sharedCassandra()
+      const keyspace = `es_demo_${randomBytes(4).toString('hex')}`
+      const env = {
+        PERSISTENCE: 'cassandra',
+        CASSANDRA_CONTACT_POINTS: contactPoints.join(','),
+        CASSANDRA_KEYSPACE: keyspace,
+      }
+      const first = await runDemo({ env })
+      expectDemoOutput(first)
+      expect(first).toContain(`Dog school on Cassandra at ${contactPoints.join(',')}, keyspace ${keyspace}\n`)
+      const result = spawnSync(process.execPath, [bin, 'demo'], {
+        cwd: tempDir(),
+        env: { ...process.env, ...env },
+        encoding: 'utf8',
+      })
+      expect(result.stderr).toBe('')
+      expect(result.status).toBe(0)
+      expect(result.stdout).toContain('the 8 events of this run (16 in the log)')
+    },
+    600_000,
+  )
 
   it('uses eventsourcing-demo.db in the current directory by default', () => {
     const dir = tempDir()
