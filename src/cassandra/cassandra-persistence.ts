@@ -139,7 +139,8 @@ class CassandraPersistence implements Persistence {
 
   async #acquire(): Promise<CassandraSession> {
     this.#users++
-    const opening = (this.#session ??= CassandraSession.open(this.settings))
+    this.#session ??= CassandraSession.open(this.settings)
+    const opening = this.#session
     try {
       return await opening
     } catch (error) {
