@@ -93,6 +93,9 @@ async function projectionStoreOn(
     const { sqliteProjectionStore } = await import('../sqlite/index.js')
     return sqliteProjectionStore({ path: get('SQLITE_PATH'), name, createTables: false }) as ProjectionStore<unknown>
   }
+  if (backend !== 'postgres') {
+    throw new ProgrammingError(`No projection stores on ${backend}: projections are stored on SQLite or PostgreSQL`)
+  }
   const { optionsFromEnvironment, postgresProjectionStore } = await import('../postgres/index.js')
   return postgresProjectionStore({
     ...optionsFromEnvironment(get),
