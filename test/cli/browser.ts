@@ -8,13 +8,14 @@ import { chromiumPath } from '../services.js'
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking']
 
 /**
- * Launches this machine's Chromium (see `chromiumPath`); `await using` closes it.
+ * Launches this machine's Chromium (see `chromiumPath`), with `extraArgs`
+ * after the usual flags; `await using` closes it.
  *
  * @throws Error when Chromium is not installed.
  */
-export async function launchChromium(): Promise<Browser & AsyncDisposable> {
+export async function launchChromium(extraArgs: readonly string[] = []): Promise<Browser & AsyncDisposable> {
   const executablePath = chromiumPath()
   if (executablePath === undefined) throw new Error('Chromium is not installed: apt-get install -y chromium')
-  const browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS })
+  const browser = await chromium.launch({ executablePath, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] })
   return Object.assign(browser, { [Symbol.asyncDispose]: () => browser.close() })
 }
