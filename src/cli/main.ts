@@ -9,6 +9,8 @@ import type { EventsOptions } from './commands/events.js'
 import type { ExportOptions } from './commands/export.js'
 import type { ImportOptions } from './commands/import.js'
 import type { LogOptions } from './commands/log.js'
+import type { MigrateOptions } from './commands/migrate.js'
+import type { StateOptions } from './commands/state.js'
 import type { CommandIo } from './output.js'
 
 // The same relative path from src/cli (tests) and dist/cli (the installed bin).
@@ -91,6 +93,20 @@ withStorage(program.command('events'))
     await events(originatorId, options, processIo())
   })
 
+withStorage(program.command('state'))
+  .description("print one aggregate's state, rebuilt from its events with your own classes")
+  .argument('<originator-id>', "the aggregate's id")
+  .requiredOption(
+    '--module <file>',
+    'the module (.js or .ts) that declares the aggregate and its events, or imports them',
+  )
+  .option('--version <n>', 'rebuild it at this version (default: its latest)', positiveInteger)
+  .option('--json', 'one JSON object instead of a table')
+  .action(async (originatorId: string, options: StateOptions) => {
+    const { state } = await import('./commands/state.js')
+    await state(originatorId, options, processIo())
+  })
+
 withStorage(program.command('export'))
   .description("write an application's stored events as NDJSON (snapshots and tracking records are not exported)")
   .option('--output <file>', 'the file to write (stdout when not given)')
@@ -106,6 +122,30 @@ withStorage(program.command('import'))
   .action(async (options: ImportOptions) => {
     const { importEvents } = await import('./commands/import.js')
     await importEvents(options, processIo())
+  })
+
+withStorage(program.command('migrate'))
+  .description(
+    "copy an application's events into a new one (same or other database), rewritten by your classes' upcasters or a transform; resumable",
+  )
+  .addOption(
+    new Option(
+      '--module <file>',
+      'the module (.js or .ts) whose classes upcast the events (written as their classes are today)',
+    ).conflicts('transform'),
+  )
+  .option('--transform <file>', 'a module (.js or .ts) whose default export rewrites each event: (event) => event')
+  .option('--target-app <name>', "the target application's name (default: the source's)")
+  .addOption(new Option('--target-persistence <name>', "the target's backend").choices(['sqlite', 'postgres']))
+  .option('--target-sqlite-path <file>', "the target's SQLite file (default: the source's database)")
+  .option('--target-postgres-url <url>', "the target's PostgreSQL server (default: the source's database)")
+  .option('--target-postgres-schema <schema>', "the target's PostgreSQL schema")
+  .option('--target-cipher-key <key>', "the base64 key to encrypt the target's events with (default: the source's)")
+  .option('--target-compress', "compress the target's events with zlib (they are when the source's are)")
+  .option('--batch-size <n>', 'events copied per transaction (default 500)', positiveInteger)
+  .action(async (options: MigrateOptions) => {
+    const { migrate } = await import('./commands/migrate.js')
+    await migrate(options, processIo())
   })
 
 try {
