@@ -90,6 +90,22 @@ describe.skipIf(missing !== undefined)('the studio in Chromium', () => {
     await page.close()
   })
 
+  it('jumps to the last page and to an id, and pages back from there', async () => {
+    const page = await browser.newPage()
+    await page.goto(`${server.url}#/apps/${app}/log`)
+    await expect.poll(() => logIds(page)).toHaveLength(50)
+    await page.getByRole('button', { name: 'Last' }).click()
+    const end = Number((await (await fetch(`${server.url}api/apps/${app}/log?limit=1`)).json()).maxNotificationId)
+    await expect.poll(async () => (await logIds(page)).at(-1)).toBe(String(end))
+    expect((await logIds(page))[0]).toBe(String(end - 49))
+    await page.getByRole('button', { name: 'Previous' }).click()
+    await expect.poll(async () => (await logIds(page))[0]).toBe(String(end - 99))
+    await page.getByLabel('From id').fill('33')
+    await page.getByLabel('From id').press('Enter')
+    await expect.poll(async () => (await logIds(page))[0]).toBe('33')
+    await page.close()
+  })
+
   it('filters the log by topic', async () => {
     const page = await browser.newPage()
     await page.goto(`${server.url}#/apps/${app}/log`)

@@ -9,6 +9,9 @@ import { useEffect, useState } from 'preact/hooks'
 
 const html = htm.bind(h)
 
+/** How many notifications (or DCB events) a page shows. */
+const PAGE_SIZE = 50
+
 /** Reads the API: the body as JSON, or an Error with the message the server gave. */
 async function api(path) {
   const response = await fetch(`/api/${path}`, { headers: { accept: 'application/json' } })
@@ -138,7 +141,7 @@ function Log({ app, query }) {
   const topics = query.getAll('topic')
   const originator = query.get('originator') ?? ''
   const filter = { topics, originator }
-  const apiQuery = filterQuery(filter, new URLSearchParams({ from: String(from) }))
+  const apiQuery = filterQuery(filter, new URLSearchParams({ from: String(from), limit: String(PAGE_SIZE) }))
   const [page, error] = useApi(`apps/${encodeURIComponent(app)}/log?${apiQuery}`)
   // The last page follows the log: new notifications are added to it as they are recorded.
   const tail = page !== undefined && page.next === undefined
@@ -152,10 +155,19 @@ function Log({ app, query }) {
     setHistory([...history, from])
     location.hash = logPath(app, { ...filter, from: next })
   }
+  // Back to the page this one was reached from, or to the ids just before it (a page reached by Last or Go to).
   const back = () => {
-    const previous = history.at(-1) ?? 1
+    const previous = history.at(-1) ?? Math.max(1, from - PAGE_SIZE)
     setHistory(history.slice(0, -1))
     location.hash = logPath(app, { ...filter, from: previous })
+  }
+  const jump = (to) => {
+    setHistory([])
+    location.hash = logPath(app, { ...filter, from: Math.max(1, to) })
+  }
+  const goTo = (event) => {
+    event.preventDefault()
+    jump(Number(new FormData(event.target).get('from')) || 1)
   }
   const applyFilter = (event) => {
     event.preventDefault()
@@ -181,8 +193,12 @@ function Log({ app, query }) {
       }} disabled=${from <= 1}>First</button>
       <button onClick=${back} disabled=${from <= 1}>Previous</button>
       <button onClick=${() => go(page.next)} disabled=${page.next === undefined} data-next=${page.next}>Next</button>
+      <button onClick=${() => jump(page.maxNotificationId - PAGE_SIZE + 1)} disabled=${tail}>Last</button>
       <span class="note">${rows.length ? `ids ${rows[0].id}–${rows.at(-1).id}` : 'no notifications'} · log ends at ${Math.max(page.maxNotificationId, rows.at(-1)?.id ?? 0)}</span>
       ${tail && html`<span class=${connected ? 'live on' : 'live'} title="new notifications appear as they are recorded">${connected ? 'live' : 'connecting…'}</span>`}
+      <form class="goto" onSubmit=${goTo}>
+        <label>From id <input name="from" type="number" min="1" /></label>
+      </form>
     </nav>
     <table class="log">
       <thead><tr><th>id</th><th>originator</th><th>version</th><th>topic</th><th>state</th></tr></thead>
@@ -257,14 +273,16 @@ function AggregateState({ app, id, version }) {
 
 function Dcb({ app, query }) {
   const after = Number(query.get('after') ?? '0')
-  const [page, error] = useApi(`apps/${encodeURIComponent(app)}/dcb?after=${after}`)
+  const [page, error] = useApi(`apps/${encodeURIComponent(app)}/dcb?after=${after}&limit=${PAGE_SIZE}`)
   if (error) return html`<${Failure} error=${error} />`
   if (!page) return html`<${Loading} />`
   const events = page.events
   return html`<section>
     <h2>DCB store</h2>
     <nav class="pager">
-      <button onClick=${() => history.back()} disabled=${after === 0}>Previous</button>
+      <button onClick=${() => {
+        location.hash = dcbPath(app, Math.max(0, after - PAGE_SIZE))
+      }} disabled=${after === 0}>Previous</button>
       <button onClick=${() => {
         location.hash = dcbPath(app, page.next)
       }} disabled=${page.next === undefined}>Next</button>
