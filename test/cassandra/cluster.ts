@@ -4,6 +4,8 @@
 // TestNode of server.ts, which a test may kill and start again.
 
 import { createServer } from 'node:net'
+import { setTimeout as delay } from 'node:timers/promises'
+import cassandraDriver from 'cassandra-driver'
 import type { CassandraNode } from './server.js'
 import { abandonOnExit, listen, TestNode } from './server.js'
 
@@ -11,7 +13,20 @@ import { abandonOnExit, listen, TestNode } from './server.js'
 export interface CassandraCluster extends CassandraNode {
   /** The nodes, the first being the seed; node i listens on 127.0.0.(i+1). */
   readonly nodes: readonly TestNode[]
+  /**
+   * Waits until every node, as coordinator, can write to all the others: a
+   * node takes connections before gossip has told it the others are up.
+   *
+   * @throws naming the node that could not within {@link JOIN_MS}.
+   */
+  untilJoined(): Promise<void>
 }
+
+/** How long the nodes of a cluster may take to see each other up. */
+export const JOIN_MS = 90_000
+
+// A keyspace on every node, written at ALL to show that the coordinator reaches every replica.
+const READY = 'es_cluster_ready'
 
 /**
  * The native port of every node: cassandra-driver connects to the nodes it
@@ -41,21 +56,57 @@ export async function startCassandraCluster(size: number): Promise<CassandraClus
     abandon.cancel()
     await Promise.all(nodes.map((node) => node.remove()))
   }
+  const contactPoints = addresses.map((address) => `${address}:${nativePort}`)
+  const untilJoined = () => joined(contactPoints, size)
   try {
     for (const address of addresses) {
       const node = await TestNode.create({ address, nativePort, storagePort, seed })
       nodes.push(node)
       await node.start()
     }
+    await untilJoined()
   } catch (error) {
     await stop()
     throw error
   }
-  return {
-    contactPoints: addresses.map((address) => `${address}:${nativePort}`),
-    localDataCenter: 'datacenter1',
-    nodes,
-    stop,
+  return { contactPoints, localDataCenter: 'datacenter1', nodes, stop, untilJoined }
+}
+
+/** Waits until a write at ALL coordinated by each node in turn succeeds. */
+async function joined(contactPoints: readonly string[], size: number): Promise<void> {
+  const { Client, policies, types } = cassandraDriver
+  const localDataCenter = 'datacenter1'
+  for (const endpoint of contactPoints) {
+    const only = new policies.loadBalancing.AllowListPolicy(
+      new policies.loadBalancing.DCAwareRoundRobinPolicy(localDataCenter),
+      [endpoint],
+    )
+    const client = new Client({ contactPoints: [endpoint], localDataCenter, policies: { loadBalancing: only } })
+    const deadline = Date.now() + JOIN_MS
+    try {
+      for (;;) {
+        try {
+          await client.execute(
+            `CREATE KEYSPACE IF NOT EXISTS ${READY} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': ${size}}`,
+          )
+          await client.execute(`CREATE TABLE IF NOT EXISTS ${READY}.nodes (endpoint text PRIMARY KEY)`)
+          await client.execute(`INSERT INTO ${READY}.nodes (endpoint) VALUES (?)`, [endpoint], {
+            prepare: true,
+            consistency: types.consistencies.all,
+          })
+          break
+        } catch (error) {
+          if (Date.now() > deadline) {
+            throw new Error(`Cassandra at ${endpoint} did not reach every node within ${JOIN_MS / 1000} s`, {
+              cause: error,
+            })
+          }
+          await delay(500)
+        }
+      }
+    } finally {
+      await client.shutdown()
+    }
   }
 }
 
