@@ -1,5 +1,5 @@
 import { CommitSignal, followLog, type PagedSubscription, waitForTracking } from '../persistence/commit-signal.js'
-import { OperationalError, ProgrammingError, VersionConflictError } from '../persistence/errors.js'
+import { IntegrityError, type OperationalError, ProgrammingError, VersionConflictError } from '../persistence/errors.js'
 import type {
   EventsQuery,
   ProcessRecorder,
@@ -21,7 +21,15 @@ import {
   SaveStatuses,
 } from './cassandra-log.js'
 import { createEventTables } from './cassandra-recorder.js'
-import { mark, type Placed, readTracking, writeIntents, writeTracking } from './cassandra-save.js'
+import {
+  CommitOrder,
+  mark,
+  type Placed,
+  readTracking,
+  whyAborted,
+  writeIntents,
+  writeTracking,
+} from './cassandra-save.js'
 import {
   BUCKET,
   type CassandraTables,
@@ -33,6 +41,8 @@ import {
 import type { CassandraSession } from './cassandra-session.js'
 
 const MAX_INT = 2_147_483_647
+// How often a save is tried when another aborts it and no clash explains why.
+const SAVE_ATTEMPTS = 3
 // The most rows a read of the log asks for at once.
 const PAGE = 1000
 
@@ -114,6 +124,7 @@ export class CassandraProcessRecorder implements ProcessRecorder {
   readonly #writer: LogWriter
   readonly #commits: CommitSignal
   readonly #tables: CassandraTables
+  readonly #order = new CommitOrder()
   #lastBucket = 0
 
   /**
@@ -169,6 +180,18 @@ export class CassandraProcessRecorder implements ProcessRecorder {
       }
       return []
     }
+    // A save aborted by another with no clash to explain it is saved again (nothing of it was recorded).
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.#attempt(events, tracking)
+      if (Array.isArray(outcome)) return outcome
+      if (attempt === SAVE_ATTEMPTS) throw outcome
+    }
+  }
+
+  // One attempt at a save: its ids; or, when another aborted it and no clash explains why (an older save that took
+  // its tracking claim, though with ids below its own; or a reader after abandonAfterMs), the error to throw if it
+  // was the last attempt.
+  async #attempt(events: readonly StoredEvent[], tracking: readonly Tracking[]): Promise<number[] | OperationalError> {
     const saveId = this.session.driver.types.Uuid.random()
     const position = await this.#writer.claim(events, saveId)
     const save = { saveId, position }
@@ -179,19 +202,28 @@ export class CassandraProcessRecorder implements ProcessRecorder {
       if (group === undefined) byAggregate.set(event.originatorId, [placed])
       else group.push(placed)
     })
-    const intents = await Promise.allSettled([
-      ...[...byAggregate.values()].map((placed) => writeIntents(this.#context, placed, save)),
-      ...(tracking.length > 0 ? [writeTracking(this.#context, tracking, save)] : []),
-    ])
-    const failed = intents.find((outcome) => outcome.status === 'rejected')
-    const applied = await this.#writer.decide(position, failed === undefined ? 'committed' : 'aborted')
-    if (failed !== undefined) throw failed.reason
+    const keys = [...byAggregate.keys()].map((id) => `e${id}`).concat(tracking.map((t) => `t${t.applicationName}`))
+    this.#order.enter(position, keys)
+    let applied: boolean
+    try {
+      const intents = await Promise.allSettled([
+        ...[...byAggregate.values()].map((placed) => writeIntents(this.#context, placed, save)),
+        ...(tracking.length > 0 ? [writeTracking(this.#context, tracking, save)] : []),
+      ])
+      const failed = intents.find((outcome) => outcome.status === 'rejected')
+      if (failed !== undefined) {
+        await this.#writer.decide(position, 'aborted')
+        throw failed.reason
+      }
+      await this.#order.turn(position, keys)
+      applied = await this.#writer.decide(position, 'committed')
+    } finally {
+      this.#order.leave(position)
+    }
     if (!applied) {
-      throw new OperationalError(
-        `A save to ${this.session.where} took longer than abandonAfterMs (${this.session.settings.abandonAfterMs} ms) ` +
-          'between its claim and its commit, and a reader abandoned it: nothing was recorded; save again ' +
-          '(or raise abandonAfterMs if the cluster is this slow)',
-      )
+      const why = await whyAborted(this.#context, [...byAggregate.values()], tracking, save)
+      if (why instanceof IntegrityError) throw why
+      return why
     }
     // The save is committed and durable; a mark that fails costs readers a status read, nothing more.
     await mark(this.#context, [...byAggregate.values()], tracking, save).catch(() => {})

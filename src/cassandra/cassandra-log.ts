@@ -154,17 +154,6 @@ export class SaveStatuses {
     this.#inFlight.delete(position)
   }
 
-  /** Returns the status of the save whose first id is `position` as it is now, pending or final, without waiting. */
-  async look(position: number): Promise<SaveStatus> {
-    const known = this.#final.get(position)
-    if (known !== undefined) return known
-    const { status } = await this.#read(position)
-    if (status === 'pending') return status
-    const final = status === 'committed' ? status : 'aborted'
-    this.remember(position, final)
-    return final
-  }
-
   /**
    * Returns the final status of the save whose first id is `position`,
    * waiting for a pending one, and aborting it once `abandonAfterMs` has
@@ -192,7 +181,7 @@ export class SaveStatuses {
       const left = (claimedAt?.getTime() ?? 0) + this.abandonAfterMs - Date.now()
       const local = this.#inFlight.get(position)
       if (left > 0) await (local === undefined ? delay(Math.min(PENDING_POLL_MS, left)) : within(local.decided, left))
-      else if (await this.#abort(position)) {
+      else if (await this.abort(position)) {
         this.remember(position, 'aborted')
         return 'aborted'
       }
@@ -210,9 +199,26 @@ export class SaveStatuses {
     }
   }
 
-  // Returns true if this abort applied; false if the status was no longer pending, or the write's outcome is unknown
-  // (the next serial read settles both).
-  async #abort(position: number): Promise<boolean> {
+  /**
+   * Sends the writes of {@link abort} through `abort` (the recorder's
+   * LogWriter, so that they ride its batches rather than contend with them on
+   * the bucket's partition).
+   */
+  route(abort: (position: number) => Promise<boolean>): void {
+    this.#route = abort
+  }
+
+  #route: ((position: number) => Promise<boolean>) | undefined
+
+  /**
+   * Aborts a save if it is still pending (a reader that gave up waiting, or an
+   * older save that needs its row: see writeIntents).
+   *
+   * @returns true if this abort applied; false if the status was no longer
+   * pending, or the write's outcome is unknown (a serial read settles both).
+   */
+  async abort(position: number): Promise<boolean> {
+    if (this.#route !== undefined) return this.#route(position)
     try {
       const statement = statusStatement(this.session, this.cql, position, 'aborted')
       return (await this.session.conditional([statement])).applied
@@ -303,7 +309,9 @@ export class LogWriter {
   // The head of #bucket: null when it has none, undefined when it must be read.
   #head: number | null | undefined
 
-  constructor(private readonly context: Pick<LogContext, 'session' | 'cql' | 'statuses'>) {}
+  constructor(private readonly context: Pick<LogContext, 'session' | 'cql' | 'statuses'>) {
+    context.statuses.route((position) => this.decide(position, 'aborted'))
+  }
 
   /**
    * Claims ids for the events of one save, and inserts them into the log with
@@ -358,7 +366,19 @@ export class LogWriter {
       this.#bucket++
       this.#head = undefined
     }
-    const decisions = this.#decisions.splice(0)
+    // One decision per save in a batch (a commit and an abort of the same save would both apply): the others wait for
+    // the next batch, where they find the save decided.
+    const decisions: Decision[] = []
+    const deferred: Decision[] = []
+    const positions = new Set<number>()
+    for (const decision of this.#decisions.splice(0)) {
+      if (positions.has(decision.position)) deferred.push(decision)
+      else {
+        positions.add(decision.position)
+        decisions.push(decision)
+      }
+    }
+    this.#decisions.push(...deferred)
     const byBucket = new Map<number, Decision[]>()
     for (const decision of decisions) {
       const of = bucketOf(decision.position)

@@ -4,7 +4,12 @@
 // (step 4).
 
 import type cassandraDriver from 'cassandra-driver'
-import { OperationalError, TrackingConflictError, VersionConflictError } from '../persistence/errors.js'
+import {
+  type IntegrityError,
+  OperationalError,
+  TrackingConflictError,
+  VersionConflictError,
+} from '../persistence/errors.js'
 import type { StoredEvent, Tracking } from '../persistence/stored-event.js'
 import { type LogContext, long, numberOf } from './cassandra-log.js'
 import type { CqlStatement } from './cassandra-session.js'
@@ -32,15 +37,16 @@ export interface SaveRef {
  * conditional batch: each row inserted if absent, or replacing a row of a save
  * that is aborted (conditioned on that row's `save_position`).
  *
- * A row of a save that is pending is waited for (see SaveStatuses.resolve)
- * only if that save is younger (claimed after this one); a younger save
- * meeting a pending row of an older one gives up at once ("wait-die"), so that
- * two saves that each hold a row the other needs (a transfer from x to y and
- * one from y to x) never wait for each other until `abandonAfterMs`: waits go
- * from older to younger saves only, and cannot form a cycle.
+ * A row of another save that is pending is resolved by age ("wound-wait"): an
+ * older save (claimed before this one) is waited for (see
+ * SaveStatuses.resolve); a younger one is aborted at once, and its row taken.
+ * Waits go from younger to older saves only, so they never form a cycle (two
+ * saves each holding a row the other needs, a transfer from x to y and one
+ * from y to x, would otherwise wait for each other until `abandonAfterMs`),
+ * and of saves that clash, the oldest wins, as if they were written one at a
+ * time in the order of their ids.
  *
- * @throws VersionConflictError if a version is recorded by a committed save,
- * or by a pending save claimed before this one.
+ * @throws VersionConflictError if a version is recorded by a committed save.
  */
 export async function writeIntents(context: LogContext, placed: readonly Placed[], save: SaveRef): Promise<void> {
   const { session, cql, statuses, tables } = context
@@ -74,9 +80,8 @@ export async function writeIntents(context: LogContext, placed: readonly Placed[
     for (const row of foreign) {
       const version = numberOf(row, 'originator_version')!
       const position = numberOf(row, 'save_position')!
-      const now = await statuses.look(position)
-      const older = position < save.position
-      if (now === 'committed' || (now === 'pending' && older) || (await statuses.resolve(position)) === 'committed') {
+      if (position > save.position) await statuses.abort(position)
+      if ((await statuses.resolve(position)) === 'committed') {
         throw new VersionConflictError({ originatorId, originatorVersion: version, table: tables.events })
       }
       replacing.set(version, position)
@@ -88,7 +93,7 @@ export async function writeIntents(context: LogContext, placed: readonly Placed[
 interface TrackingRow {
   readonly committedId: number | undefined
   readonly claimPosition: number | undefined
-  /** The id tracked; NaN when the claim is the caller's own, or an older save's that is pending (see `readTracking`). */
+  /** The id tracked; NaN when the claim is the caller's own (see `readTracking`). */
   readonly effective: number
   /** Whether the claim is the caller's own. */
   readonly own: boolean
@@ -96,10 +101,10 @@ interface TrackingRow {
 
 /**
  * Reads tracking rows at serial consistency, resolving their claims: the id
- * tracked for each upstream. With `own`, the position of the caller's save,
- * a claim of that save is not resolved (the caller is its writer), nor is a
- * pending claim of an older save (claimed before it), which the caller must
- * not wait for (wait-die, see writeIntents): `effective` is NaN for both.
+ * tracked for each upstream. With `own`, the position of the caller's save, a
+ * claim of that save is not resolved (the caller is its writer: `own` is then
+ * true), and a pending claim of a younger save is aborted (wound-wait, see
+ * writeIntents).
  */
 export async function readTracking(
   context: LogContext,
@@ -121,15 +126,12 @@ async function effective(context: LogContext, row: Row, own: number | undefined)
   const committedId = numberOf(row, 'committed_id')
   const claimId = numberOf(row, 'claim_id')
   const claimPosition = numberOf(row, 'claim_position')
-  const unresolved = { committedId, claimPosition, effective: Number.NaN }
-  if (claimPosition === undefined || claimId === undefined)
-    return { ...unresolved, effective: committedId ?? 0, own: false }
-  if (claimPosition === own) return { ...unresolved, own: true }
-  if (own !== undefined && claimPosition < own && (await statuses.look(claimPosition)) === 'pending') {
-    return { ...unresolved, own: false }
-  }
+  const read = { committedId, claimPosition, own: false }
+  if (claimPosition === undefined || claimId === undefined) return { ...read, effective: committedId ?? 0 }
+  if (claimPosition === own) return { ...read, effective: Number.NaN, own: true }
+  if (own !== undefined && claimPosition > own) await statuses.abort(claimPosition)
   const claimed = (await statuses.resolve(claimPosition)) === 'committed'
-  return { ...unresolved, effective: claimed ? claimId : (committedId ?? 0), own: false }
+  return { ...read, effective: claimed ? claimId : (committedId ?? 0) }
 }
 
 /**
@@ -151,8 +153,6 @@ export async function writeTracking(context: LogContext, tracking: readonly Trac
     const last = new Map<string, number>()
     for (const { applicationName, notificationId } of tracking) {
       const before = last.get(applicationName) ?? tracked.get(applicationName)?.effective ?? 0
-      // NaN: an older save claims this upstream and is pending. Waiting for it could close a cycle of waits, so this
-      // save gives up: a follower then asks hasTrackingId (which waits) and processes the notification again if need be.
       if (!(notificationId > before)) {
         // Tracking alone after a lost answer: the ids tracked are ours, as far as anyone can tell.
         if (unknown > 0 && save === undefined && tracked.get(applicationName)?.effective === notificationId) continue
@@ -190,6 +190,47 @@ export async function writeTracking(context: LogContext, tracking: readonly Trac
 }
 
 /**
+ * Returns why a save whose intents were all written was aborted by another
+ * before its commit: an older save that took one of its rows or its tracking
+ * (wound-wait, see writeIntents) and committed, or a reader after
+ * `abandonAfterMs`. Waits for that older save's outcome.
+ */
+export async function whyAborted(
+  context: LogContext,
+  byAggregate: readonly (readonly Placed[])[],
+  tracking: readonly Tracking[],
+  save: SaveRef,
+): Promise<IntegrityError | OperationalError> {
+  const { session, cql, statuses, tables } = context
+  for (const placed of byAggregate) {
+    const originatorId = placed[0]!.event.originatorId
+    const versions = placed.map(({ event }) => long(session, event.originatorVersion))
+    for (const row of await session.readSerial(cql.intents, [originatorId, versions])) {
+      if (String(row.get('save_id')) === save.saveId.toString()) continue
+      if ((await statuses.resolve(numberOf(row, 'save_position')!)) !== 'committed') continue
+      const originatorVersion = numberOf(row, 'originator_version')!
+      return new VersionConflictError({ originatorId, originatorVersion, table: tables.events })
+    }
+  }
+  if (tracking.length > 0) {
+    const tracked = await readTracking(
+      context,
+      tracking.map((record) => record.applicationName),
+    )
+    for (const { applicationName, notificationId } of tracking) {
+      if (notificationId <= (tracked.get(applicationName)?.effective ?? 0)) {
+        return new TrackingConflictError({ applicationName, notificationId, table: tables.tracking })
+      }
+    }
+  }
+  return new OperationalError(
+    `A save to ${session.where} was aborted before it committed, each time it was tried, by readers after ` +
+      `abandonAfterMs (${session.settings.abandonAfterMs} ms) or by older saves that needed its rows: nothing ` +
+      'was recorded; save again (or raise abandonAfterMs if the cluster is this slow)',
+  )
+}
+
+/**
  * Marks the rows of a committed save as committed, so that readers need not
  * ask its status: its events in their partitions, and its tracking claims
  * made the ids tracked. Each is conditioned on the row being still this save's.
@@ -218,4 +259,44 @@ export async function mark(
     )
   }
   await Promise.all(batches.map((statements) => session.conditional(statements)))
+}
+
+/**
+ * The saves of this process between their claim and their decision, with the
+ * keys they write (aggregates, upstreams), so that a save commits only after
+ * every older save here that shares a key with it is decided. Of saves that
+ * clash, the older then always meets the younger's rows pending, and takes
+ * them (wound-wait): concurrent saves of one process end as if written one at
+ * a time in the order of the calls (their claims' order). A younger save
+ * waits for older ones only, so no wait closes a cycle.
+ */
+export class CommitOrder {
+  readonly #saves = new Map<
+    number,
+    { readonly keys: readonly string[]; readonly done: () => void; readonly decided: Promise<void> }
+  >()
+
+  /** Notes a claimed save, at its position, and the keys it writes. */
+  enter(position: number, keys: readonly string[]): void {
+    let done = () => {}
+    const decided = new Promise<void>((resolve) => {
+      done = resolve
+    })
+    this.#saves.set(position, { keys, done, decided })
+  }
+
+  /** Resolves once every older save noted here that shares a key with this one is decided. */
+  async turn(position: number, keys: readonly string[]): Promise<void> {
+    const mine = new Set(keys)
+    const older = [...this.#saves]
+      .filter(([other, save]) => other < position && save.keys.some((key) => mine.has(key)))
+      .map(([, save]) => save.decided)
+    await Promise.all(older)
+  }
+
+  /** Notes that a save was decided (or failed). */
+  leave(position: number): void {
+    this.#saves.get(position)?.done()
+    this.#saves.delete(position)
+  }
 }
