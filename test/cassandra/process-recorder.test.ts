@@ -10,7 +10,7 @@ import {
   CassandraProcessRecorder,
   createApplicationTables,
 } from '../../src/cassandra/cassandra-application-recorder.js'
-import { type Placed, writeIntents, writeTracking } from '../../src/cassandra/cassandra-save.js'
+import { mark, type Placed, writeIntents, writeTracking } from '../../src/cassandra/cassandra-save.js'
 import { BUCKET, cassandraTables } from '../../src/cassandra/cassandra-schema.js'
 import { CassandraSession, type CqlStatement } from '../../src/cassandra/cassandra-session.js'
 import { type CassandraOptions, cassandraSettings } from '../../src/cassandra/cassandra-settings.js'
@@ -433,4 +433,38 @@ describe.skipIf(missing !== undefined)('the Cassandra process recorder', () => {
       expect(await recorder.maxTrackingId(up)).toBe(Math.max(...done.map((save) => save.tracking.notificationId)))
     }
   }, 120_000)
+
+  it('shows a save cut off at each step boundary all or nothing on every read path', async () => {
+    const quick = await open({ abandonAfterMs: 400 })
+    const { name, recorder: writer } = await fresh(quick)
+    // The steps of a save, run by hand up to a boundary, as a writer that crashes there would have.
+    const upTo = async (steps: number, originatorId: string, notificationId: number) => {
+      const events = [event(originatorId, 1), event(`${originatorId}-other`, 1)]
+      const saveId = quick.driver.types.Uuid.random()
+      const position = await writer.writer.claim(events, saveId)
+      const save = { saveId, position }
+      const placed = events.map((e, i): Placed[] => [{ event: e, id: position + i }])
+      const tracking = [{ applicationName: 'up', notificationId }]
+      if (steps >= 2) {
+        await Promise.all([
+          ...placed.map((p) => writeIntents(writer.context, p, save)),
+          writeTracking(writer.context, tracking, save),
+        ])
+      }
+      if (steps >= 3) expect(await writer.writer.decide(position, 'committed')).toBe(true)
+      if (steps >= 4) await mark(writer.context, placed, tracking, save)
+    }
+    await upTo(1, 'claimed', 1)
+    await upTo(2, 'intended', 1)
+    await upTo(3, 'committed', 1)
+    await upTo(4, 'marked', 2)
+    // A reader of another process: it knows nothing of the writer's saves.
+    const reader = new CassandraProcessRecorder(await open({ abandonAfterMs: 400 }), name)
+    const log = await readLog(reader)
+    expect(log.map((n) => n.originatorId)).toEqual(['committed', 'committed-other', 'marked', 'marked-other'])
+    for (const id of ['claimed', 'intended']) expect(await reader.selectEvents(id)).toEqual([])
+    for (const id of ['committed', 'marked']) expect(versions(await reader.selectEvents(`${id}-other`))).toEqual([1])
+    expect(await reader.maxTrackingId('up')).toBe(2)
+    expect(await reader.maxNotificationId()).toBe(log.at(-1)!.id)
+  }, 60_000)
 })
