@@ -11,6 +11,7 @@ import type { ImportOptions } from './commands/import.js'
 import type { LogOptions } from './commands/log.js'
 import type { MigrateOptions } from './commands/migrate.js'
 import type { StateOptions } from './commands/state.js'
+import type { StudioCommandOptions } from './commands/studio.js'
 import type { CommandIo } from './output.js'
 
 // The same relative path from src/cli (tests) and dist/cli (the installed bin).
@@ -52,8 +53,12 @@ function processIo({ stoppable = false } = {}): CommandIo {
 
 /** Adds the flags that choose an application's storage; each sets the variable named, which they override. */
 function withStorage(command: Command): Command {
+  return withDatabase(command.requiredOption('--app <name>', "the application's name (its tables are named after it)"))
+}
+
+/** Adds the flags that choose the database and how its events are encoded, for one application or several. */
+function withDatabase(command: Command): Command {
   return command
-    .requiredOption('--app <name>', "the application's name (its tables are named after it)")
     .addOption(new Option('--persistence <name>', 'the backend (PERSISTENCE)').choices(['sqlite', 'postgres']))
     .option('--sqlite-path <file>', 'the SQLite file (SQLITE_PATH; implies --persistence sqlite)')
     .option('--postgres-url <url>', 'the PostgreSQL server (POSTGRES_URL; implies --persistence postgres)')
@@ -122,6 +127,25 @@ withStorage(program.command('import'))
   .action(async (options: ImportOptions) => {
     const { importEvents } = await import('./commands/import.js')
     await importEvents(options, processIo())
+  })
+
+withDatabase(program.command('studio'))
+  .description(
+    "serve a read-only web page over the database's applications: logs (live), aggregates, followers, DCB stores",
+  )
+  .option('--app <name>', 'show this application (repeatable; default: every one found)', collect)
+  .option('--module <file>', "the module (.js or .ts) that declares the aggregates' classes: shows their states")
+  .option('--projection <name>', 'also show the positions of this projection store or relay (repeatable)', collect)
+  .option('--host <address>', 'the address to listen on (default 127.0.0.1; another one needs --expose)')
+  .option('--port <n>', 'the port to listen on (default 4141)', positiveInteger)
+  .option(
+    '--expose',
+    'allow an address other machines reach; they then need the access token (EVENTSOURCING_STUDIO_TOKEN, else a random one)',
+  )
+  .action(async (options: StudioCommandOptions & { app?: string[]; projection?: string[] }) => {
+    const { studio } = await import('./commands/studio.js')
+    const { app, projection, ...rest } = options
+    await studio({ ...rest, apps: app, projections: projection }, processIo({ stoppable: true }))
   })
 
 withStorage(program.command('migrate'))

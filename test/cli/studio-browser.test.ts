@@ -95,7 +95,9 @@ describe.skipIf(missing !== undefined)('the studio in Chromium', () => {
     await page.goto(`${server.url}#/apps/${app}/log`)
     await expect.poll(() => logIds(page)).toHaveLength(50)
     await page.getByRole('button', { name: 'Last' }).click()
-    const end = Number((await (await fetch(`${server.url}api/apps/${app}/log?limit=1`)).json()).maxNotificationId)
+    const { maxNotificationId: end } = (await (await fetch(`${server.url}api/apps/${app}/log?limit=1`)).json()) as {
+      maxNotificationId: number
+    }
     await expect.poll(async () => (await logIds(page)).at(-1)).toBe(String(end))
     expect((await logIds(page))[0]).toBe(String(end - 49))
     await page.getByRole('button', { name: 'Previous' }).click()
