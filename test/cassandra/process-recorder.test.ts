@@ -24,7 +24,8 @@ import {
 import type { Notification } from '../../src/persistence/stored-event.js'
 import { contents, event, plainNotification, range, readLog, versions } from '../../src/testing/fixtures.js'
 import { cassandra, skipNote, skipReason } from '../services.js'
-import { type CassandraNode, startCassandra } from './server.js'
+import type { CassandraNode } from './server.js'
+import { sharedCassandra } from './shared-node.js'
 
 const missing = await skipReason(cassandra)
 if (missing !== undefined) console.warn(skipNote(cassandra, missing))
@@ -68,14 +69,13 @@ describe.skipIf(missing !== undefined)('the Cassandra process recorder', () => {
   }
 
   beforeAll(async () => {
-    node = await startCassandra()
+    node = await sharedCassandra()
     session = await open()
-  }, 240_000)
+  }, 600_000)
 
   afterAll(async () => {
     await session?.client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => {})
     for (const s of sessions) await s.close()
-    await node?.stop()
   }, 60_000)
 
   it('records a save of several aggregates with increasing ids, on every read path', async () => {
