@@ -81,13 +81,23 @@ export async function createApplicationTables(session: CassandraSession, applica
  *    aggregates' partitions (one conditional batch each, with the position and
  *    save_position), and its tracking claims in the tracking partition.
  * 3. Commit: the writer sets the status 'committed' (or 'aborted' after a
- *    clash) `IF status = 'pending'`, in its next batch on the bucket.
+ *    clash) `IF status = 'pending'`, in its next batch on the bucket (with the
+ *    claims of that batch: the writer has one batch at a time in flight, so its
+ *    own Paxos rounds never contend on the hot partition).
  * 4. Marks: the rows of a committed save are marked committed, to spare
  *    readers the status read. Then the save's promise resolves.
  *
  * A reader that meets a row that is not marked resolves its save's status: a
  * pending one is waited for, and aborted once `abandonAfterMs` has passed since
  * its claim (a crashed writer), by the same conditional write on the status.
+ * A save that meets another's pending row (or tracking claim) resolves it by
+ * age, the position being the age (wound-wait, see writeIntents): it waits for
+ * an older save, and aborts a younger one and takes its row. A save commits
+ * only after the older saves of its process that share an aggregate or
+ * upstream with it are decided, so clashing saves of one process end as if
+ * written one at a time in call order. A save aborted by another that no clash
+ * explains (a reader, or an older save whose tracking id is lower) is saved
+ * again, up to three times.
  *
  * Why it holds:
  * - Atomicity: every read path (the log, an aggregate, tracking) shows a row
@@ -106,14 +116,21 @@ export async function createApplicationTables(session: CassandraSession, applica
  *   status is final: what it returned stays the log's prefix.
  * - Exactly-once tracking: a claim counts only once its save is committed
  *   (resolved like any row), and a claim is made only over the effective id,
- *   by a compare-and-set on the claim that was read, so two saves of the same
- *   upstream id cannot both commit: the second waits for the first's status.
- *   An aborted save's claim is ignored.
+ *   by a compare-and-set on the claim that was read (the row holds one claim),
+ *   so of two saves of the same upstream id, the second to claim finds the
+ *   first's claim, and either waits for its status (then fails with a
+ *   TrackingConflictError if it committed) or aborts it first. An aborted
+ *   save's claim is ignored.
  * - Durability: a save resolves only after its status was committed by Paxos
  *   at the settings' serial consistency, with the commit at their quorum
  *   consistency, as were its intents before it.
  * - A write whose answer is lost is settled by a serial read (its save id or
  *   its claim position says whether it applied), never repeated blindly.
+ * - No guarantee rests on time or clocks: `abandonAfterMs` (measured from the
+ *   claim time written by the writer's clock, so clock skew shortens or
+ *   lengthens it) only decides when a reader stops waiting and races the
+ *   writer's commit, which Paxos settles. Waits go from younger saves to older
+ *   ones only, so they end without `abandonAfterMs` unless a writer died.
  *
  * Costs: a save is three Paxos rounds in sequence (claim, intents, commit)
  * plus the marks; the claim and the commit are shared by all saves of the
