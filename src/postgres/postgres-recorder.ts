@@ -254,6 +254,11 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
     let from = start === undefined ? 1 : inclusiveOfStart ? Math.ceil(start) : Math.floor(start) + 1
     const to = stop ?? Number.MAX_SAFE_INTEGER
     const deadline = Date.now() + this.options.settleMs
+    // One aggregate's rows are spread over the log: rows after the resolved id
+    // are settled by counting every row before them (see above), which would
+    // read the log from the start. The lock settles them all at once instead,
+    // as it does a gap; if writers hold it past the wait, the count it is.
+    if (options.originatorId !== undefined) await this.#resolve(FIRST_BARRIER_MS)
     const selected: Notification[] = []
     let wait = FIRST_BARRIER_MS
     for (let look = 0; ; look++) {
