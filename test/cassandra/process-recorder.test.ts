@@ -13,7 +13,11 @@ import {
 import { mark, type Placed, writeIntents, writeTracking } from '../../src/cassandra/cassandra-save.js'
 import { BUCKET, cassandraTables } from '../../src/cassandra/cassandra-schema.js'
 import { CassandraSession, type CqlStatement } from '../../src/cassandra/cassandra-session.js'
-import { type CassandraOptions, cassandraSettings } from '../../src/cassandra/cassandra-settings.js'
+import {
+  type CassandraOptions,
+  cassandraOptionsFromEnvironment,
+  cassandraSettings,
+} from '../../src/cassandra/cassandra-settings.js'
 import {
   OperationalError,
   ProgrammingError,
@@ -41,6 +45,36 @@ describe('cassandra application table names', () => {
     expect(cassandraTables('a'.repeat(38)).snapshots).toHaveLength(48)
     expect(() => cassandraTables('a'.repeat(39))).toThrow(/48 characters \(use at most 38\)/)
     expect(() => cassandraTables('a'.repeat(39))).toThrow(ProgrammingError)
+  })
+})
+
+describe('cassandra log settings', () => {
+  const base = { contactPoints: ['127.0.0.1'], localDataCenter: 'datacenter1', keyspace: 'dogs' }
+
+  it('default to abandoning a save after 10 s and polling every 100 ms, and take positive integers only', () => {
+    expect(cassandraSettings(base)).toMatchObject({ abandonAfterMs: 10_000, pollIntervalMs: 100 })
+    expect(cassandraSettings({ ...base, abandonAfterMs: 500, pollIntervalMs: 20 })).toMatchObject({
+      abandonAfterMs: 500,
+      pollIntervalMs: 20,
+    })
+    expect(() => cassandraSettings({ ...base, abandonAfterMs: 0 })).toThrow(/abandonAfterMs must be a positive integer/)
+    expect(() => cassandraSettings({ ...base, pollIntervalMs: 1.5 })).toThrow(ProgrammingError)
+  })
+
+  it('are read from CASSANDRA_ABANDON_AFTER_MS and CASSANDRA_POLL_INTERVAL_MS', () => {
+    const env: Record<string, string> = {
+      CASSANDRA_CONTACT_POINTS: '10.0.0.1',
+      CASSANDRA_KEYSPACE: 'dogs',
+      CASSANDRA_ABANDON_AFTER_MS: '2000',
+      CASSANDRA_POLL_INTERVAL_MS: '50',
+    }
+    expect(cassandraOptionsFromEnvironment((name) => env[name])).toMatchObject({
+      abandonAfterMs: 2000,
+      pollIntervalMs: 50,
+    })
+    expect(() =>
+      cassandraOptionsFromEnvironment((name) => ({ ...env, CASSANDRA_ABANDON_AFTER_MS: '2s' })[name]),
+    ).toThrow(/CASSANDRA_ABANDON_AFTER_MS must be a positive integer, got "2s"/)
   })
 })
 
