@@ -10,10 +10,9 @@ import { DogSchool } from '../../src/cli/dog-school.js'
 import { accessPolicy } from '../../src/cli/studio/guard.js'
 import { startStudio } from '../../src/cli/studio/server.js'
 import { openStudioSource } from '../../src/cli/studio/source.js'
-import { associatedData } from '../../src/persistence/dcb-mapper.js'
-import { Mapper } from '../../src/persistence/mapper.js'
 import { sqlite } from '../../src/sqlite/index.js'
 import { launchChromium } from './browser.js'
+import { dcbEvent } from './dcb-events.js'
 
 const DOCS = new URL('../../docs/', import.meta.url)
 const DOGS = ['Fido', 'Buster', 'Milou', 'Rex', 'Laika']
@@ -39,20 +38,14 @@ async function seed(path: string): Promise<string> {
   }
   {
     await using courses = await persistence.openDcb('Courses')
-    const mapper = new Mapper()
-    const event = (type: string, tags: string[], fields: Record<string, unknown>) => ({
-      type,
-      tags,
-      data: mapper.encodeState(fields, associatedData(type, tags)),
-    })
     await courses.events.append([
-      event('CourseDefined', ['course:algebra'], { title: 'Algebra', capacity: 2 }),
-      event('CourseDefined', ['course:poetry'], { title: 'Poetry', capacity: 10 }),
-      event('StudentRegistered', ['student:ada'], { name: 'Ada' }),
-      event('StudentSubscribed', ['course:algebra', 'student:ada'], {}),
-      event('StudentRegistered', ['student:alan'], { name: 'Alan' }),
-      event('StudentSubscribed', ['course:algebra', 'student:alan'], {}),
-      event('CourseCapacityChanged', ['course:poetry'], { capacity: 12 }),
+      dcbEvent('CourseDefined', ['course:algebra'], { title: 'Algebra', capacity: 2 }),
+      dcbEvent('CourseDefined', ['course:poetry'], { title: 'Poetry', capacity: 10 }),
+      dcbEvent('StudentRegistered', ['student:ada'], { name: 'Ada' }),
+      dcbEvent('StudentSubscribed', ['course:algebra', 'student:ada'], {}),
+      dcbEvent('StudentRegistered', ['student:alan'], { name: 'Alan' }),
+      dcbEvent('StudentSubscribed', ['course:algebra', 'student:alan'], {}),
+      dcbEvent('CourseCapacityChanged', ['course:poetry'], { capacity: 12 }),
     ])
   }
   return ids[0] as string

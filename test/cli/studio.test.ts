@@ -7,8 +7,7 @@ import { accessPolicy, TOKEN_COOKIE } from '../../src/cli/studio/guard.js'
 import { type Studio, startStudio } from '../../src/cli/studio/server.js'
 import { openStudioSource, type StudioSource } from '../../src/cli/studio/source.js'
 import { AesGcmCipher, ProgrammingError } from '../../src/index.js'
-import { associatedData } from '../../src/persistence/dcb-mapper.js'
-import { Mapper } from '../../src/persistence/mapper.js'
+import { dcbEvent } from './dcb-events.js'
 import { capture, STORES, type Store, seed } from './fixtures.js'
 
 const app = 'DogSchool'
@@ -244,12 +243,6 @@ describe.each(STORES)('the studio on a DCB store on %s', (_name, newStore) => {
   beforeEach(async () => {
     store = newStore()
     await using courses = await store.persistence().openDcb('Courses')
-    const mapper = new Mapper()
-    const dcbEvent = (type: string, tags: string[], fields: Record<string, unknown>) => ({
-      type,
-      tags,
-      data: mapper.encodeState(fields, associatedData(type, tags)),
-    })
     await courses.events.append([
       dcbEvent('CourseDefined', ['course:c1'], { capacity: 2 }),
       dcbEvent('StudentSubscribed', ['course:c1', 'student:s1'], { at: 'noon' }),
