@@ -276,6 +276,7 @@ export async function openBucket(
 /** One save waiting for its ids. */
 interface Claim {
   readonly events: readonly StoredEvent[]
+  readonly states: readonly Buffer[]
   readonly saveId: Uuid
   readonly bytes: number
   readonly resolve: (first: number) => void
@@ -321,8 +322,10 @@ export class LogWriter {
    */
   claim(events: Claim['events'], saveId: Uuid): Promise<number> {
     return new Promise((resolve, reject) => {
-      const bytes = events.reduce((sum, event) => sum + event.state.byteLength, 0)
-      this.#claims.push({ events, saveId, bytes, resolve, reject, attempts: 0 })
+      // Converted here, where a state that is not bytes rejects this save alone.
+      const states = events.map(({ state }) => Buffer.from(state.buffer, state.byteOffset, state.byteLength))
+      const bytes = states.reduce((sum, state) => sum + state.byteLength, 0)
+      this.#claims.push({ events, states, saveId, bytes, resolve, reject, attempts: 0 })
       void this.#run()
     })
   }
@@ -343,7 +346,10 @@ export class LogWriter {
     if (this.#running) return
     this.#running = true
     try {
-      while (this.#claims.length > 0 || this.#decisions.length > 0) await this.#turn()
+      while (this.#claims.length > 0 || this.#decisions.length > 0) {
+        // A turn answers what it took; whatever it throws besides (a bug) fails what waits, rather than leave it waiting.
+        await this.#turn().catch((error: unknown) => this.#failAll(error))
+      }
     } finally {
       this.#running = false
     }
@@ -593,7 +599,7 @@ function claimRows(
       event.originatorId,
       long(session, event.originatorVersion),
       event.topic,
-      Buffer.from(event.state.buffer, event.state.byteOffset, event.state.byteLength),
+      claim.states[i],
       long(session, first),
     ]
     return i === 0
