@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { errorMessage } from '../persistence/errors.js'
+import type { AppsOptions } from './commands/apps.js'
 import type { EventsOptions } from './commands/events.js'
 import type { ExportOptions } from './commands/export.js'
 import type { ImportOptions } from './commands/import.js'
@@ -12,6 +13,7 @@ import type { LogOptions } from './commands/log.js'
 import type { MigrateOptions } from './commands/migrate.js'
 import type { StateOptions } from './commands/state.js'
 import type { StudioCommandOptions } from './commands/studio.js'
+import type { TrackersOptions } from './commands/trackers.js'
 import type { CommandIo } from './output.js'
 
 // The same relative path from src/cli (tests) and dist/cli (the installed bin).
@@ -82,11 +84,30 @@ withStorage(program.command('log'))
   .option('--from <id>', 'the first notification id shown', positiveInteger)
   .option('--limit <n>', 'how many notifications a page shows (default 20)', positiveInteger)
   .option('--topic <topic>', 'only notifications of this topic (repeatable)', collect)
+  .option('--originator <id>', "only one aggregate's notifications")
   .option('--follow', 'keep printing new notifications as they are recorded, until Ctrl-C')
   .option('--json', 'one JSON object a line instead of a table')
   .action(async (options: LogOptions & { topic?: string[] }) => {
     const { log } = await import('./commands/log.js')
     await log({ ...options, topics: options.topic }, processIo({ stoppable: options.follow }))
+  })
+
+withDatabase(program.command('apps'))
+  .description('list the applications stored in the database, with their event counts and last notification ids')
+  .option('--json', 'one JSON object a line instead of a table')
+  .action(async (options: AppsOptions) => {
+    const { apps } = await import('./commands/apps.js')
+    await apps(options, processIo())
+  })
+
+withDatabase(program.command('trackers'))
+  .description("show each follower's position in each upstream log of the database, and how far behind it is")
+  .option('--topic <topic>', 'count only notifications of this topic, one the followers follow (repeatable)', collect)
+  .option('--projection <name>', 'also show this projection store or relay (repeatable)', collect)
+  .option('--json', 'one JSON object a line instead of a table')
+  .action(async (options: TrackersOptions & { topic?: string[]; projection?: string[] }) => {
+    const { trackers } = await import('./commands/trackers.js')
+    await trackers({ ...options, topics: options.topic, projections: options.projection }, processIo())
   })
 
 withStorage(program.command('events'))
