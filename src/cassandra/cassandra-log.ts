@@ -331,9 +331,11 @@ export class LogWriter {
   }
 
   /**
-   * Sets the status of a claimed save, if it is still pending.
+   * Sets the status of a claimed save (this writer's, or another's to abort
+   * it), if it is still pending.
    *
-   * @returns false if it was not pending any more: a reader aborted it.
+   * @returns false if it was not pending any more: decided by another (a
+   * reader after abandonAfterMs, an older save that needed its rows, or its writer).
    */
   decide(position: number, status: 'committed' | 'aborted'): Promise<boolean> {
     return new Promise((resolve, reject) => {
