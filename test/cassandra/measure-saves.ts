@@ -1,6 +1,7 @@
 // Measures the Cassandra process recorder on one node (CASSANDRA_CONTACT_POINTS,
 // or one started by server.ts): 16 clients each saving one event at a time
-// for a while, then a save of 1,000 events, and reading them back.
+// for a while, then a save of 1,000 events, reading a 10,000-event aggregate,
+// and reading the whole log a page of 1,000 at a time (a follower catching up).
 //
 //   npx tsx test/cassandra/measure-saves.ts [seconds, default 10] [clients, default 16]
 
@@ -52,9 +53,20 @@ try {
   const big = performance.now()
   await recorder.insertEvents(range('big', 1, 1000))
   console.log(`a save of 1,000 events: ${Math.round(performance.now() - big)} ms`)
+  for (let i = 1; i < 10; i++) await recorder.insertEvents(range('big', i * 1000 + 1, (i + 1) * 1000))
   const read = performance.now()
   const events = await recorder.selectEvents('big')
-  console.log(`reading them back: ${events.length} events in ${Math.round(performance.now() - read)} ms`)
+  console.log(`reading a 10,000-event aggregate: ${events.length} events in ${Math.round(performance.now() - read)} ms`)
+  const follow = performance.now()
+  let notifications = 0
+  for (let after = 0; ; ) {
+    const page = await recorder.selectNotifications({ start: after, inclusiveOfStart: false, limit: 1000 })
+    if (page.length === 0) break
+    notifications += page.length
+    after = page.at(-1)!.id
+  }
+  const took = (performance.now() - follow) / 1000
+  console.log(`catching up the log: ${notifications} notifications, ${Math.round(notifications / took)}/s`)
 } finally {
   await session.client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => {})
   await session.close()
