@@ -83,16 +83,24 @@ describe.skipIf(missing !== undefined || Boolean(named))('a three-node Cassandra
     const [first] = acknowledged[0]!.split('@')
     await expect(events.insertEvents([event(first!, 1)])).rejects.toBeInstanceOf(IntegrityError)
     // The subscription sees every acknowledged save, in increasing ids.
-    await until(() => acknowledged.every((key) => seen.keys.has(key)), 'the subscription to catch up')
-    expect(seen.error).toBeUndefined()
+    await until(
+      () => acknowledged.every((key) => seen.keys.has(key)),
+      () =>
+        `the subscription to catch up (${seen.notifications.length} seen, the last ${seen.notifications.at(-1)?.id}; ` +
+        `${acknowledged.filter((key) => !seen.keys.has(key)).length} acknowledged not seen; ${counts})`,
+      seen,
+    )
     expectIncreasing(seen.notifications)
 
     // Restarted, the node rejoins: every node, as coordinator, reaches every replica again.
     await victim.start()
     await cluster!.untilJoined()
     await events.insertEvents([event('after-restart', 1)])
-    await until(() => seen.keys.has('after-restart@1'), 'the subscription to see a save after the restart')
-    expect(seen.error).toBeUndefined()
+    await until(
+      () => seen.keys.has('after-restart@1'),
+      () => 'the subscription to see a save after the restart',
+      seen,
+    )
     stopping.abort()
     await seen.done
   }, 300_000)
@@ -166,11 +174,16 @@ function expectIncreasing(notifications: readonly Notification[]): void {
   expect(ids.every((id, i) => i === 0 || id > ids[i - 1]!)).toBe(true)
 }
 
-/** Waits until `done()` holds, polling, or fails naming what it waited for after {@link CATCH_UP_MS}. */
-async function until(done: () => boolean | Promise<boolean>, what: string): Promise<void> {
+/**
+ * Waits until `done()` holds, polling, or fails saying what it waited for
+ * after {@link CATCH_UP_MS}, or at once with the error that ended the subscription.
+ */
+async function until(done: () => boolean, what: () => string, seen: { error: unknown }): Promise<void> {
   const deadline = Date.now() + CATCH_UP_MS
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`Waited ${CATCH_UP_MS / 1000} s for ${what}`)
+  while (!done()) {
+    if (seen.error !== undefined)
+      throw new Error(`The subscription failed while waiting for ${what()}`, { cause: seen.error })
+    if (Date.now() > deadline) throw new Error(`Waited ${CATCH_UP_MS / 1000} s for ${what()}`)
     await delay(200)
   }
 }
