@@ -174,6 +174,7 @@ describe.skipIf(missing !== undefined)('the Cassandra process recorder', () => {
     // Steps 1 and 2 of a save of two aggregates and a tracking record; the writer then "crashes".
     const events = [event('a', 2), event('b', 1)]
     const saveId = quick.driver.types.Uuid.random()
+    const claimed = Date.now()
     const position = await writer.writer.claim(events, saveId)
     const save = { saveId, position }
     const placed = (i: number): Placed[] => [{ event: events[i]!, id: position + i }]
@@ -182,9 +183,9 @@ describe.skipIf(missing !== undefined)('the Cassandra process recorder', () => {
       writeIntents(writer.context, placed(1), save),
       writeTracking(writer.context, [{ applicationName: 'up', notificationId: 2 }], save),
     ])
-    const started = Date.now()
     const log = await reader.selectNotifications({ limit: 10 })
-    expect(Date.now() - started).toBeGreaterThanOrEqual(300)
+    // The reader waited for the save until abandonAfterMs after its claim.
+    expect(Date.now() - claimed).toBeGreaterThanOrEqual(400)
     expect(log.map((n) => n.originatorId)).toEqual(['a'])
     expect(versions(await reader.selectEvents('a'))).toEqual([1])
     expect(await reader.selectEvents('b')).toEqual([])
