@@ -4,7 +4,9 @@
 // that never skip an event while several "processes" write, exactly-once
 // tracking, subscriptions, group commit, and a bucket of the log filling up.
 
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   CassandraProcessRecorder,
@@ -502,4 +504,41 @@ describe.skipIf(missing !== undefined)('the Cassandra process recorder', () => {
     expect(await reader.maxTrackingId('up')).toBe(2)
     expect(await reader.maxNotificationId()).toBe(log.at(-1)!.id)
   }, 60_000)
+
+  it('shows the save of a writer killed (SIGKILL) before its intents, commit or marks all or nothing; a re-run of its tracking records it once', async () => {
+    const quick = await open({ abandonAfterMs: 500 })
+    const { name } = await fresh(quick)
+    const script = fileURLToPath(new URL('./crashing-writer.ts', import.meta.url))
+    // Runs a writer process until it stops before the step, then kills it.
+    const crash = (step: string, id: number) =>
+      new Promise<void>((resolve, reject) => {
+        const args = ['--import', 'tsx', '--no-warnings', script, node!.contactPoints.join(','), keyspace, name, step]
+        const child = spawn(process.execPath, [...args, String(id)], { stdio: ['ignore', 'pipe', 'pipe'] })
+        let output = ''
+        const collect = (chunk: Buffer) => {
+          output += chunk.toString()
+          if (output.includes('READY')) child.kill('SIGKILL')
+        }
+        child.stdout.on('data', collect)
+        child.stderr.on('data', collect)
+        child.once('exit', (_, signal) =>
+          signal === 'SIGKILL' ? resolve() : reject(new Error(`The writer exited by itself: ${output}`)),
+        )
+      })
+    await crash('intents', 1)
+    await crash('commit', 1)
+    await crash('marks', 2)
+    const reader = new CassandraProcessRecorder(quick, name)
+    const log = await readLog(reader)
+    expect(log.map((n) => n.originatorId)).toEqual(['marks-a', 'marks-b'])
+    for (const id of ['intents-a', 'commit-b']) expect(await reader.selectEvents(id)).toEqual([])
+    expect(versions(await reader.selectEvents('marks-b'))).toEqual([1])
+    expect(await reader.maxTrackingId('up')).toBe(2)
+    // The killed writers' notifications processed again: the one recorded conflicts, the next is recorded once.
+    await expect(
+      reader.insertEvents([event('again', 1)], { tracking: { applicationName: 'up', notificationId: 2 } }),
+    ).rejects.toBeInstanceOf(TrackingConflictError)
+    await reader.insertEvents([event('again', 1)], { tracking: { applicationName: 'up', notificationId: 3 } })
+    expect((await readLog(reader)).map((n) => n.originatorId)).toEqual(['marks-a', 'marks-b', 'again'])
+  }, 120_000)
 })
