@@ -8,6 +8,7 @@ import type {
   SubscribeOptions,
   WaitForTrackingOptions,
 } from '../persistence/recorder.js'
+import { retryingFor } from '../persistence/retrying.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
 import {
   bucketEnd,
@@ -45,6 +46,9 @@ const MAX_INT = 2_147_483_647
 const SAVE_ATTEMPTS = 3
 // The most rows a read of the log asks for at once.
 const PAGE = 1000
+
+/** How long a subscription's reads may keep failing (a lost node, a cluster restart) before it ends with their error. */
+export const SUBSCRIPTION_RETRY_MS = 60_000
 
 /**
  * Creates the session's keyspace and the tables of an application (events,
@@ -385,9 +389,25 @@ export class CassandraProcessRecorder implements ProcessRecorder {
    * commit of this recorder (or of those sharing its commit signal), and every
    * `pollIntervalMs` (default 100 ms) for the commits of other processes, which
    * it sees within about that interval.
+   *
+   * It outlasts a lost node or a cluster restart: a read that fails with
+   * OperationalError is made again, with pauses, from the same position, so
+   * nothing is lost or repeated.
+   *
+   * @throws OperationalError naming the cluster when its reads have failed
+   * continuously for {@link SUBSCRIPTION_RETRY_MS}.
    */
   subscribe(options: SubscribeOptions = {}): PagedSubscription {
-    return followLog(this, this.#commits, { ...options, pollMs: this.session.settings.pollIntervalMs })
+    const { signal } = options
+    const source = {
+      selectNotifications: async (select: SelectNotificationsOptions) =>
+        (await retryingFor(() => this.selectNotifications(select), {
+          forMs: SUBSCRIPTION_RETRY_MS,
+          where: this.session.where,
+          signal,
+        })) ?? [],
+    }
+    return followLog(source, this.#commits, { ...options, pollMs: this.session.settings.pollIntervalMs })
   }
 
   /**

@@ -49,10 +49,6 @@ export interface ConnectionSettings {
 const ATTEMPTS = 5
 const FIRST_DELAY_MS = 100
 
-// Pauses of retryingFor, between attempts that each already took the retries above.
-const FIRST_PAUSE_MS = 250
-const MAX_PAUSE_MS = 4000
-
 // int8 arrives as a string by default; ids and counts here stay far below 2^53.
 const INT8 = 20
 
@@ -230,42 +226,6 @@ export class PostgresPool {
           )
         }
         await delay(FIRST_DELAY_MS * 2 ** (attempt - 1))
-      }
-    }
-  }
-
-  /**
-   * Runs `fn`, whose queries this pool already retries a few times, again
-   * and again while it fails with OperationalError, pausing 250 ms, then
-   * 500 ms, ... up to 4 s between attempts: for a reader that outlasts a
-   * server restart, which fails queries for longer than those retries.
-   *
-   * @param forMs How long `fn` may keep failing, from the start of its first failed attempt.
-   * @returns undefined if the signal aborts while `fn` is failing.
-   * @throws OperationalError naming the server once `fn` has failed for `forMs`;
-   * any other error of `fn` at once.
-   */
-  async retryingFor<T>(fn: () => Promise<T>, forMs: number, signal?: AbortSignal): Promise<T | undefined> {
-    let failingSince: number | undefined
-    for (let failures = 0; ; failures++) {
-      const attempt = Date.now()
-      try {
-        return await fn()
-      } catch (error) {
-        if (signal?.aborted) return undefined
-        if (!(error instanceof OperationalError)) throw error
-        failingSince ??= attempt
-        const left = failingSince + forMs - Date.now()
-        if (left <= 0) {
-          // The cause says why; the pool's own message would name the server twice.
-          throw new OperationalError(
-            `PostgreSQL at ${this.settings.server} is still unavailable after ${forMs} ms: ${errorMessage(error.cause ?? error)}`,
-            { cause: error },
-          )
-        }
-        const pause = Math.min(left, MAX_PAUSE_MS, FIRST_PAUSE_MS * 2 ** failures)
-        const aborted = await delay(pause, false, { signal }).catch(() => true)
-        if (aborted) return undefined
       }
     }
   }

@@ -27,6 +27,7 @@ import type {
   SubscribeOptions,
   WaitForTrackingOptions,
 } from '../persistence/recorder.js'
+import { retryingFor } from '../persistence/retrying.js'
 import { parseBoolean, parseInteger } from '../persistence/settings.js'
 import { anySignal } from '../persistence/signals.js'
 import type { Notification, StoredEvent, Tracking } from '../persistence/stored-event.js'
@@ -364,7 +365,11 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
         selectNotifications: async (select: SelectNotificationsOptions) =>
           signal.aborted
             ? []
-            : ((await this.pool.retryingFor(() => this.selectNotifications(select, signal), retryMs, signal)) ?? []),
+            : ((await retryingFor(() => this.selectNotifications(select, signal), {
+                forMs: retryMs,
+                where: `PostgreSQL at ${this.pool.settings.server}`,
+                signal,
+              })) ?? []),
       }
       yield* followLogPages(source, this.options.commits, { ...options, signal, pollMs: this.options.pollMs })
     } finally {
