@@ -118,6 +118,7 @@ export type {
   Recorders,
   SelectEventsOptions,
   SelectNotificationsOptions,
+  StoredApplication,
   SubscribeOptions,
   TrackingRecorder,
   WaitForTrackingOptions,
