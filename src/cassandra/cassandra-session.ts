@@ -61,6 +61,7 @@ export class CassandraSession {
       contactPoints: [...contactPoints],
       localDataCenter,
       credentials,
+      protocolOptions: { port: nativePort(contactPoints) },
       socketOptions: { readTimeout: requestTimeoutMs },
       // Statements say themselves whether they may be retried; these defaults cover anything that does not.
       queryOptions: {
@@ -259,4 +260,15 @@ function appliedColumn(result: ResultSet): boolean {
     )
   }
   return applied
+}
+
+/**
+ * The port of the nodes' native transport: the one the contact points name,
+ * when they all name the same one, else Cassandra's 9042. The driver reaches
+ * the nodes it discovers beyond the contact points on this one port.
+ */
+function nativePort(contactPoints: readonly string[]): number {
+  const ports = new Set(contactPoints.map((point) => /:(\d+)$/.exec(point)?.[1]))
+  const [only] = ports
+  return ports.size === 1 && only !== undefined ? Number(only) : 9042
 }
