@@ -3,7 +3,12 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { events } from '../../src/cli/commands/events.js'
 import { EXPORT_PAGE_SIZE, exportEvents } from '../../src/cli/commands/export.js'
-import { IMPORT_BATCH_SIZE, importEvents, TargetNotEmptyError } from '../../src/cli/commands/import.js'
+import {
+  IMPORT_BATCH_SIZE,
+  InputNotFoundError,
+  importEvents,
+  TargetNotEmptyError,
+} from '../../src/cli/commands/import.js'
 import { log } from '../../src/cli/commands/log.js'
 import { DogSchool } from '../../src/cli/dog-school.js'
 import { ApplicationNotFoundError } from '../../src/cli/storage.js'
@@ -251,6 +256,13 @@ describe.each(STORES)('the commands on %s', (_name, newStore) => {
         }))
       expect(stored(after)).toEqual(stored(before))
       expect(after.at(-1)?.id).toBe(before.length)
+    })
+
+    it('names an input file that does not exist, creating nothing', async () => {
+      const missing = importEvents({ app: 'Nowhere', ...target.flags, input: 'missing.ndjson' }, capture().io)
+      await expect(missing).rejects.toThrow(InputNotFoundError)
+      await expect(missing).rejects.toThrow(/No file missing.ndjson: give --input/)
+      expect(await target.persistence().listApplications()).toEqual([])
     })
 
     it('refuses a target that has events, unless told to append', async () => {

@@ -19,6 +19,9 @@ export interface ImportOptions extends StorageOptions {
 /** The target of an import already has events, and appending was not asked for. */
 export class TargetNotEmptyError extends ProgrammingError {}
 
+/** The file named by `--input` does not exist. */
+export class InputNotFoundError extends ProgrammingError {}
+
 /** How many events are recorded in one `insertEvents` call (one transaction). */
 export const IMPORT_BATCH_SIZE = 500
 
@@ -31,11 +34,13 @@ export const IMPORT_BATCH_SIZE = 500
  * the count to stderr.
  *
  * @returns the number of events imported.
+ * @throws InputNotFoundError when `input` names no file; nothing is opened then.
  * @throws TargetNotEmptyError when the application has events and `append` is not set.
  * @throws DataError naming the line that is not an exported event; the batches before it stay recorded.
  * @throws IntegrityError when an event's version is already recorded (appending to an application that has it).
  */
 export async function importEvents(options: ImportOptions, io: CommandIo): Promise<number> {
+  const size = options.input === undefined ? 0 : await inputSize(options.input)
   await using storage = await openStorage(options, io.env, { createTables: true })
   const events = storage.recorders.events
   const existing = await events.maxNotificationId()
@@ -45,7 +50,6 @@ export async function importEvents(options: ImportOptions, io: CommandIo): Promi
     )
   }
   const input = options.input === undefined ? io.stdin : createReadStream(options.input)
-  const size = options.input === undefined ? 0 : (await stat(options.input)).size
   const progress = startProgress(io, size, 'bytes')
   let count = 0
   let read = 0
@@ -68,6 +72,15 @@ export async function importEvents(options: ImportOptions, io: CommandIo): Promi
   }
   io.stderr.write(`Imported ${count} events into '${options.app}'\n`)
   return count
+}
+
+async function inputSize(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    throw new InputNotFoundError(`No file ${path}: give --input an export's file, or pipe the export to stdin`)
+  }
 }
 
 async function* lines(input: Readable): AsyncGenerator<{ line: string; number: number }> {
