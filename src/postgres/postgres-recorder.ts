@@ -60,6 +60,8 @@ const DEFAULT_SETTLE_MS = 2000
 // after each time that runs out, with pauses as long between tries.
 const QUICK_LOOKS = 4
 const FIRST_BARRIER_MS = 50
+// How old the resolved id may be when a filtered read begins: older, the read takes the lock first (see selectNotifications).
+const FILTERED_RESOLVE_EVERY_MS = 1000
 const DEFAULT_NOTIFY_INTERVAL_MS = 250
 
 /** The part shared by both recorders: one table of stored events, keyed by originator and version. */
@@ -194,6 +196,8 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
   readonly #tracking: TrackingSql
   // Every id up to this one is resolved: visible if committed, and never otherwise.
   #resolved = 0
+  // When the resolved id was last raised (Date.now()).
+  #resolvedAt = 0
 
   /**
    * Makes the recorder of an application's events and tracking tables.
@@ -255,11 +259,14 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
     let from = start === undefined ? 1 : inclusiveOfStart ? Math.ceil(start) : Math.floor(start) + 1
     const to = stop ?? Number.MAX_SAFE_INTEGER
     const deadline = Date.now() + this.options.settleMs
-    // One aggregate's rows are spread over the log: rows after the resolved id
-    // are settled by counting every row before them (see above), which would
-    // read the log from the start. The lock settles them all at once instead,
-    // as it does a gap; if writers hold it past the wait, the count it is.
-    if (options.originatorId !== undefined) await this.#resolve(FIRST_BARRIER_MS)
+    // Rows after the resolved id are settled by counting every row before
+    // them (see above): a filtered read whose matches are sparse (one
+    // aggregate's rows, a rare topic) would count its way through the rest of
+    // the log, from the start for a recorder that never met a gap. The lock
+    // settles them all at once instead, as it does a gap, at most once a
+    // second; if writers hold it past the wait, the count it is.
+    const filtered = options.originatorId !== undefined || (options.topics?.length ?? 0) > 0
+    if (filtered && Date.now() - this.#resolvedAt >= FILTERED_RESOLVE_EVERY_MS) await this.#resolve(FIRST_BARRIER_MS)
     const selected: Notification[] = []
     let wait = FIRST_BARRIER_MS
     for (let look = 0; ; look++) {
@@ -315,6 +322,7 @@ export class PostgresProcessRecorder extends PostgresEventTable implements Proce
     try {
       const results = (await this.pool.script(this.#notifications.barrier(timeoutMs))) as { resolved: number }[]
       this.#resolved = Math.max(this.#resolved, results[0]?.resolved ?? 0)
+      this.#resolvedAt = Date.now()
       return true
     } catch (error) {
       if (driverError(error)?.code === '55P03') return false
