@@ -14,7 +14,8 @@
 // CASSANDRA_CONTACT_POINTS; PostgreSQL embedded, or POSTGRES_URL. The node and
 // the server are stopped at the end. --dist takes another build of the
 // package than dist/ (one no other build replaces mid-run). --count prints the
-// requests each side sent to Cassandra per save or read.
+// requests each side sent to Cassandra per save or read, and the CPU time this
+// process spent on them (the library's overhead, where the requests are the same).
 import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -402,11 +403,14 @@ async function countOnce(label, per, ours, rawSide) {
   ]) {
     const context = await side.setup?.()
     const before = { ...counts }
+    const cpu = process.cpuUsage()
     await side.body(context)
+    const { user, system } = process.cpuUsage(cpu)
     const delta = (key) => ((counts[key] - before[key]) / per).toFixed(2)
     line(
       `  ${name}: ${label}`,
-      `${delta('requests')} requests (${delta('batches')} batches, ${delta('statements')} statements)`,
+      `${delta('requests')} requests (${delta('batches')} batches, ${delta('statements')} statements), ` +
+        `${((user + system) / 1000 / per).toFixed(2)} ms of this process's CPU`,
     )
   }
 }
