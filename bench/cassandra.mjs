@@ -295,20 +295,23 @@ async function rawSelectEvents(client, cql, originatorId) {
  * first row, and every save is committed).
  */
 async function rawSelectNotifications(client, cql, after, limit) {
+  const serial = readOptions(consistencies.serial)
   const selected = []
   let from = after + 1
   while (selected.length < limit) {
     const bucket = bucketOf(from)
     const page = limit - selected.length
     const params = [long(bucket), long(from), long(bucketEnd(bucket)), page]
-    const { rows } = await client.execute(cql.range, params, readOptions(consistencies.serial))
+    const { rows } = await client.execute(cql.range, params, serial)
     for (const row of rows) if (row.get('originator_id') !== null) selected.push(row)
     if (rows.length === page) {
       from = Number(rows.at(-1).get('id')) + 1
       continue
     }
-    const head = rows.length > 0 ? rows[0].get('head') : undefined
-    if (head === undefined || Number(head) !== bucketEnd(bucket)) break
+    // The head is static: in every row, or read alone when the range had none.
+    const [first] = rows.length > 0 ? rows : (await client.execute(cql.head, [long(bucket)], serial)).rows
+    const head = first?.get('head')
+    if (head === undefined || head === null || Number(head) !== bucketEnd(bucket)) break
     from = bucketEnd(bucket) + 1
   }
   return selected
