@@ -102,7 +102,11 @@ withDatabase(program.command('apps'))
 
 withDatabase(program.command('trackers'))
   .description("show each follower's position in each upstream log of the database, and how far behind it is")
-  .option('--topic <topic>', 'count only notifications of this topic, one the followers follow (repeatable)', collect)
+  .option(
+    '--module <file>',
+    "the module (.js or .ts) that exports the followers' ProcessApplication classes (or their System): counts each in the topics it follows",
+  )
+  .option('--topic <topic>', 'count only notifications of this topic, instead of those followed (repeatable)', collect)
   .option('--projection <name>', 'also show this projection store or relay (repeatable)', collect)
   .option('--json', 'one JSON object a line instead of a table')
   .action(async (options: TrackersOptions & { topic?: string[]; projection?: string[] }) => {
@@ -155,7 +159,10 @@ withDatabase(program.command('studio'))
     "serve a read-only web page over the database's applications: logs (live), aggregates, followers, DCB stores",
   )
   .option('--app <name>', 'show this application (repeatable; default: every one found)', collect)
-  .option('--module <file>', "the module (.js or .ts) that declares the aggregates' classes: shows their states")
+  .option(
+    '--module <file>',
+    "the module (.js or .ts) that declares the aggregates' classes: shows their states (and counts the followers it declares in their topics)",
+  )
   .option('--projection <name>', 'also show the positions of this projection store or relay (repeatable)', collect)
   .option('--host <address>', 'the address to listen on (default 127.0.0.1; another one needs --expose)')
   .option('--port <n>', 'the port to listen on (default 4141)', positiveInteger)

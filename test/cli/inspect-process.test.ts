@@ -64,6 +64,28 @@ describe.each(STORES)('apps and trackers in a process on %s', (_name, newStore) 
         .map((line) => JSON.parse(line).id),
     ).toEqual([7, 8])
   })
+
+  it('trackers --module counts each follower in the topics its class follows; a module without any fails with 1', {
+    timeout: 30_000,
+  }, async () => {
+    for (const [name, notificationId] of [
+      ['Registrar', 7],
+      ['Auditor', 2],
+    ] as const) {
+      await using follower = await store.persistence().open(name)
+      await follower.events.insertTracking({ applicationName: 'DogSchool', notificationId })
+    }
+    const trackers = await run(['trackers', ...flags(store), '--module', 'test/cli/modules/dog-followers.ts'])
+    expect(trackers).toMatchObject({ code: 0, stderr: '' })
+    // Registrar follows registrations only: none after id 7. Auditor follows all: 6 after id 2.
+    expect(trackers.stdout).toMatch(/│ auditor\s+│ DogSchool\s+│ 2\s+│ 8\s+│ 6\s+│/)
+    expect(trackers.stdout).toMatch(/│ registrar\s+│ DogSchool\s+│ 7\s+│ 8\s+│ 0\s+│/)
+    const nothing = await run(['trackers', ...flags(store), '--module', 'test/cli/modules/nothing.ts'])
+    expect(nothing).toMatchObject({ code: 1, stdout: '' })
+    expect(nothing.stderr).toMatch(
+      /^eventsourcing: Module test\/cli\/modules\/nothing\.ts exports no ProcessApplication subclass, nor a System with one: /,
+    )
+  })
 })
 
 it('apps exits with 1 and one line naming a missing SQLite file', { timeout: 30_000 }, async () => {

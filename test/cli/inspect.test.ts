@@ -6,13 +6,17 @@ import { apps } from '../../src/cli/commands/apps.js'
 import { log } from '../../src/cli/commands/log.js'
 import { trackers } from '../../src/cli/commands/trackers.js'
 import { DatabaseNotFoundError, ProjectionNotFoundError } from '../../src/cli/database.js'
-import { ProgrammingError, type ProjectionStore } from '../../src/index.js'
+import { FollowersNotFoundError, followedTopicsOf } from '../../src/cli/followed-topics.js'
+import { UserModuleError } from '../../src/cli/user-module.js'
+import { ProcessApplication, ProgrammingError, type ProjectionStore } from '../../src/index.js'
 import { postgresProjectionStore } from '../../src/postgres/index.js'
 import { sqliteProjectionStore } from '../../src/sqlite/index.js'
 import { tempDir } from '../fixtures/temp.js'
 import { capture, STORES, type Store, seed } from './fixtures.js'
 
 const registered = 'dogschool:Dog.Registered'
+// A user's module with two followers of the dog school (see its comments).
+const followers = 'test/cli/modules/dog-followers.ts'
 
 describe.each(STORES)('the database commands on %s', (_name, newStore) => {
   let store: Store
@@ -122,6 +126,49 @@ describe.each(STORES)('the database commands on %s', (_name, newStore) => {
       ])
     })
 
+    it('counts each follower of --module in the topics it follows; --topic overrides them', async () => {
+      // Registrar follows registrations only, Auditor everything, Reports is not in the module.
+      for (const [name, notificationId] of [
+        ['Registrar', 7],
+        ['Auditor', 2],
+        ['Reports', 5],
+      ] as const) {
+        await using follower = await store.persistence().open(name)
+        await follower.events.insertTracking({ applicationName: 'DogSchool', notificationId })
+      }
+      const json = capture()
+      await trackers({ ...store.flags, module: followers, json: true }, json.io)
+      // After id 7 only a trick (8) is recorded: Registrar is not behind. After 2, six notifications; after 5, three.
+      expect(jsonLines(json.stdout())).toEqual([
+        { follower: 'auditor', kind: 'application', upstream: 'DogSchool', position: 2, head: 8, behind: 6 },
+        { follower: 'registrar', kind: 'application', upstream: 'DogSchool', position: 7, head: 8, behind: 0 },
+        { follower: 'reports', kind: 'application', upstream: 'DogSchool', position: 5, head: 8, behind: 3 },
+      ])
+      expect(json.stderr()).toBe(
+        `Module ${followers} declares no process application reports: counted behind in all topics.\n`,
+      )
+      const overridden = capture()
+      await trackers({ ...store.flags, module: followers, topics: [registered], json: true }, overridden.io)
+      expect(jsonLines(overridden.stdout()).map((row) => [row.follower, row.behind])).toEqual([
+        ['auditor', 2],
+        ['registrar', 0],
+        ['reports', 1],
+      ])
+      expect(overridden.stderr()).toBe('')
+    })
+
+    it('fails on a --module that declares no process application, and on one that cannot be loaded', async () => {
+      await follow()
+      const attempt = trackers({ ...store.flags, module: 'test/cli/modules/nothing.ts' }, capture().io)
+      await expect(attempt).rejects.toThrow(FollowersNotFoundError)
+      await expect(attempt).rejects.toThrow(
+        /Module test\/cli\/modules\/nothing\.ts exports no ProcessApplication subclass, nor a System with one/,
+      )
+      await expect(trackers({ ...store.flags, module: 'test/cli/modules/none.ts' }, capture().io)).rejects.toThrow(
+        UserModuleError,
+      )
+    })
+
     it('shows the projections named, and fails on one whose tracking table is missing, creating nothing', async () => {
       const views = projectionStore(store, 'tricks')
       await views.write({ applicationName: 'DogSchool', notificationId: 8 }, () => {})
@@ -173,6 +220,22 @@ describe.each(STORES)('the database commands on %s', (_name, newStore) => {
       expect(none.stdout()).toBe('No notifications.\n')
     })
   })
+})
+
+it('refuses a module with two process applications of the same name', () => {
+  class Registrar extends ProcessApplication {
+    protected policy(): void {}
+  }
+  const module = {
+    Registrar,
+    Other: class extends Registrar {
+      static override readonly applicationName = 'registrar'
+    },
+  }
+  expect(() => followedTopicsOf('m.ts', module)).toThrow(
+    "Module m.ts has two process applications named 'registrar': give one a static applicationName",
+  )
+  expect(followedTopicsOf('m.ts', { Registrar })).toEqual(new Map([['registrar', undefined]]))
 })
 
 it('apps names a missing SQLite file without creating it', async () => {

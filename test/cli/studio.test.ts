@@ -143,6 +143,17 @@ describe.each(STORES)('the studio on %s', (_name, newStore) => {
     ])
   })
 
+  it('counts the followers that its module declares in the topics they follow', async () => {
+    await using registrar = await store.persistence().open('Registrar')
+    await registrar.events.insertTracking({ applicationName: 'DogSchool', notificationId: 7 })
+    await using followers = await openStudioSource({ ...store.flags, module: 'test/cli/modules/dog-followers.ts' }, {})
+    // Registrar follows registrations only: none follows id 7 (without the module, the trick of id 8 would count).
+    expect(await followers.followers()).toEqual([
+      { follower: 'registrar', kind: 'application', upstream: 'DogSchool', position: 7, head: 8, behind: 0 },
+    ])
+    expect((await source.followers()).map((row) => row.behind)).toEqual([1])
+  })
+
   it("shows an aggregate's events in version order, and says which aggregate is missing", async () => {
     const dog = (await json(server.port, `/api/apps/${app}/aggregates/${ids[0]}`)) as {
       events: unknown[]

@@ -1,17 +1,31 @@
 import type { Persistence, ProcessRecorder, StoredApplication } from '../../persistence/recorder.js'
 import type { Tracking } from '../../persistence/stored-event.js'
 import { type Database, type DatabaseOptions, openDatabase } from '../database.js'
+import { type FollowedTopics, loadFollowedTopics } from '../followed-topics.js'
 import { type CommandIo, writeTo } from '../output.js'
 import { table } from '../table.js'
 
 /** The options of the `trackers` command. */
 export interface TrackersOptions extends DatabaseOptions {
-  /** Count how far behind in notifications of these topics only, those the followers follow (all when empty). */
+  /**
+   * The user's module whose process applications (exported, or in an
+   * exported System) say which topics each follower follows: each is then
+   * counted behind in notifications of its own topics. Followers that it
+   * does not declare, and projections, are counted in all topics.
+   */
+  readonly module?: string
+  /** Count how far behind in notifications of these topics only (all when empty); overrides the module's. */
   readonly topics?: readonly string[]
   /** Projection stores (and relays' positions) on the same database, by name, whose positions are shown too. */
   readonly projections?: readonly string[]
   /** One JSON object a line instead of a table. */
   readonly json?: boolean
+}
+
+/** The options of {@link trackerRows}: those of the command, with the topics of a module's followers loaded. */
+export interface TrackerRowsOptions extends Omit<TrackersOptions, 'module' | 'json'> {
+  /** The topics each follower follows, by name (see `loadFollowedTopics`); `topics` overrides them. */
+  readonly followed?: FollowedTopics
 }
 
 /** One follower's position in one upstream log, as the `trackers` command shows it. */
@@ -31,7 +45,7 @@ export interface TrackerRow {
   /** The upstream's last notification id; null when the upstream is not in this database. */
   readonly head: number | null
   /**
-   * How many upstream notifications (of the topics given) follow the
+   * How many upstream notifications (of the topics followed) follow the
    * position; null when the upstream is not in this database.
    */
   readonly behind: number | null
@@ -48,13 +62,20 @@ const COUNT_PAGE = 1000
  * others, and each projection named, writes its position in each upstream
  * log and how far behind it is. Tracking per aggregate (`<application>/<id>`,
  * as a relay's consumer keeps it) is summarised in one row per upstream, at
- * its highest position. It creates nothing.
+ * its highest position. With a module, each follower it declares is
+ * counted behind in the topics it follows; those it does not are named on
+ * stderr. It creates nothing.
  *
  * @throws DatabaseNotFoundError for an SQLite file that does not exist.
  * @throws ProjectionNotFoundError for a projection whose tracking table is missing.
+ * @throws UserModuleError when the module cannot be loaded.
+ * @throws FollowersNotFoundError when the module declares no process application.
  */
 export async function trackers(options: TrackersOptions, io: CommandIo): Promise<void> {
-  const rows = await trackerRows(options, io)
+  const overridden = (options.topics?.length ?? 0) > 0
+  const followed = options.module === undefined || overridden ? undefined : await loadFollowedTopics(options.module)
+  const rows = await trackerRows({ ...options, followed }, io)
+  await noteUndeclared(rows, followed, options.module, io)
   if (options.json) {
     for (const row of rows) await writeTo(io.stdout, `${JSON.stringify(row)}\n`)
     return
@@ -74,15 +95,16 @@ export async function trackers(options: TrackersOptions, io: CommandIo): Promise
 }
 
 /** Returns the rows of the `trackers` command: the applications' by name, then the projections' in the order named. */
-export async function trackerRows(options: TrackersOptions, io: Pick<CommandIo, 'env'>): Promise<TrackerRow[]> {
+export async function trackerRows(options: TrackerRowsOptions, io: Pick<CommandIo, 'env'>): Promise<TrackerRow[]> {
   const database = await openDatabase(options, io.env)
   const applications = await database.persistence.listApplications()
-  const upstreams = new Upstreams(database.persistence, applications, options.topics ?? [])
+  const upstreams = new Upstreams(database.persistence, applications)
   try {
     const rows: TrackerRow[] = []
     for (const { follower, kind, tracking } of await followers(database, applications, options.projections ?? [])) {
+      const topics = topicsCounted(options, kind === 'application' ? follower : undefined)
       for (const { upstream, aggregates, position } of summarised(tracking)) {
-        const lag = await upstreams.lag(upstream, position)
+        const lag = await upstreams.lag(upstream, position, topics)
         rows.push({ follower, kind, upstream, ...(aggregates === undefined ? {} : { aggregates }), position, ...lag })
       }
     }
@@ -90,6 +112,30 @@ export async function trackerRows(options: TrackersOptions, io: Pick<CommandIo, 
   } finally {
     await upstreams.close()
   }
+}
+
+/** The topics a follower is counted behind in: those given, else those it follows, else all (empty). */
+function topicsCounted(options: TrackerRowsOptions, application: string | undefined): readonly string[] {
+  if ((options.topics?.length ?? 0) > 0 || application === undefined) return options.topics ?? []
+  return options.followed?.get(application) ?? []
+}
+
+/** Names on stderr the following applications that the module does not declare: they are counted in all topics. */
+async function noteUndeclared(
+  rows: readonly TrackerRow[],
+  followed: FollowedTopics | undefined,
+  module: string | undefined,
+  io: CommandIo,
+): Promise<void> {
+  if (followed === undefined) return
+  const undeclared = new Set(
+    rows.filter((row) => row.kind === 'application' && !followed.has(row.follower)).map((row) => row.follower),
+  )
+  if (undeclared.size === 0) return
+  await writeTo(
+    io.stderr,
+    `Module ${module} declares no process application ${[...undeclared].join(', ')}: counted behind in all topics.\n`,
+  )
 }
 
 /** Returns the tracking records of each application and of each projection named. */
@@ -138,13 +184,19 @@ class Upstreams {
   constructor(
     private readonly persistence: Persistence,
     applications: readonly StoredApplication[],
-    private readonly topics: readonly string[],
   ) {
     this.#byName = new Map(applications.map((application) => [application.name, application]))
   }
 
-  /** Returns the upstream's head and how many of its notifications follow `position`; nulls when it is not here. */
-  async lag(upstream: string, position: number): Promise<Pick<TrackerRow, 'head' | 'behind' | 'behindAtLeast'>> {
+  /**
+   * Returns the upstream's head and how many of its notifications of `topics`
+   * (all when empty) follow `position`; nulls when it is not here.
+   */
+  async lag(
+    upstream: string,
+    position: number,
+    topics: readonly string[],
+  ): Promise<Pick<TrackerRow, 'head' | 'behind' | 'behindAtLeast'>> {
     // The tables spell the name in lower case, as the tracking records may not.
     const name = upstream.toLowerCase()
     const stored = this.#byName.get(name)
@@ -165,7 +217,7 @@ class Upstreams {
         inclusiveOfStart: false,
         stop: head,
         limit,
-        topics: this.topics,
+        topics,
       })
       behind += page.length
       if (page.length < limit) return { head, behind }

@@ -5,9 +5,10 @@ import type { Environment } from '../../application/config.js'
 import type { DcbRecorder, DcbRecorders } from '../../persistence/dcb.js'
 import { NotFoundError } from '../../persistence/errors.js'
 import type { Transcoding } from '../../persistence/transcoder.js'
-import { type AggregateState, loadClasses, rebuildAggregate } from '../aggregate-state.js'
+import { type AggregateState, rebuildAggregate, transcodingsOf } from '../aggregate-state.js'
 import { type TrackerRow, trackerRows } from '../commands/trackers.js'
 import { type Database, openDatabase } from '../database.js'
+import { type FollowedTopics, followedTopicsOf } from '../followed-topics.js'
 import {
   ApplicationNotFoundError,
   isMissingTable,
@@ -16,6 +17,7 @@ import {
   type StorageOptions,
   storageMapper,
 } from '../storage.js'
+import { loadUserModule } from '../user-module.js'
 
 /** An application the studio shows: its notification log and its DCB store, where it has them. */
 export interface AppSummary {
@@ -38,7 +40,11 @@ export interface DcbStore extends Pick<Storage, 'mapper' | 'decodes' | 'app'> {
 export interface StudioSourceOptions extends Omit<StorageOptions, 'app'> {
   /** Only these applications (by name, in any case); every application found when not given. */
   readonly apps?: readonly string[]
-  /** The user's module that declares the aggregates' classes: the aggregates' states are shown then. */
+  /**
+   * The user's module that declares the aggregates' classes: the aggregates'
+   * states are shown then; and the followers it declares (as `trackers
+   * --module` finds them) are counted behind in the topics they follow.
+   */
   readonly module?: string
   /** Projection stores on the same database whose positions the followers view shows. */
   readonly projections?: readonly string[]
@@ -82,9 +88,11 @@ export interface StudioSource extends AsyncDisposable {
  * @throws ApplicationNotFoundError for an application named that has neither events tables nor a DCB store.
  */
 export async function openStudioSource(options: StudioSourceOptions, env: Environment): Promise<StudioSource> {
-  const transcodings = options.module === undefined ? [] : await loadClasses(options.module)
+  // No module is a module of no exports: no transcodings, no followers (counted in all topics).
+  const file = options.module ?? ''
+  const module = options.module === undefined ? {} : await loadUserModule(file)
   const database = await openDatabase(options, env)
-  const source = new Source(database, options, env, transcodings)
+  const source = new Source(database, options, env, transcodingsOf(file, module), followedTopicsOf(file, module))
   try {
     await source.apps()
   } catch (error) {
@@ -105,6 +113,7 @@ class Source implements StudioSource {
     private readonly options: StudioSourceOptions,
     private readonly env: Environment,
     private readonly transcodings: readonly Transcoding<unknown>[],
+    private readonly followed: FollowedTopics,
   ) {
     this.states = options.module !== undefined
   }
@@ -165,7 +174,7 @@ class Source implements StudioSource {
   }
 
   followers(): Promise<TrackerRow[]> {
-    return trackerRows({ ...this.options, projections: this.options.projections }, { env: this.env })
+    return trackerRows({ ...this.options, followed: this.followed }, { env: this.env })
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
