@@ -334,7 +334,10 @@ async function catchUp(select) {
 
 const started = Date.now()
 const node = await startCassandra()
-const pg = await postgresServer(['fsync=on', 'synchronous_commit=on', 'max_connections=200'])
+const pg = await postgresServer(['fsync=on', 'synchronous_commit=on', 'max_connections=200']).catch(async (error) => {
+  await node.stop()
+  throw error
+})
 const keyspace = `bench_${randomBytes(4).toString('hex')}`
 const options = { contactPoints: node.contactPoints, localDataCenter: node.localDataCenter, keyspace }
 const cassandraPersistence = cassandra(options)
