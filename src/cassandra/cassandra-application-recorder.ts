@@ -17,7 +17,6 @@ import {
   LogWriter,
   logCql,
   long,
-  numberOf,
   openBucket,
   SaveStatuses,
 } from './cassandra-log.js'
@@ -39,7 +38,7 @@ import {
   createKeyspaceCql,
   createSchema,
 } from './cassandra-schema.js'
-import type { CassandraSession } from './cassandra-session.js'
+import { type CassandraSession, numberOf } from './cassandra-session.js'
 
 const MAX_INT = 2_147_483_647
 // How often a save is tried when another aborts it and no clash explains why.
@@ -549,7 +548,7 @@ function toNotification(row: Row): Notification | undefined {
 function toEvent(row: Row): StoredEvent {
   return {
     originatorId: row.get('originator_id') as string,
-    originatorVersion: Number(row.get('originator_version')),
+    originatorVersion: numberOf(row, 'originator_version')!,
     topic: row.get('topic') as string,
     state: new Uint8Array(row.get('state') as Buffer),
   }

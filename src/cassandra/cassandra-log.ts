@@ -8,9 +8,8 @@ import type cassandraDriver from 'cassandra-driver'
 import { OperationalError } from '../persistence/errors.js'
 import type { StoredEvent } from '../persistence/stored-event.js'
 import { BUCKET, type CassandraTables } from './cassandra-schema.js'
-import type { CassandraSession, CqlStatement } from './cassandra-session.js'
+import { type CassandraSession, type CqlStatement, numberOf } from './cassandra-session.js'
 
-type Row = cassandraDriver.types.Row
 type Uuid = cassandraDriver.types.Uuid
 
 /** The status of a save, in the first row of its ids in the log. */
@@ -102,12 +101,6 @@ export interface LogContext {
 /** Returns a bigint parameter. */
 export function long(session: CassandraSession, value: number) {
   return session.driver.types.Long.fromNumber(value)
-}
-
-/** Returns a bigint column as a number, or undefined when it is null. */
-export function numberOf(row: Row, column: string): number | undefined {
-  const value = row.get(column) as unknown
-  return value === null || value === undefined ? undefined : Number(value)
 }
 
 /**

@@ -4,7 +4,7 @@ import { validIdentifier } from '../persistence/identifiers.js'
 import type { AggregateRecorder, EventsQuery, SelectEventsOptions } from '../persistence/recorder.js'
 import type { StoredEvent } from '../persistence/stored-event.js'
 import { createEventTableCql, createKeyspaceCql, createSchema } from './cassandra-schema.js'
-import type { CassandraSession, CqlStatement } from './cassandra-session.js'
+import { type CassandraSession, type CqlStatement, numberOf } from './cassandra-session.js'
 
 // How often a conditional write whose outcome was settled as "not written" is tried again.
 const ATTEMPTS = 3
@@ -126,7 +126,7 @@ export class CassandraAggregateRecorder implements AggregateRecorder {
     try {
       const { applied, rows } = await this.#session.conditional(inserts)
       if (applied) return 'applied'
-      const clashed = new Set(rows.map((row) => Number(row.get('originator_version'))))
+      const clashed = new Set(rows.map((row) => numberOf(row, 'originator_version')!))
       return versions.find((version) => clashed.has(version)) ?? versions[0]!
     } catch (error) {
       if (!this.#session.outcomeUnknown(error)) throw this.#session.error(error, 'write to')
@@ -148,7 +148,7 @@ export class CassandraAggregateRecorder implements AggregateRecorder {
     }
     if (rows.length === 0) return 'absent'
     const foreign = rows.find((row) => String(row.get('save_id')) !== saveId)
-    if (foreign !== undefined) return Number(foreign.get('originator_version'))
+    if (foreign !== undefined) return numberOf(foreign, 'originator_version')!
     if (rows.length === versions.length) return 'applied'
     throw new OperationalError(`A conditional batch on ${this.#session.where} was found half-applied`, { cause })
   }
@@ -166,7 +166,7 @@ export class CassandraAggregateRecorder implements AggregateRecorder {
     ])
     return rows.map((row) => ({
       originatorId: row.get('originator_id') as string,
-      originatorVersion: Number(row.get('originator_version')),
+      originatorVersion: numberOf(row, 'originator_version')!,
       topic: row.get('topic') as string,
       state: new Uint8Array(row.get('state') as Buffer),
     }))

@@ -11,8 +11,8 @@ import {
   VersionConflictError,
 } from '../persistence/errors.js'
 import type { StoredEvent, Tracking } from '../persistence/stored-event.js'
-import { type LogContext, long, numberOf } from './cassandra-log.js'
-import type { CqlStatement } from './cassandra-session.js'
+import { type LogContext, long } from './cassandra-log.js'
+import { type CqlStatement, numberOf } from './cassandra-session.js'
 
 type Row = cassandraDriver.types.Row
 type Uuid = cassandraDriver.types.Uuid

@@ -272,3 +272,15 @@ function nativePort(contactPoints: readonly string[]): number {
   const [only] = ports
   return ports.size === 1 && only !== undefined ? Number(only) : 9042
 }
+
+/**
+ * Returns a bigint (or int) column of a row as a number, or undefined when it
+ * is null. A bigint arrives as the driver's Long: its toNumber() is exact
+ * below 2^53, where ids and versions stay, and far cheaper than Number(),
+ * which goes through its string.
+ */
+export function numberOf(row: Row, column: string): number | undefined {
+  const value = row.get(column) as { toNumber(): number } | number | null | undefined
+  if (value === null || value === undefined) return undefined
+  return typeof value === 'number' ? value : value.toNumber()
+}
